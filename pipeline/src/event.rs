@@ -1,0 +1,278 @@
+//! The event contract: the versioned JSON envelope upstream producers write to the input topics.
+//!
+//! These types are the single source of truth: the decoder reads them, the demo and the tests
+//! write them, and `schema/event.schema.json` is generated from them (see `json_schema`).
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The envelope's schema version this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One CRM event, as published on `crm.contacts`, `crm.invoices`, `crm.bookings` or `crm.tasks`.
+/// The Kafka message key is `contact_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Event {
+    /// Envelope schema version; absent means 1.
+    #[serde(default = "default_version")]
+    pub schema_version: u32,
+    /// Unique id of the event; a repeated id counts once.
+    pub event_id: String,
+    /// The business (tenant) the contact belongs to.
+    pub business_id: String,
+    /// The contact the event is about (also the Kafka message key).
+    pub contact_id: String,
+    /// When it happened upstream (RFC 3339).
+    pub occurred_at: DateTime<Utc>,
+    /// Where it came from: booking_form, automation, public_link, import, manual, commerce, or a
+    /// source added in configuration.
+    pub source: String,
+    /// The type tag and its type-specific fields.
+    #[serde(flatten)]
+    pub payload: Payload,
+}
+
+fn default_version() -> u32 {
+    SCHEMA_VERSION
+}
+
+/// The `type` tag and the `data` object it governs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum Payload {
+    #[serde(rename = "contact.created")]
+    ContactCreated(ContactCreated),
+    #[serde(rename = "contact.updated")]
+    ContactUpdated(ContactUpdated),
+    #[serde(rename = "contact.merged")]
+    ContactMerged(ContactMerged),
+    #[serde(rename = "contact.deleted")]
+    ContactDeleted(Empty),
+    #[serde(rename = "contact.erased")]
+    ContactErased(Empty),
+    #[serde(rename = "note.created")]
+    NoteCreated(NoteCreated),
+    #[serde(rename = "task.created")]
+    TaskCreated(TaskCreated),
+    #[serde(rename = "task.completed", alias = "contact.task.completed")]
+    TaskCompleted(TaskRef),
+    #[serde(rename = "booking.created")]
+    BookingCreated(BookingCreated),
+    #[serde(rename = "booking.confirmed")]
+    BookingConfirmed(BookingRef),
+    #[serde(rename = "booking.cancelled")]
+    BookingCancelled(BookingRef),
+    #[serde(rename = "booking.completed")]
+    BookingCompleted(BookingRef),
+    #[serde(rename = "invoice.sent")]
+    InvoiceSent(InvoiceSent),
+    #[serde(rename = "invoice.paid")]
+    InvoicePaid(InvoiceRef),
+    #[serde(rename = "invoice.overdue")]
+    InvoiceOverdue(InvoiceRef),
+}
+
+/// Every type tag, in contract order, with its aliases resolved to the canonical name.
+pub const EVENT_TYPES: &[&str] = &[
+    "contact.created",
+    "contact.updated",
+    "contact.merged",
+    "contact.deleted",
+    "contact.erased",
+    "note.created",
+    "task.created",
+    "task.completed",
+    "booking.created",
+    "booking.confirmed",
+    "booking.cancelled",
+    "booking.completed",
+    "invoice.sent",
+    "invoice.paid",
+    "invoice.overdue",
+];
+
+impl Payload {
+    /// The canonical type tag.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Payload::ContactCreated(_) => "contact.created",
+            Payload::ContactUpdated(_) => "contact.updated",
+            Payload::ContactMerged(_) => "contact.merged",
+            Payload::ContactDeleted(_) => "contact.deleted",
+            Payload::ContactErased(_) => "contact.erased",
+            Payload::NoteCreated(_) => "note.created",
+            Payload::TaskCreated(_) => "task.created",
+            Payload::TaskCompleted(_) => "task.completed",
+            Payload::BookingCreated(_) => "booking.created",
+            Payload::BookingConfirmed(_) => "booking.confirmed",
+            Payload::BookingCancelled(_) => "booking.cancelled",
+            Payload::BookingCompleted(_) => "booking.completed",
+            Payload::InvoiceSent(_) => "invoice.sent",
+            Payload::InvoicePaid(_) => "invoice.paid",
+            Payload::InvoiceOverdue(_) => "invoice.overdue",
+        }
+    }
+
+    /// The `data` object alone, as JSON text.
+    pub fn data_json(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut m)) => m.remove("data").unwrap_or_default().to_string(),
+            _ => "{}".into(),
+        }
+    }
+
+    /// The input topic family this type belongs on.
+    pub fn family(&self) -> TopicFamily {
+        match self {
+            Payload::ContactCreated(_)
+            | Payload::ContactUpdated(_)
+            | Payload::ContactMerged(_)
+            | Payload::ContactDeleted(_)
+            | Payload::ContactErased(_)
+            | Payload::NoteCreated(_) => TopicFamily::Contacts,
+            Payload::TaskCreated(_) | Payload::TaskCompleted(_) => TopicFamily::Tasks,
+            Payload::BookingCreated(_)
+            | Payload::BookingConfirmed(_)
+            | Payload::BookingCancelled(_)
+            | Payload::BookingCompleted(_) => TopicFamily::Bookings,
+            Payload::InvoiceSent(_) | Payload::InvoicePaid(_) | Payload::InvoiceOverdue(_) => {
+                TopicFamily::Invoices
+            }
+        }
+    }
+}
+
+/// The four input topics, by what they carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TopicFamily {
+    Contacts,
+    Invoices,
+    Bookings,
+    Tasks,
+}
+
+/// `contact.created`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactCreated {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// LEAD when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo_url: Option<String>,
+}
+
+/// `contact.updated`: any subset of the profile fields; at least one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactUpdated {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo_url: Option<String>,
+}
+
+/// `contact.merged`: `merged_contact_id` is folded into the envelope's contact, which survives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactMerged {
+    pub merged_contact_id: String,
+}
+
+/// The empty `data` of `contact.deleted` and `contact.erased`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Empty {}
+
+/// `note.created`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NoteCreated {
+    pub note_id: String,
+    pub body: String,
+}
+
+/// `task.created`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskCreated {
+    pub task_id: String,
+    pub title: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// `task.completed` (also accepted as `contact.task.completed`)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TaskRef {
+    pub task_id: String,
+}
+
+/// `booking.created`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BookingCreated {
+    pub booking_id: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub starts_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price_cents: Option<i64>,
+}
+
+/// `booking.confirmed`, `booking.cancelled`, `booking.completed`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct BookingRef {
+    pub booking_id: String,
+}
+
+/// `invoice.sent`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InvoiceSent {
+    pub invoice_id: String,
+    pub amount_cents: i64,
+    /// ISO 4217 code, e.g. EUR.
+    pub currency: String,
+    pub due_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<String>,
+}
+
+/// `invoice.paid`, `invoice.overdue`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InvoiceRef {
+    pub invoice_id: String,
+}
+
+/// The JSON Schema of the envelope, generated from these types.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Event)).expect("a schema serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed schema must be the one these types generate; regenerate it with
+    /// `KEYFLOW_BLESS=1 cargo test -p pipeline committed_schema`.
+    #[test]
+    fn committed_schema_matches_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/event.schema.json");
+        let generated = serde_json::to_string_pretty(&json_schema()).unwrap() + "\n";
+        if std::env::var_os("KEYFLOW_BLESS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(committed, generated, "schema/event.schema.json is stale");
+    }
+}
