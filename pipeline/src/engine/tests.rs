@@ -1,0 +1,182 @@
+//! Each lead-score factor at pinned clocks, including changes caused by time alone.
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::event::*;
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+struct Script {
+    state: PartitionState,
+    n: u64,
+}
+
+impl Script {
+    fn new() -> Self {
+        Self { state: PartitionState::default(), n: 0 }
+    }
+
+    fn ev(&mut self, contact: &str, at: &str, payload: Payload) -> &mut Self {
+        self.n += 1;
+        self.state.apply(&Event {
+            schema_version: 1,
+            event_id: format!("e{}", self.n),
+            business_id: "b".into(),
+            contact_id: contact.into(),
+            occurred_at: t(at),
+            source: "manual".into(),
+            payload,
+        });
+        self
+    }
+
+    async fn score_at(&mut self, contact: &str, now: &str) -> ContactProfile {
+        let key = ContactKey::new("b", contact);
+        let engine = Engine::new(ScoringConfig::default());
+        let mut out = engine.evaluate(&mut self.state, &[key], t(now).timestamp_millis(), 0).await.unwrap();
+        out.pop().expect("a profile")
+    }
+}
+
+fn booking(id: &str) -> Payload {
+    Payload::BookingCreated(BookingCreated {
+        booking_id: id.into(),
+        service_id: "s".into(),
+        service_name: "Cut".into(),
+        starts_at: t("2026-11-01T10:00:00Z"),
+        price_cents: Some(100),
+    })
+}
+
+fn completed(id: &str) -> Payload {
+    Payload::BookingCompleted(BookingRef { booking_id: id.into() })
+}
+
+fn sent(id: &str, cents: i64) -> Payload {
+    Payload::InvoiceSent(InvoiceSent {
+        invoice_id: id.into(),
+        amount_cents: cents,
+        currency: "EUR".into(),
+        due_at: t("2026-11-20T00:00:00Z"),
+        booking_id: None,
+        service_id: None,
+    })
+}
+
+fn paid(id: &str) -> Payload {
+    Payload::InvoicePaid(InvoiceRef { invoice_id: id.into() })
+}
+
+fn factor(p: &ContactProfile, name: &str) -> (i64, i64) {
+    let f = p.factors.iter().find(|f| f.factor == name).unwrap();
+    (f.count, f.points)
+}
+
+#[tokio::test]
+async fn completed_bookings_count_then_expire_from_the_window() {
+    let mut s = Script::new();
+    s.ev("c", "2026-11-01T09:00:00Z", booking("k1")).ev("c", "2026-11-01T11:00:00Z", completed("k1"));
+    s.ev("c", "2026-11-05T11:00:00Z", completed("k2"));
+    let p = s.score_at("c", "2026-11-10T00:00:00Z").await;
+    assert_eq!(factor(&p, "bookings_completed"), (2, 30));
+    assert_eq!(p.lead_score, 30);
+    // 14 days after the first completion it leaves the window: no new event needed.
+    let p = s.score_at("c", "2026-11-15T11:00:00Z").await;
+    assert_eq!(factor(&p, "bookings_completed"), (1, 15));
+    let p = s.score_at("c", "2026-11-19T11:00:00Z").await;
+    assert_eq!((factor(&p, "bookings_completed"), p.lead_score), ((0, 0), 0));
+}
+
+#[tokio::test]
+async fn time_alone_schedules_the_next_evaluation() {
+    let mut s = Script::new();
+    s.ev("c", "2026-11-01T11:00:00Z", completed("k1"));
+    // The event made the contact due; evaluating it schedules its next change.
+    assert_eq!(s.state.take_due(t("2026-11-02T00:00:00Z").timestamp_millis()), vec![ContactKey::new("b", "c")]);
+    s.score_at("c", "2026-11-02T00:00:00Z").await;
+    assert_eq!(s.state.next_timer(), Some(t("2026-11-15T11:00:00Z").timestamp_millis()));
+    assert!(s.state.take_due(t("2026-11-15T10:59:59Z").timestamp_millis()).is_empty());
+    assert_eq!(s.state.take_due(t("2026-11-15T11:00:00Z").timestamp_millis()), vec![ContactKey::new("b", "c")]);
+}
+
+#[tokio::test]
+async fn bookings_are_capped_at_four() {
+    let mut s = Script::new();
+    for i in 0..6 {
+        s.ev("c", &format!("2026-11-0{}T11:00:00Z", i + 1), completed(&format!("k{i}")));
+    }
+    let p = s.score_at("c", "2026-11-08T00:00:00Z").await;
+    assert_eq!(factor(&p, "bookings_completed"), (6, 60));
+    assert_eq!(p.lead_score, 60);
+}
+
+#[tokio::test]
+async fn paid_and_unpaid_invoices() {
+    let mut s = Script::new();
+    s.ev("c", "2026-11-02T10:00:00Z", sent("i1", 5000)).ev("c", "2026-11-03T10:00:00Z", sent("i2", 2500));
+    s.ev("c", "2026-11-04T10:00:00Z", completed("k1"));
+    let p = s.score_at("c", "2026-11-05T00:00:00Z").await;
+    assert_eq!(factor(&p, "invoices_unpaid"), (2, -20));
+    assert_eq!((p.outstanding_balance_cents, p.unpaid_invoices), (7500, 2));
+    assert_eq!(p.lead_score, 0, "15 - 20 clamps at 0");
+    s.ev("c", "2026-11-06T10:00:00Z", paid("i1"));
+    let p = s.score_at("c", "2026-11-07T00:00:00Z").await;
+    assert_eq!(factor(&p, "invoices_paid"), (1, 10));
+    assert_eq!(factor(&p, "invoices_unpaid"), (1, -10));
+    assert_eq!(p.outstanding_balance_cents, 2500);
+    assert_eq!(p.lead_score, 15);
+}
+
+#[tokio::test]
+async fn a_task_becomes_overdue_with_no_new_event() {
+    let mut s = Script::new();
+    s.ev("c", "2026-11-01T10:00:00Z", completed("k1"));
+    s.ev(
+        "c",
+        "2026-11-01T12:00:00Z",
+        Payload::TaskCreated(TaskCreated { task_id: "t1".into(), title: "Call".into(), due_at: t("2026-11-03T09:00:00Z") }),
+    );
+    let p = s.score_at("c", "2026-11-03T09:00:00Z").await;
+    assert_eq!((factor(&p, "tasks_overdue"), p.lead_score), ((0, 0), 15), "due, not yet overdue");
+    assert_eq!(s.state.next_timer(), Some(t("2026-11-03T09:00:00.001Z").timestamp_millis()));
+    let p = s.score_at("c", "2026-11-03T09:00:01Z").await;
+    assert_eq!((factor(&p, "tasks_overdue"), p.lead_score), ((1, -5), 10));
+    s.ev("c", "2026-11-03T10:00:00Z", Payload::TaskCompleted(TaskRef { task_id: "t1".into() }));
+    let p = s.score_at("c", "2026-11-04T00:00:00Z").await;
+    assert_eq!(factor(&p, "tasks_overdue"), (0, 0));
+}
+
+#[tokio::test]
+async fn order_of_arrival_does_not_matter_and_duplicates_count_once() {
+    let mut a = Script::new();
+    a.ev("c", "2026-11-02T10:00:00Z", sent("i1", 100)).ev("c", "2026-11-03T10:00:00Z", paid("i1"));
+    let mut b = Script::new();
+    b.ev("c", "2026-11-03T10:00:00Z", paid("i1")).ev("c", "2026-11-02T10:00:00Z", sent("i1", 100));
+    let (pa, pb) = (a.score_at("c", "2026-11-05T00:00:00Z").await, b.score_at("c", "2026-11-05T00:00:00Z").await);
+    assert_eq!(pa.fingerprint(), pb.fingerprint());
+    let dup = Event {
+        schema_version: 1,
+        event_id: "e1".into(),
+        business_id: "b".into(),
+        contact_id: "c".into(),
+        occurred_at: t("2026-11-04T00:00:00Z"),
+        source: "manual".into(),
+        payload: completed("k9"),
+    };
+    assert_eq!(a.state.apply(&dup), crate::state::Applied::Duplicate);
+}
+
+#[tokio::test]
+async fn weights_and_caps_come_from_configuration() {
+    let mut s = Script::new();
+    for i in 0..3 {
+        s.ev("c", &format!("2026-11-0{}T11:00:00Z", i + 1), completed(&format!("k{i}")));
+    }
+    let engine = Engine::new(ScoringConfig { booking_weight: 40, booking_cap: 2, ..Default::default() });
+    let key = ContactKey::new("b", "c");
+    let p = engine.evaluate(&mut s.state, &[key], t("2026-11-05T00:00:00Z").timestamp_millis(), 0).await.unwrap();
+    assert_eq!(p[0].lead_score, 80);
+}

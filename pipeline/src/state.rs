@@ -1,0 +1,450 @@
+//! Windowed state of one partition: every contact's profile fields and the facts the metrics
+//! need (bookings, invoices, tasks), folded from events in any order, each event counted once.
+//!
+//! Facts are kept by id with one timestamp per life-cycle step, so applying the same set of
+//! events in any order gives the same state. Profile fields are last-writer-wins by `occurred_at`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::event::{ContactCreated, ContactUpdated, Event, Payload};
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Ms = i64;
+
+/// One contact of one business.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContactKey {
+    pub business_id: Arc<str>,
+    pub contact_id: Arc<str>,
+}
+
+impl ContactKey {
+    pub fn new(business_id: &str, contact_id: &str) -> Self {
+        Self { business_id: business_id.into(), contact_id: contact_id.into() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Booking {
+    pub service_id: Option<String>,
+    pub service_name: Option<String>,
+    pub starts_at: Option<Ms>,
+    pub price_cents: Option<i64>,
+    pub created_at: Option<Ms>,
+    pub confirmed_at: Option<Ms>,
+    pub cancelled_at: Option<Ms>,
+    pub completed_at: Option<Ms>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Invoice {
+    pub amount_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub due_at: Option<Ms>,
+    pub booking_id: Option<String>,
+    pub service_id: Option<String>,
+    pub sent_at: Option<Ms>,
+    pub paid_at: Option<Ms>,
+    pub overdue_at: Option<Ms>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Task {
+    pub title: Option<String>,
+    pub due_at: Option<Ms>,
+    pub created_at: Option<Ms>,
+    pub completed_at: Option<Ms>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub note_id: String,
+    pub body: String,
+    pub at: Ms,
+}
+
+/// Profile fields, each with the event time it was last set at.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Field<T> {
+    pub value: T,
+    pub at: Ms,
+    set: bool,
+}
+
+impl<T> Field<T> {
+    /// Sets the value unless a later write is already in place (ties: the later arrival wins).
+    fn set(&mut self, value: T, at: Ms) {
+        if !self.set || at >= self.at {
+            self.value = value;
+            self.at = at;
+            self.set = true;
+        }
+    }
+}
+
+/// Most recent notes kept per contact.
+pub const NOTES_KEPT: usize = 20;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContactState {
+    pub name: Field<Option<String>>,
+    pub email: Field<Option<String>>,
+    pub phone: Field<Option<String>>,
+    pub status: Field<String>,
+    pub tags: Field<Vec<String>>,
+    pub photo_url: Field<Option<String>>,
+    pub created_at: Option<Ms>,
+    pub deleted_at: Option<Ms>,
+    pub erased_at: Option<Ms>,
+    /// The contact this one was merged into; it is then excluded from results.
+    pub merged_into: Option<Arc<str>>,
+    pub last_interaction_at: Option<Ms>,
+    pub bookings: HashMap<String, Booking>,
+    pub invoices: HashMap<String, Invoice>,
+    pub tasks: HashMap<String, Task>,
+    pub notes: Vec<Note>,
+    /// The instant at which a metric of this contact next changes with no new event.
+    pub next_timer: Option<Ms>,
+    /// Fingerprint of the last profile written, to write only real changes.
+    pub last_written: Option<u64>,
+}
+
+impl ContactState {
+    /// Status, LEAD until a contact event says otherwise.
+    pub fn status(&self) -> &str {
+        if self.status.value.is_empty() {
+            "LEAD"
+        } else {
+            &self.status.value
+        }
+    }
+
+    /// Whether the contact shows in results (not deleted, not merged away).
+    pub fn visible(&self) -> bool {
+        self.deleted_at.is_none() && self.merged_into.is_none()
+    }
+
+    fn touch(&mut self, at: Ms) {
+        self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
+    }
+
+    fn erase_personal_data(&mut self) {
+        let at = self.erased_at.unwrap_or_default();
+        for f in [&mut self.name, &mut self.email, &mut self.phone, &mut self.photo_url] {
+            f.value = None;
+            f.at = f.at.max(at);
+        }
+        for n in &mut self.notes {
+            n.body.clear();
+        }
+    }
+
+    fn apply_created(&mut self, c: &ContactCreated, at: Ms) {
+        self.created_at = Some(self.created_at.map_or(at, |x| x.min(at)));
+        self.name.set(Some(c.name.clone()), at);
+        if c.email.is_some() {
+            self.email.set(c.email.clone(), at);
+        }
+        if c.phone.is_some() {
+            self.phone.set(c.phone.clone(), at);
+        }
+        if let Some(tags) = &c.tags {
+            self.tags.set(tags.clone(), at);
+        }
+        self.status.set(c.status.clone().unwrap_or_else(|| "LEAD".into()), at);
+        if c.photo_url.is_some() {
+            self.photo_url.set(c.photo_url.clone(), at);
+        }
+    }
+
+    fn apply_updated(&mut self, u: &ContactUpdated, at: Ms) {
+        let clearable = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        if let Some(n) = &u.name {
+            self.name.set(Some(n.clone()), at);
+        }
+        if u.email.is_some() {
+            self.email.set(clearable(&u.email), at);
+        }
+        if u.phone.is_some() {
+            self.phone.set(clearable(&u.phone), at);
+        }
+        if let Some(t) = &u.tags {
+            self.tags.set(t.clone(), at);
+        }
+        if let Some(s) = &u.status {
+            self.status.set(s.clone(), at);
+        }
+        if u.photo_url.is_some() {
+            self.photo_url.set(clearable(&u.photo_url), at);
+        }
+    }
+
+    /// Folds a merged-away contact's facts into this one.
+    fn absorb(&mut self, other: &ContactState) {
+        for (id, b) in &other.bookings {
+            self.bookings.entry(id.clone()).or_insert_with(|| b.clone());
+        }
+        for (id, i) in &other.invoices {
+            self.invoices.entry(id.clone()).or_insert_with(|| i.clone());
+        }
+        for (id, t) in &other.tasks {
+            self.tasks.entry(id.clone()).or_insert_with(|| t.clone());
+        }
+        let mut tags: BTreeSet<String> = self.tags.value.iter().cloned().collect();
+        tags.extend(other.tags.value.iter().cloned());
+        self.tags.value = tags.into_iter().collect();
+        for f in [(&mut self.email, &other.email), (&mut self.phone, &other.phone)] {
+            if f.0.value.is_none() && f.1.value.is_some() {
+                *f.0 = f.1.clone();
+            }
+        }
+        if let Some(at) = other.last_interaction_at {
+            self.touch(at);
+        }
+        self.notes.extend(other.notes.iter().cloned());
+        self.notes.sort_by_key(|n| n.at);
+        let excess = self.notes.len().saturating_sub(NOTES_KEPT);
+        self.notes.drain(..excess);
+    }
+}
+
+fn min_opt(a: Option<Ms>, b: Ms) -> Option<Ms> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// What applying one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// New event: state changed (or at least was touched) and the contact is dirty.
+    New,
+    /// Its `event_id` was seen before: nothing changed.
+    Duplicate,
+}
+
+/// All contacts of one partition, the event ids already counted, and the time-driven timers.
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    pub contacts: HashMap<ContactKey, ContactState>,
+    seen: HashSet<Box<str>>,
+    timers: BTreeSet<(Ms, ContactKey)>,
+    dirty: HashSet<ContactKey>,
+}
+
+impl PartitionState {
+    pub fn len(&self) -> usize {
+        self.contacts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty()
+    }
+
+    /// Whether this event id has already been counted.
+    pub fn seen(&self, event_id: &str) -> bool {
+        self.seen.contains(event_id)
+    }
+
+    /// Follows `merged_into` links to the surviving contact (a cycle stops where it closes).
+    fn resolve(&self, key: &ContactKey) -> ContactKey {
+        let mut current = key.clone();
+        let mut hops = 0;
+        while let Some(next) = self.contacts.get(&current).and_then(|c| c.merged_into.clone()) {
+            hops += 1;
+            if hops > 16 || *next == *key.contact_id {
+                break;
+            }
+            current = ContactKey { business_id: current.business_id.clone(), contact_id: next };
+        }
+        current
+    }
+
+    /// Applies one accepted, normalised event.
+    pub fn apply(&mut self, ev: &Event) -> Applied {
+        if !self.seen.insert(ev.event_id.as_str().into()) {
+            return Applied::Duplicate;
+        }
+        let at = ev.occurred_at.timestamp_millis();
+        let own = ContactKey::new(&ev.business_id, &ev.contact_id);
+        if let Payload::ContactMerged(m) = &ev.payload {
+            self.merge(&own, &m.merged_contact_id, at);
+            return Applied::New;
+        }
+        let key = self.resolve(&own);
+        self.dirty.insert(key.clone());
+        let c = self.contacts.entry(key).or_default();
+        c.touch(at);
+        match &ev.payload {
+            Payload::ContactCreated(cc) => c.apply_created(cc, at),
+            Payload::ContactUpdated(u) => c.apply_updated(u, at),
+            Payload::ContactMerged(_) => unreachable!("handled above"),
+            Payload::ContactDeleted(_) => c.deleted_at = min_opt(c.deleted_at, at),
+            Payload::ContactErased(_) => {
+                c.erased_at = min_opt(c.erased_at, at);
+                c.erase_personal_data();
+            }
+            Payload::NoteCreated(n) => {
+                if !c.notes.iter().any(|x| x.note_id == n.note_id) {
+                    let body = if c.erased_at.is_some() { String::new() } else { n.body.clone() };
+                    c.notes.push(Note { note_id: n.note_id.clone(), body, at });
+                    c.notes.sort_by_key(|n| n.at);
+                    let excess = c.notes.len().saturating_sub(NOTES_KEPT);
+                    c.notes.drain(..excess);
+                }
+            }
+            Payload::TaskCreated(t) => {
+                let task = c.tasks.entry(t.task_id.clone()).or_default();
+                task.title = Some(t.title.clone());
+                task.due_at = Some(t.due_at.timestamp_millis());
+                task.created_at = min_opt(task.created_at, at);
+            }
+            Payload::TaskCompleted(t) => {
+                let task = c.tasks.entry(t.task_id.clone()).or_default();
+                task.completed_at = min_opt(task.completed_at, at);
+            }
+            Payload::BookingCreated(b) => {
+                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                booking.service_id = Some(b.service_id.clone());
+                booking.service_name = Some(b.service_name.clone());
+                booking.starts_at = Some(b.starts_at.timestamp_millis());
+                booking.price_cents = b.price_cents;
+                booking.created_at = min_opt(booking.created_at, at);
+            }
+            Payload::BookingConfirmed(b) => {
+                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                booking.confirmed_at = min_opt(booking.confirmed_at, at);
+            }
+            Payload::BookingCancelled(b) => {
+                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                booking.cancelled_at = min_opt(booking.cancelled_at, at);
+            }
+            Payload::BookingCompleted(b) => {
+                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                booking.completed_at = min_opt(booking.completed_at, at);
+            }
+            Payload::InvoiceSent(i) => {
+                let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
+                inv.amount_cents = Some(i.amount_cents);
+                inv.currency = Some(i.currency.clone());
+                inv.due_at = Some(i.due_at.timestamp_millis());
+                inv.booking_id = i.booking_id.clone();
+                inv.service_id = i.service_id.clone();
+                inv.sent_at = min_opt(inv.sent_at, at);
+            }
+            Payload::InvoicePaid(i) => {
+                let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
+                inv.paid_at = min_opt(inv.paid_at, at);
+            }
+            Payload::InvoiceOverdue(i) => {
+                let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
+                inv.overdue_at = min_opt(inv.overdue_at, at);
+            }
+        }
+        Applied::New
+    }
+
+    /// `merged` is folded into `survivor`. A merge that would close a cycle is ignored.
+    fn merge(&mut self, survivor: &ContactKey, merged: &str, at: Ms) {
+        let merged_key = ContactKey::new(&survivor.business_id, merged);
+        let target = self.resolve(survivor);
+        if target == merged_key {
+            tracing::warn!(survivor = %survivor.contact_id, merged, "merge would close a cycle; ignored");
+            return;
+        }
+        let merged_state = {
+            let m = self.contacts.entry(merged_key.clone()).or_default();
+            m.merged_into = Some(target.contact_id.clone());
+            m.touch(at);
+            m.clone()
+        };
+        let s = self.contacts.entry(target.clone()).or_default();
+        s.absorb(&merged_state);
+        s.touch(at);
+        self.dirty.insert(target);
+        self.dirty.insert(merged_key);
+    }
+
+    /// Contacts changed since the last call, plus those whose timers fired by `now`.
+    pub fn take_due(&mut self, now: Ms) -> Vec<ContactKey> {
+        while let Some(first) = self.timers.first() {
+            if first.0 > now {
+                break;
+            }
+            let (at, key) = self.timers.pop_first().expect("first exists");
+            if let Some(c) = self.contacts.get_mut(&key) {
+                if c.next_timer == Some(at) {
+                    c.next_timer = None;
+                }
+            }
+            self.dirty.insert(key);
+        }
+        let mut keys: Vec<ContactKey> = self.dirty.drain().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Marks every contact for re-evaluation (after a rebuild, or a rules change).
+    pub fn mark_all_dirty(&mut self) {
+        self.dirty.extend(self.contacts.keys().cloned());
+    }
+
+    /// Schedules re-evaluation of `key` at `at` (keeps only the earliest pending timer).
+    pub fn schedule(&mut self, key: &ContactKey, at: Option<Ms>) {
+        let Some(c) = self.contacts.get_mut(key) else { return };
+        if c.next_timer == at {
+            return;
+        }
+        if let Some(old) = c.next_timer.take() {
+            self.timers.remove(&(old, key.clone()));
+        }
+        if let Some(at) = at {
+            c.next_timer = Some(at);
+            self.timers.insert((at, key.clone()));
+        }
+    }
+
+    /// Earliest pending timer, if any.
+    pub fn next_timer(&self) -> Option<Ms> {
+        self.timers.first().map(|t| t.0)
+    }
+}
+
+/// The next instant after `now` at which a lead-score input of `c` changes with no new event:
+/// a completed booking or a paid invoice entering or leaving the window, an unpaid invoice or a
+/// task reaching its time, a task becoming overdue.
+pub fn next_change(c: &ContactState, now: Ms, window_ms: Ms) -> Option<Ms> {
+    let mut next: Option<Ms> = None;
+    let mut consider = |t: Ms| {
+        if t > now {
+            next = Some(next.map_or(t, |n| n.min(t)));
+        }
+    };
+    for b in c.bookings.values() {
+        if let Some(t) = b.completed_at {
+            consider(t);
+            consider(t + window_ms);
+        }
+    }
+    for i in c.invoices.values() {
+        if let Some(t) = i.paid_at {
+            consider(t);
+            consider(t + window_ms);
+        }
+        if let Some(t) = i.sent_at {
+            consider(t);
+        }
+    }
+    for t in c.tasks.values() {
+        if let Some(due) = t.due_at {
+            // Overdue once due_at < now, i.e. from due_at + 1 ms.
+            consider(due + 1);
+        }
+        if let Some(at) = t.created_at {
+            consider(at);
+        }
+        if let Some(at) = t.completed_at {
+            consider(at);
+        }
+    }
+    next
+}
