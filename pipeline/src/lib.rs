@@ -1,0 +1,15 @@
+//! KeyFlow's inbound half: the event contract, normalisation, the Kafka source (embedded broker
+//! included) and the windowed DataFusion engine that turns events into contact profiles.
+
+pub mod clock;
+pub mod config;
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod kafka;
+pub mod normalise;
+pub mod processor;
+pub mod profile;
+pub mod sink;
+pub mod state;
+pub mod status;

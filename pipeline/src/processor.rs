@@ -1,0 +1,317 @@
+//! The processor loop: read a micro-batch, decode and dead-letter, fold into windowed state,
+//! evaluate what is due at the engine's clock, write durably, then commit offsets.
+//!
+//! At-least-once in (offsets committed only after the sink confirmed every write of the batch),
+//! idempotent out (event ids counted once, profiles written only when their content changes).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::config::ProcessingConfig;
+use crate::decode::Decoder;
+use crate::engine::{Engine, EngineError};
+use crate::kafka::dlq::DeadLetters;
+use crate::kafka::source::{self, Assignment, Source, SourceContext};
+use crate::sink::{AcceptedEvent, PartitionOutput, ResultSink, SinkError};
+use crate::state::{Applied, PartitionState};
+use crate::status::ProcessorStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    #[error("sink: {0}")]
+    Sink(#[from] SinkError),
+    #[error("dead letter for {topic}/{partition}@{offset} was not delivered: {cause}")]
+    DeadLetter { topic: String, partition: i32, offset: i64, cause: String },
+}
+
+/// Longest pause between two retries of a transient sink failure.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+pub struct Processor {
+    consumer: Arc<Source>,
+    context: SourceContext,
+    dead_letters: DeadLetters,
+    decoder: Decoder,
+    engine: Engine,
+    clock: SharedClock,
+    sink: Arc<dyn ResultSink>,
+    config: ProcessingConfig,
+    status: Arc<ProcessorStatus>,
+    partitions: BTreeMap<i32, PartitionState>,
+}
+
+impl Processor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        consumer: Arc<Source>,
+        context: SourceContext,
+        dead_letters: DeadLetters,
+        decoder: Decoder,
+        engine: Engine,
+        clock: SharedClock,
+        sink: Arc<dyn ResultSink>,
+        config: ProcessingConfig,
+        status: Arc<ProcessorStatus>,
+    ) -> Self {
+        Self {
+            consumer,
+            context,
+            dead_letters,
+            decoder,
+            engine,
+            clock,
+            sink,
+            config,
+            status,
+            partitions: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until `shutdown` is cancelled (then finishes the batch in hand) or a permanent error.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+        let mut last_lag_check = tokio::time::Instant::now() - Duration::from_secs(60);
+        loop {
+            let batch = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                batch = self.next_batch() => batch,
+            };
+            let received = batch.len();
+            self.handle_rebalances().await?;
+            self.process(batch).await?;
+            let idle = received < self.config.batch_max_events;
+            if idle && (!self.status.is_ready() || last_lag_check.elapsed() > Duration::from_secs(5)) {
+                last_lag_check = tokio::time::Instant::now();
+                self.refresh_lag().await;
+            }
+        }
+        self.dead_letters.flush();
+        // Every message handed to us was processed and written: commit the positions for good.
+        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            tracing::debug!(cause = %err, "final commit skipped");
+        }
+        tracing::info!("processor stopped");
+        Ok(())
+    }
+
+    async fn refresh_lag(&self) {
+        match source::lag(&self.consumer).await {
+            Ok(lag) => {
+                self.status.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+                let ready = lag == 0;
+                if ready && !self.status.is_ready() {
+                    tracing::info!("caught up with the input topics: ready");
+                }
+                self.status.set_ready(ready || self.status.is_ready() && lag >= 0);
+            }
+            Err(err) => tracing::debug!(cause = %err, "lag not available yet"),
+        }
+    }
+
+    /// Up to `batch_max_events` messages: waits up to `tick_ms` for the first, then up to
+    /// `batch_linger_ms` for the rest. An empty batch still runs the timers.
+    async fn next_batch(&self) -> Vec<OwnedMessage> {
+        let mut batch = Vec::new();
+        let tick = Duration::from_millis(self.config.tick_ms);
+        match tokio::time::timeout(tick, self.consumer.recv()).await {
+            Err(_) => return batch,
+            Ok(Err(err)) => {
+                tracing::warn!(cause = %err, "consumer error");
+                return batch;
+            }
+            Ok(Ok(m)) => batch.push(m.detach()),
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        while batch.len() < self.config.batch_max_events {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(err)) => tracing::warn!(cause = %err, "consumer error"),
+                Err(_) => break,
+            }
+        }
+        batch
+    }
+
+    async fn handle_rebalances(&mut self) -> Result<(), ProcessorError> {
+        for change in self.context.take_changes() {
+            match change {
+                Assignment::Revoked(ps) => {
+                    for p in ps {
+                        if self.partitions.remove(&p).is_some() {
+                            self.sink.release(p).await;
+                        }
+                    }
+                }
+                Assignment::Assigned(ps) => {
+                    for p in ps {
+                        self.ensure_partition(p).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a partition's state from the sink the first time it is needed.
+    async fn ensure_partition(&mut self, p: i32) -> Result<(), ProcessorError> {
+        if self.partitions.contains_key(&p) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let recovered = self.with_retry(|sink| async move { sink.recover(p).await }).await?;
+        let mut state = PartitionState::default();
+        for ev in &recovered.events {
+            state.apply(ev);
+        }
+        for profile in &recovered.profiles {
+            let key = crate::state::ContactKey::new(&profile.business_id, &profile.contact_id);
+            if let Some(c) = state.contacts.get_mut(&key) {
+                c.last_written = Some(profile.fingerprint());
+            }
+        }
+        state.mark_all_dirty();
+        tracing::info!(
+            partition = p,
+            events = recovered.events.len(),
+            contacts = state.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition state rebuilt"
+        );
+        self.partitions.insert(p, state);
+        Ok(())
+    }
+
+    async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), ProcessorError> {
+        let now = self.clock.now().timestamp_millis();
+        let mut outputs: BTreeMap<i32, PartitionOutput> = BTreeMap::new();
+        let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
+        let mut pending_dead = Vec::new();
+        let (mut accepted, mut duplicates) = (0u64, 0u64);
+
+        for msg in &batch {
+            let (topic, p, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
+            next_offsets.insert((topic.clone(), p), offset + 1);
+            self.ensure_partition(p).await?;
+            match self.decoder.decode(msg.key(), msg.payload().unwrap_or_default()) {
+                Ok(event) => {
+                    let state = self.partitions.get_mut(&p).expect("partition loaded");
+                    if state.apply(&event) == Applied::Duplicate {
+                        duplicates += 1;
+                        continue;
+                    }
+                    accepted += 1;
+                    let out = outputs.entry(p).or_insert_with(|| PartitionOutput { partition: p, ..Default::default() });
+                    out.events.push(AcceptedEvent { event, topic, partition: p, offset });
+                }
+                Err(why) => {
+                    tracing::warn!(topic, partition = p, offset, reason = %why, "dead-lettered");
+                    pending_dead.push((topic, p, offset, self.dead_letters.send(msg, &why)?));
+                }
+            }
+        }
+
+        for (&p, state) in self.partitions.iter_mut() {
+            let due = state.take_due(now);
+            if due.is_empty() {
+                continue;
+            }
+            let profiles = self.engine.evaluate(state, &due, now, p).await?;
+            let changed: Vec<_> = profiles
+                .into_iter()
+                .filter(|pr| {
+                    let key = crate::state::ContactKey::new(&pr.business_id, &pr.contact_id);
+                    state.contacts.get(&key).and_then(|c| c.last_written) != Some(pr.fingerprint())
+                })
+                .collect();
+            if !changed.is_empty() {
+                outputs.entry(p).or_insert_with(|| PartitionOutput { partition: p, ..Default::default() }).profiles =
+                    changed;
+            }
+        }
+
+        let mut written = 0u64;
+        for out in outputs.values().filter(|o| !o.is_empty()) {
+            let out = out.clone();
+            self.with_retry(|sink| {
+                let out = out.clone();
+                async move { sink.write(&out).await }
+            })
+            .await?;
+            written += out.profiles.len() as u64;
+            if let Some(state) = self.partitions.get_mut(&out.partition) {
+                for pr in &out.profiles {
+                    let key = crate::state::ContactKey::new(&pr.business_id, &pr.contact_id);
+                    if let Some(c) = state.contacts.get_mut(&key) {
+                        c.last_written = Some(pr.fingerprint());
+                    }
+                }
+            }
+        }
+
+        let dead = pending_dead.len() as u64;
+        for (topic, partition, offset, delivery) in pending_dead {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => {
+                    return Err(ProcessorError::DeadLetter { topic, partition, offset, cause: err.to_string() })
+                }
+                Err(_) => {
+                    return Err(ProcessorError::DeadLetter { topic, partition, offset, cause: "cancelled".into() })
+                }
+            }
+        }
+
+        if !next_offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for ((topic, p), next) in &next_offsets {
+                tpl.add_partition_offset(topic, *p, Offset::Offset(*next))?;
+            }
+            if let Err(err) = self.consumer.commit(&tpl, CommitMode::Async) {
+                // The next batch's commit covers these offsets; a replay is deduplicated.
+                tracing::warn!(cause = %err, "offset commit failed");
+            }
+        }
+
+        ProcessorStatus::add(&self.status.events_in, accepted);
+        ProcessorStatus::add(&self.status.duplicates, duplicates);
+        ProcessorStatus::add(&self.status.dead_letters, dead);
+        ProcessorStatus::add(&self.status.profiles_written, written);
+        if !batch.is_empty() {
+            ProcessorStatus::add(&self.status.batches, 1);
+        }
+        self.status.complete_up_to_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Retries transient sink failures with capped exponential backoff; gives up on permanent
+    /// ones. The loop does not fetch meanwhile, so memory stays bounded (backpressure).
+    async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ProcessorError>
+    where
+        F: Fn(Arc<dyn ResultSink>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, SinkError>>,
+    {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match f(self.sink.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(err) if err.is_retryable() => {
+                    tracing::warn!(cause = %err, backoff_ms = backoff.as_millis() as u64, "sink write failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The contract between the processor and the stores it writes to: one durable write per
+//! partition and micro-batch, and the recovery read that rebuilds a partition's state.
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+use crate::profile::ContactProfile;
+
+/// An accepted event with where it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcceptedEvent {
+    pub event: Event,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What one micro-batch produced for one partition.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionOutput {
+    pub partition: i32,
+    /// Newly accepted events (duplicates already removed), in processing order.
+    pub events: Vec<AcceptedEvent>,
+    /// Profiles whose content changed.
+    pub profiles: Vec<ContactProfile>,
+}
+
+impl PartitionOutput {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.profiles.is_empty()
+    }
+}
+
+/// A partition's durable contents, read back to rebuild its state.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// Every stored event of the partition, in the order it was processed.
+    pub events: Vec<Event>,
+    /// The latest stored profile of each contact of the partition.
+    pub profiles: Vec<ContactProfile>,
+}
+
+/// A sink failure, classified once: retry or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Worth retrying with backoff (connection refused, timeout, 5xx, disk full for a moment).
+    #[error("transient sink failure: {0}")]
+    Transient(String),
+    /// Retrying cannot help (schema mismatch, bad DDL, corrupt file): stop with this message.
+    #[error("permanent sink failure: {0}")]
+    Permanent(String),
+}
+
+impl SinkError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SinkError::Transient(_))
+    }
+}
+
+/// A durable store of events and profiles.
+#[async_trait]
+pub trait ResultSink: Send + Sync {
+    /// Durably writes one partition's output; returns only once it is safe to commit offsets.
+    /// Must be idempotent: writing the same output twice leaves the same contents.
+    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError>;
+
+    /// Reads back what was written for `partition`.
+    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError>;
+
+    /// Called when a partition is no longer ours; drop anything cached for it.
+    async fn release(&self, _partition: i32) {}
+}
