@@ -1,0 +1,229 @@
+//! The embedded store: events and profile versions as Arrow IPC segments under the data
+//! directory, plus the in-memory read model the API serves from.
+//!
+//! It is the default sink: a micro-batch is durable once `write` returns (see [`segments`] for
+//! the commit protocol), and a partition's state is rebuilt from its events on `recover`.
+//! Small segments are merged as they accumulate so a long-running store keeps few files.
+
+pub mod rows;
+pub mod segments;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use pipeline::profile::ContactProfile;
+use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
+
+use crate::index::ProfileIndex;
+use rows::StoredEvent;
+use segments::{Kind, Segment, SegmentError, Segments};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error("converting rows of {what}: {source}")]
+    Rows { what: &'static str, source: serde_arrow::Error },
+    #[error("stored event {event_id} cannot be read back: {detail}")]
+    Event { event_id: String, detail: String },
+}
+
+impl From<StoreError> for SinkError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            // A full disk or a lost mount may come back; a file we cannot parse will not.
+            StoreError::Segment(SegmentError::Io { .. }) => SinkError::Transient(e.to_string()),
+            _ => SinkError::Permanent(e.to_string()),
+        }
+    }
+}
+
+/// Segments at most this large are merged once more than `merge_after` of them accumulate.
+const SMALL_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug)]
+struct Inner {
+    segments: Segments,
+    next_seq: Mutex<HashMap<i32, u64>>,
+    index: Arc<ProfileIndex>,
+    merge_after: usize,
+}
+
+/// A cheap handle; clones share the same files and index.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+fn rows_err(what: &'static str) -> impl FnOnce(serde_arrow::Error) -> StoreError {
+    move |source| StoreError::Rows { what, source }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store under `dir`, cleans up after any crash, and loads the current
+    /// profiles into the read model.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let segments = Segments::new(dir.into());
+        let index = Arc::new(ProfileIndex::default());
+        let mut next_seq = HashMap::new();
+        for p in segments.partitions()? {
+            segments.clean(p)?;
+            next_seq.insert(p, segments.committed(p)?.map_or(0, |s| s + 1));
+        }
+        let store = Self {
+            inner: Arc::new(Inner { segments, next_seq: Mutex::new(next_seq), index, merge_after: 32 }),
+        };
+        for p in store.inner.segments.partitions()? {
+            store.inner.index.upsert(store.latest_profiles(p)?);
+        }
+        tracing::info!(dir = %store.dir().display(), contacts = store.inner.index.len(), "embedded store opened");
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.inner.segments.root()
+    }
+
+    /// The read model, shared with the API.
+    pub fn index(&self) -> Arc<ProfileIndex> {
+        self.inner.index.clone()
+    }
+
+    /// Partitions with data.
+    pub fn partitions(&self) -> Result<Vec<i32>, StoreError> {
+        Ok(self.inner.segments.partitions()?)
+    }
+
+    /// Every stored event of `partition`, in processing order.
+    pub fn events(&self, partition: i32) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::new();
+        for b in self.inner.segments.read(Kind::Events, partition)? {
+            out.extend(rows::events_from(&b).map_err(rows_err("events"))?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored profile version of `partition`, oldest first.
+    pub fn profile_versions(&self, partition: i32) -> Result<Vec<ContactProfile>, StoreError> {
+        let mut out = Vec::new();
+        for b in self.inner.segments.read(Kind::Profiles, partition)? {
+            out.extend(rows::profiles_from(&b).map_err(rows_err("profiles"))?);
+        }
+        Ok(out)
+    }
+
+    /// The latest version of each contact of `partition`.
+    pub fn latest_profiles(&self, partition: i32) -> Result<Vec<ContactProfile>, StoreError> {
+        let mut latest: HashMap<(String, String), ContactProfile> = HashMap::new();
+        for p in self.profile_versions(partition)? {
+            latest.insert((p.business_id.clone(), p.contact_id.clone()), p);
+        }
+        let mut out: Vec<_> = latest.into_values().collect();
+        out.sort_by(|a, b| (&a.business_id, &a.contact_id).cmp(&(&b.business_id, &b.contact_id)));
+        Ok(out)
+    }
+
+    fn write_blocking(&self, out: &PartitionOutput) -> Result<(), StoreError> {
+        let p = out.partition;
+        let seq = {
+            let mut seqs = self.inner.next_seq.lock().expect("seq lock");
+            let next = seqs.entry(p).or_insert(0);
+            let seq = *next;
+            *next += 1;
+            seq
+        };
+        let segs = &self.inner.segments;
+        if !out.profiles.is_empty() {
+            let batch = rows::profiles_batch(&out.profiles).map_err(rows_err("profiles"))?;
+            segs.write(Kind::Profiles, p, seq, &batch.schema(), &[batch])?;
+        }
+        let events: Vec<StoredEvent> = out.events.iter().map(StoredEvent::from).collect();
+        let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
+        segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
+        self.inner.index.upsert(out.profiles.iter().cloned());
+        self.merge_small(Kind::Events, p)?;
+        self.merge_small(Kind::Profiles, p)?;
+        Ok(())
+    }
+
+    /// Merges the newest run of small segments into one once it is longer than `merge_after`.
+    /// The merged file takes the run's highest seq; a crash before the old files are deleted
+    /// leaves duplicates that recovery absorbs (events by id, profiles by recency).
+    fn merge_small(&self, kind: Kind, p: i32) -> Result<(), StoreError> {
+        let segs = &self.inner.segments;
+        let all = segs.list(kind, p)?;
+        let run: Vec<Segment> =
+            all.iter().rev().take_while(|s| s.bytes <= SMALL_SEGMENT_BYTES).cloned().collect::<Vec<_>>().into_iter().rev().collect();
+        if run.len() <= self.inner.merge_after {
+            return Ok(());
+        }
+        let last = run.last().expect("non-empty run").seq;
+        let mut batches: Vec<RecordBatch> = Vec::new();
+        for s in &run {
+            batches.extend(Segments::read_file(&s.path)?);
+        }
+        let batches = match kind {
+            Kind::Events => batches,
+            Kind::Profiles => {
+                // Keep only the newest version of each contact within the run.
+                let mut latest: HashMap<(String, String), ContactProfile> = HashMap::new();
+                for b in &batches {
+                    for pr in rows::profiles_from(b).map_err(rows_err("profiles"))? {
+                        latest.insert((pr.business_id.clone(), pr.contact_id.clone()), pr);
+                    }
+                }
+                let mut rows: Vec<_> = latest.into_values().collect();
+                rows.sort_by_key(|r| r.evaluated_at);
+                vec![rows::profiles_batch(&rows).map_err(rows_err("profiles"))?]
+            }
+        };
+        let schema = match kind {
+            Kind::Events => rows::schema(&rows::event_fields()),
+            Kind::Profiles => rows::schema(&rows::profile_fields()),
+        };
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        segs.write(kind, p, last, &schema, &batches)?;
+        segs.remove(&run[..run.len() - 1])?;
+        tracing::debug!(partition = p, kind = ?kind, merged = run.len(), "segments merged");
+        Ok(())
+    }
+
+    fn recover_blocking(&self, p: i32) -> Result<Recovered, StoreError> {
+        self.inner.segments.clean(p)?;
+        let mut events = Vec::new();
+        for e in self.events(p)? {
+            let event = e.to_event().map_err(|detail| StoreError::Event { event_id: e.event_id.clone(), detail })?;
+            events.push(event);
+        }
+        let profiles = self.latest_profiles(p)?;
+        self.inner.index.upsert(profiles.iter().cloned());
+        Ok(Recovered { events, profiles })
+    }
+}
+
+#[async_trait]
+impl ResultSink for EmbeddedStore {
+    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
+        let store = self.clone();
+        let output = output.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(&output))
+            .await
+            .map_err(|e| SinkError::Permanent(format!("store writer panicked: {e}")))?
+            .map_err(Into::into)
+    }
+
+    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.recover_blocking(partition))
+            .await
+            .map_err(|e| SinkError::Permanent(format!("store reader panicked: {e}")))?
+            .map_err(Into::into)
+    }
+
+    async fn release(&self, partition: i32) {
+        self.inner.index.drop_partition(partition);
+    }
+}
