@@ -1,0 +1,108 @@
+//! `keyflow`: command-line wiring only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use keyflow::config::{Config, Overrides, SETTINGS_HELP};
+use keyflow::demo::generator::DemoSpec;
+use pipeline::clock::SystemClock;
+
+#[derive(Parser, Debug)]
+#[command(name = "keyflow", version, about = "Real-time intelligence for service-business CRMs", after_help = SETTINGS_HELP)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "KEYFLOW_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (embedded broker log, embedded store) [KEYFLOW_DATA_DIR].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// External Kafka bootstrap servers; without it an embedded broker starts [KEYFLOW_BROKERS].
+    #[arg(long, global = true)]
+    brokers: Option<String>,
+    /// Embedded broker listen address [KEYFLOW_BROKER_ADDR].
+    #[arg(long, global = true)]
+    broker_addr: Option<SocketAddr>,
+    /// API listen address [KEYFLOW_API_ADDR].
+    #[arg(long, global = true)]
+    api_addr: Option<SocketAddr>,
+    /// Any setting as KEY=VALUE (repeatable), e.g. scoring.window_days=7 or kafka.client.id=x.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Consume, score and serve until ctrl-c.
+    Run,
+    /// Run on embedded defaults and feed a synthetic stream through the Kafka protocol.
+    Demo {
+        /// Seed of the synthetic stream.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Number of businesses.
+        #[arg(long, default_value_t = 4)]
+        businesses: usize,
+        /// Contacts per business.
+        #[arg(long, default_value_t = 750)]
+        contacts: usize,
+        /// Live events per second after the history.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+    },
+    /// Run DataFusion SQL over the embedded store (tables: events, profile_versions; view: profiles).
+    Sql {
+        /// The statement, e.g. "SELECT contact_id, lead_score FROM profiles ORDER BY lead_score DESC LIMIT 5".
+        query: String,
+    },
+    /// Print the JSON Schema of the event envelope.
+    Schema,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        data_dir: cli.data_dir,
+        brokers: cli.brokers,
+        broker_addr: cli.broker_addr,
+        api_addr: cli.api_addr,
+        set: cli.set,
+    };
+    let cfg = Config::load(cli.config.as_deref(), &overrides)?;
+    let clock = Arc::new(SystemClock);
+    match cli.command {
+        Command::Run => {
+            let mut running = keyflow::run::start(&cfg, clock).await?;
+            println!("KeyFlow running: API on http://{}", running.api_addr);
+            tokio::select! {
+                _ = keyflow::shutdown_signal() => {}
+                res = running.processor_stopped() => res?,
+            }
+            running.stop().await
+        }
+        Command::Demo { seed, businesses, contacts, rate } => {
+            let spec = DemoSpec { seed, businesses, contacts_per_business: contacts, ..Default::default() };
+            keyflow::demo::run(&cfg, clock, spec, rate).await
+        }
+        Command::Sql { query } => {
+            let store = sinks::store::EmbeddedStore::open(cfg.data_dir.join("store"))?;
+            let batches = sinks::sql::query(&store, &query).await?;
+            println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?);
+            Ok(())
+        }
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&pipeline::event::json_schema())?);
+            Ok(())
+        }
+    }
+}

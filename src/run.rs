@@ -1,0 +1,104 @@
+//! Wiring for `keyflow run`: broker (embedded or external), topics, store, processor and API,
+//! started in that order and stopped in reverse.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use pipeline::clock::SharedClock;
+use pipeline::decode::Decoder;
+use pipeline::engine::Engine;
+use pipeline::kafka::broker::EmbeddedBroker;
+use pipeline::kafka::dlq::DeadLetters;
+use pipeline::kafka::{client_config, source, topics};
+use pipeline::processor::Processor;
+use pipeline::status::ProcessorStatus;
+use sinks::store::EmbeddedStore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// A running KeyFlow: stop it with [`Running::stop`].
+pub struct Running {
+    pub api_addr: std::net::SocketAddr,
+    /// `bootstrap.servers` of the broker in use.
+    pub bootstrap: String,
+    pub store: EmbeddedStore,
+    pub status: Arc<ProcessorStatus>,
+    broker: Option<EmbeddedBroker>,
+    shutdown: CancellationToken,
+    processor: JoinHandle<Result<(), pipeline::processor::ProcessorError>>,
+    api: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts everything `cfg` asks for.
+pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let (bootstrap, broker) = match &cfg.brokers {
+        Some(b) => (b.clone(), None),
+        None => {
+            let broker = EmbeddedBroker::start(cfg.broker_addr, &cfg.data_dir.join("broker").join("tansu.db")).await?;
+            (broker.bootstrap(), Some(broker))
+        }
+    };
+    let client = client_config(&bootstrap, &cfg.kafka);
+    if broker.is_some() {
+        topics::ensure_topics(&client, &cfg.topics).await.context("creating topics on the embedded broker")?;
+    }
+    let partitions = topics::check_copartitioned(&client, &cfg.topics).await?;
+    tracing::info!(%bootstrap, partitions, "input topics are co-partitioned");
+
+    let store = EmbeddedStore::open(cfg.data_dir.join("store"))?;
+    let status = Arc::new(ProcessorStatus::default());
+    let (consumer, context) = source::subscribe(&client, &cfg.processing.group_id, &cfg.topics.inputs())?;
+    let processor = Processor::new(
+        consumer,
+        context,
+        DeadLetters::new(&client, &cfg.topics.dlq)?,
+        Decoder::new(cfg.ingest.sources.iter().cloned(), cfg.ingest.max_event_bytes),
+        Engine::new(cfg.scoring.clone()),
+        clock,
+        Arc::new(store.clone()),
+        cfg.processing.clone(),
+        status.clone(),
+    );
+    let shutdown = CancellationToken::new();
+    let processor = tokio::spawn(processor.run(shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(cfg.api_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (set another with --api-addr)", cfg.api_addr))?;
+    let api_addr = listener.local_addr()?;
+    let state = api::AppState { reader: store.index(), status: status.clone() };
+    let api_shutdown = shutdown.clone();
+    let api = tokio::spawn(api::serve(listener, state, async move { api_shutdown.cancelled().await }));
+    tracing::info!(%api_addr, "API listening");
+    Ok(Running { api_addr, bootstrap, store, status, broker, shutdown, processor, api })
+}
+
+impl Running {
+    /// Resolves when the processor stops by itself (a permanent error).
+    pub async fn processor_stopped(&mut self) -> anyhow::Result<()> {
+        (&mut self.processor).await.context("processor task panicked")??;
+        Ok(())
+    }
+
+    /// Stops the API (draining requests), the processor (finishing its batch), then the broker.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let api = self.api.await;
+        let processor = self.processor.await;
+        if let Some(b) = self.broker {
+            b.stop().await;
+        }
+        api.context("api task panicked")??;
+        processor.context("processor task panicked")??;
+        Ok(())
+    }
+
+    /// The embedded broker, when one runs.
+    pub fn broker(&self) -> Option<&EmbeddedBroker> {
+        self.broker.as_ref()
+    }
+}
