@@ -1,0 +1,82 @@
+//! Shared scaffolding for the integration tests: a real embedded broker per test on a free port,
+//! a private data directory, a pinned clock, and helpers to produce and to wait.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use keyflow::config::Config;
+use keyflow::demo::generator::DemoMessage;
+use pipeline::clock::ManualClock;
+use pipeline::event::{Event, Payload};
+use pipeline::kafka::broker::EmbeddedBroker;
+use pipeline::kafka::{client_config, topics};
+
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A fresh config: private data dir, free ports, fast ticks, a unique group.
+pub fn config(dir: &std::path::Path) -> Config {
+    let mut cfg = Config { data_dir: dir.to_path_buf(), broker_addr: free_addr(), api_addr: free_addr(), ..Default::default() };
+    cfg.processing.tick_ms = 100;
+    cfg.processing.batch_linger_ms = 20;
+    cfg.processing.group_id = format!("test-{}", uuid_like());
+    cfg
+}
+
+pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A broker of our own (so processors can stop and start around it) with the topics created.
+pub async fn broker(dir: &std::path::Path, cfg: &mut Config) -> EmbeddedBroker {
+    let broker = EmbeddedBroker::start(cfg.broker_addr, &dir.join("broker/tansu.db")).await.unwrap();
+    topics::ensure_topics(&client_config(&broker.bootstrap(), &cfg.kafka), &cfg.topics).await.unwrap();
+    cfg.brokers = Some(broker.bootstrap());
+    broker
+}
+
+pub fn clock(at: &str) -> (ManualClock, Arc<ManualClock>) {
+    let c = ManualClock::at(t(at));
+    (c.clone(), Arc::new(c))
+}
+
+/// An event as a producer would publish it.
+pub fn msg(id: &str, business: &str, contact: &str, at: &str, payload: Payload) -> DemoMessage {
+    let ev = Event {
+        schema_version: 1,
+        event_id: id.into(),
+        business_id: business.into(),
+        contact_id: contact.into(),
+        occurred_at: t(at),
+        source: "manual".into(),
+        payload,
+    };
+    DemoMessage { family: ev.payload.family(), key: contact.into(), payload: serde_json::to_vec(&ev).unwrap(), occurred_at: t(at) }
+}
+
+/// Polls `cond` every 50 ms until it holds, or panics after `secs` with `what`.
+pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(url).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
