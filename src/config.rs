@@ -102,7 +102,10 @@ impl Config {
         overrides: &Overrides,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
-        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
@@ -113,8 +116,15 @@ impl Config {
         // Known variables only (KEYFLOW_KAFKA__* are handled below: their keys contain dots).
         let plain: Vec<(String, String)> = env
             .iter()
-            .filter(|(k, _)| !k.starts_with(KAFKA_ENV_PREFIX) && !NOT_SETTINGS.iter().any(|n| k.starts_with(n)))
-            .map(|(k, v)| (k[ENV_PREFIX.len()..].to_lowercase().replace("__", "."), v.clone()))
+            .filter(|(k, _)| {
+                !k.starts_with(KAFKA_ENV_PREFIX) && !NOT_SETTINGS.iter().any(|n| k.starts_with(n))
+            })
+            .map(|(k, v)| {
+                (
+                    k[ENV_PREFIX.len()..].to_lowercase().replace("__", "."),
+                    v.clone(),
+                )
+            })
             .collect();
         for (key, value) in plain {
             fig = fig.merge(Serialized::global(&key, parse_value(&value)));
@@ -144,7 +154,8 @@ impl Config {
         let mut cfg: Config = fig.extract().context("invalid configuration")?;
         for (k, v) in &env {
             if let Some(rest) = k.strip_prefix(KAFKA_ENV_PREFIX) {
-                cfg.kafka.insert(rest.to_lowercase().replace('_', "."), v.clone());
+                cfg.kafka
+                    .insert(rest.to_lowercase().replace('_', "."), v.clone());
             }
         }
         cfg.kafka.extend(kafka_sets);
@@ -153,7 +164,11 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        let checks = [self.topics.validate(), self.processing.validate(), self.scoring.validate()];
+        let checks = [
+            self.topics.validate(),
+            self.processing.validate(),
+            self.scoring.validate(),
+        ];
         for c in checks {
             c.map_err(anyhow::Error::msg)?;
         }
@@ -179,8 +194,12 @@ fn parse_value(raw: &str) -> figment::value::Value {
         return b.into();
     }
     if let Some(inner) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        let items: Vec<figment::value::Value> =
-            inner.split(',').map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| s.to_string().into()).collect();
+        let items: Vec<figment::value::Value> = inner
+            .split(',')
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_string().into())
+            .collect();
         return items.into();
     }
     raw.to_string().into()
@@ -191,7 +210,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -223,19 +245,44 @@ mod tests {
         let cfg = Config::load_from(Some(&file), &flags, vars).unwrap();
         assert_eq!(cfg.api_addr.to_string(), "127.0.0.1:2");
         assert_eq!(cfg.data_dir, PathBuf::from("/from/env"));
-        assert_eq!((cfg.scoring.window_days, cfg.scoring.booking_weight, cfg.scoring.paid_cap), (7, 20, 2));
+        assert_eq!(
+            (
+                cfg.scoring.window_days,
+                cfg.scoring.booking_weight,
+                cfg.scoring.paid_cap
+            ),
+            (7, 20, 2)
+        );
         assert_eq!(cfg.ingest.sources, vec!["manual".to_string(), "fax".into()]);
-        assert_eq!(cfg.kafka.get("fetch.wait.max.ms").map(String::as_str), Some("10"));
-        assert_eq!(cfg.kafka.get("socket.timeout.ms").map(String::as_str), Some("5000"));
+        assert_eq!(
+            cfg.kafka.get("fetch.wait.max.ms").map(String::as_str),
+            Some("10")
+        );
+        assert_eq!(
+            cfg.kafka.get("socket.timeout.ms").map(String::as_str),
+            Some("5000")
+        );
         assert_eq!(cfg.kafka.get("client.id").map(String::as_str), Some("x"));
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
-        let err = Config::load_from(None, &Overrides { set: vec!["scoring.nope=1".into()], ..Default::default() }, env(&[]))
-            .unwrap_err();
+        let err = Config::load_from(
+            None,
+            &Overrides {
+                set: vec!["scoring.nope=1".into()],
+                ..Default::default()
+            },
+            env(&[]),
+        )
+        .unwrap_err();
         assert!(format!("{err:#}").contains("nope"), "{err:#}");
-        let err = Config::load_from(None, &Overrides::default(), env(&[("KEYFLOW_SCORING__WINDOW_DAYS", "0")])).unwrap_err();
+        let err = Config::load_from(
+            None,
+            &Overrides::default(),
+            env(&[("KEYFLOW_SCORING__WINDOW_DAYS", "0")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("window_days"), "{err}");
     }
 }

@@ -66,7 +66,8 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -90,18 +91,34 @@ async fn main() -> anyhow::Result<()> {
             }
             running.stop().await
         }
-        Command::Demo { seed, businesses, contacts, rate } => {
-            let spec = DemoSpec { seed, businesses, contacts_per_business: contacts, ..Default::default() };
+        Command::Demo {
+            seed,
+            businesses,
+            contacts,
+            rate,
+        } => {
+            let spec = DemoSpec {
+                seed,
+                businesses,
+                contacts_per_business: contacts,
+                ..Default::default()
+            };
             keyflow::demo::run(&cfg, clock, spec, rate).await
         }
         Command::Sql { query } => {
             let store = sinks::store::EmbeddedStore::open(cfg.data_dir.join("store"))?;
             let batches = sinks::sql::query(&store, &query).await?;
-            println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&batches)?);
+            println!(
+                "{}",
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)?
+            );
             Ok(())
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&pipeline::event::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&pipeline::event::json_schema())?
+            );
             Ok(())
         }
     }

@@ -38,25 +38,35 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let (bootstrap, broker) = match &cfg.brokers {
         Some(b) => (b.clone(), None),
         None => {
-            let broker = EmbeddedBroker::start(cfg.broker_addr, &cfg.data_dir.join("broker").join("tansu.db")).await?;
+            let broker = EmbeddedBroker::start(
+                cfg.broker_addr,
+                &cfg.data_dir.join("broker").join("tansu.db"),
+            )
+            .await?;
             (broker.bootstrap(), Some(broker))
         }
     };
     let client = client_config(&bootstrap, &cfg.kafka);
     if broker.is_some() {
-        topics::ensure_topics(&client, &cfg.topics).await.context("creating topics on the embedded broker")?;
+        topics::ensure_topics(&client, &cfg.topics)
+            .await
+            .context("creating topics on the embedded broker")?;
     }
     let partitions = topics::check_copartitioned(&client, &cfg.topics).await?;
     tracing::info!(%bootstrap, partitions, "input topics are co-partitioned");
 
     let store = EmbeddedStore::open(cfg.data_dir.join("store"))?;
     let status = Arc::new(ProcessorStatus::default());
-    let (consumer, context) = source::subscribe(&client, &cfg.processing.group_id, &cfg.topics.inputs())?;
+    let (consumer, context) =
+        source::subscribe(&client, &cfg.processing.group_id, &cfg.topics.inputs())?;
     let processor = Processor::new(
         consumer,
         context,
         DeadLetters::new(&client, &cfg.topics.dlq)?,
-        Decoder::new(cfg.ingest.sources.iter().cloned(), cfg.ingest.max_event_bytes),
+        Decoder::new(
+            cfg.ingest.sources.iter().cloned(),
+            cfg.ingest.max_event_bytes,
+        ),
         Engine::new(cfg.scoring.clone()),
         clock,
         Arc::new(store.clone()),
@@ -68,19 +78,40 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
 
     let listener = tokio::net::TcpListener::bind(cfg.api_addr)
         .await
-        .with_context(|| format!("cannot listen on {} (set another with --api-addr)", cfg.api_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (set another with --api-addr)",
+                cfg.api_addr
+            )
+        })?;
     let api_addr = listener.local_addr()?;
-    let state = api::AppState { reader: store.index(), status: status.clone() };
+    let state = api::AppState {
+        reader: store.index(),
+        status: status.clone(),
+    };
     let api_shutdown = shutdown.clone();
-    let api = tokio::spawn(api::serve(listener, state, async move { api_shutdown.cancelled().await }));
+    let api = tokio::spawn(api::serve(listener, state, async move {
+        api_shutdown.cancelled().await
+    }));
     tracing::info!(%api_addr, "API listening");
-    Ok(Running { api_addr, bootstrap, store, status, broker, shutdown, processor, api })
+    Ok(Running {
+        api_addr,
+        bootstrap,
+        store,
+        status,
+        broker,
+        shutdown,
+        processor,
+        api,
+    })
 }
 
 impl Running {
     /// Resolves when the processor stops by itself (a permanent error).
     pub async fn processor_stopped(&mut self) -> anyhow::Result<()> {
-        (&mut self.processor).await.context("processor task panicked")??;
+        (&mut self.processor)
+            .await
+            .context("processor task panicked")??;
         Ok(())
     }
 

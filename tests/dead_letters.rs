@@ -49,29 +49,73 @@ async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
         (Some("c1"), envelope("b14", "booking.created", r#"{"booking_id":"k","service_id":"s","service_name":"x","starts_at":"2026-11-21T10:00:00Z","price_cents":50000000000}"#).into_bytes(), "exceeds the plausible maximum"),
     ];
     let good = [
-        msg("g1", "acme", "c1", "2026-11-18T10:00:00Z", Payload::ContactCreated(ContactCreated { name: "Ada".into(), ..Default::default() })),
-        msg("g2", "acme", "c1", "2026-11-18T11:00:00Z", Payload::BookingCompleted(BookingRef { booking_id: "k1".into() })),
-        msg("g3", "acme", "c1", "2026-11-18T12:00:00Z", Payload::BookingCompleted(BookingRef { booking_id: "k2".into() })),
+        msg(
+            "g1",
+            "acme",
+            "c1",
+            "2026-11-18T10:00:00Z",
+            Payload::ContactCreated(ContactCreated {
+                name: "Ada".into(),
+                ..Default::default()
+            }),
+        ),
+        msg(
+            "g2",
+            "acme",
+            "c1",
+            "2026-11-18T11:00:00Z",
+            Payload::BookingCompleted(BookingRef {
+                booking_id: "k1".into(),
+            }),
+        ),
+        msg(
+            "g3",
+            "acme",
+            "c1",
+            "2026-11-18T12:00:00Z",
+            Payload::BookingCompleted(BookingRef {
+                booking_id: "k2".into(),
+            }),
+        ),
     ];
     // Interleave: good, bad..., good, bad..., good.
-    keyflow::demo::produce_all(&producer, &cfg.topics, &good[..1]).await.unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &good[..1])
+        .await
+        .unwrap();
     for (i, (key, payload, _)) in bad.iter().enumerate() {
         let mut rec = FutureRecord::<str, [u8]>::to(&cfg.topics.contacts).payload(payload);
         if let Some(k) = key {
             rec = rec.key(*k);
         }
-        producer.send(rec, Duration::from_secs(10)).await.map_err(|(e, _)| e).unwrap();
+        producer
+            .send(rec, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
         if i == 6 {
-            keyflow::demo::produce_all(&producer, &cfg.topics, &good[1..2]).await.unwrap();
+            keyflow::demo::produce_all(&producer, &cfg.topics, &good[1..2])
+                .await
+                .unwrap();
         }
     }
-    keyflow::demo::produce_all(&producer, &cfg.topics, &good[2..]).await.unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &good[2..])
+        .await
+        .unwrap();
 
     let status = running.status.clone();
-    wait_for(60, "all dead letters", || status.dead_letters.load(Ordering::Relaxed) == bad.len() as u64).await;
-    wait_for(30, "all good events", || status.events_in.load(Ordering::Relaxed) == 3).await;
+    wait_for(60, "all dead letters", || {
+        status.dead_letters.load(Ordering::Relaxed) == bad.len() as u64
+    })
+    .await;
+    wait_for(30, "all good events", || {
+        status.events_in.load(Ordering::Relaxed) == 3
+    })
+    .await;
     let p = running.store.index().get("acme", "c1").unwrap();
-    assert_eq!(p.lead_score, 30, "both good bookings around the bad events counted");
+    assert_eq!(
+        p.lead_score, 30,
+        "both good bookings around the bad events counted"
+    );
 
     // Read the DLQ back like an operator would.
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
@@ -83,16 +127,29 @@ async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
     consumer.subscribe(&[&cfg.topics.dlq]).unwrap();
     let mut by_payload: BTreeMap<Vec<u8>, BTreeMap<String, String>> = BTreeMap::new();
     while by_payload.len() < bad.len() {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.expect("dead letters arrive").unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("dead letters arrive")
+            .unwrap();
         let mut h = BTreeMap::new();
         for header in m.headers().unwrap().iter() {
-            h.insert(header.key.to_owned(), String::from_utf8_lossy(header.value.unwrap()).into_owned());
+            h.insert(
+                header.key.to_owned(),
+                String::from_utf8_lossy(header.value.unwrap()).into_owned(),
+            );
         }
         by_payload.insert(m.payload().unwrap_or_default().to_vec(), h);
     }
     for (_, payload, reason) in &bad {
-        let h = by_payload.get(payload).unwrap_or_else(|| panic!("no dead letter for {}", String::from_utf8_lossy(payload)));
-        assert!(h[headers::REASON].contains(reason), "reason {:?} lacks {:?}", h[headers::REASON], reason);
+        let h = by_payload
+            .get(payload)
+            .unwrap_or_else(|| panic!("no dead letter for {}", String::from_utf8_lossy(payload)));
+        assert!(
+            h[headers::REASON].contains(reason),
+            "reason {:?} lacks {:?}",
+            h[headers::REASON],
+            reason
+        );
         assert_eq!(h[headers::TOPIC], cfg.topics.contacts);
         assert!(h[headers::OFFSET].parse::<i64>().unwrap() >= 0);
         assert!(h[headers::PARTITION].parse::<i32>().unwrap() >= 0);

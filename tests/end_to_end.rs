@@ -20,7 +20,9 @@ fn created(name: &str, email: &str, phone: &str) -> Payload {
 }
 
 fn done(id: &str) -> Payload {
-    Payload::BookingCompleted(BookingRef { booking_id: id.into() })
+    Payload::BookingCompleted(BookingRef {
+        booking_id: id.into(),
+    })
 }
 
 fn sent(id: &str, cents: i64) -> Payload {
@@ -35,21 +37,35 @@ fn sent(id: &str, cents: i64) -> Payload {
 }
 
 fn paid(id: &str) -> Payload {
-    Payload::InvoicePaid(InvoiceRef { invoice_id: id.into() })
+    Payload::InvoicePaid(InvoiceRef {
+        invoice_id: id.into(),
+    })
 }
 
 /// The scripted stream and, in comments, the score each contact must get at 2026-11-20T12:00Z.
 fn script() -> Vec<keyflow::demo::generator::DemoMessage> {
     vec![
         // c1: B=2 (30) + P=1 (10) = 40, balance 0.
-        msg("e1", "acme", "c1", "2026-11-01T09:00:00Z", created("  Ada  Lovelace ", " Ada@Example.COM ", "+1 (555) 010-2030")),
+        msg(
+            "e1",
+            "acme",
+            "c1",
+            "2026-11-01T09:00:00Z",
+            created("  Ada  Lovelace ", " Ada@Example.COM ", "+1 (555) 010-2030"),
+        ),
         msg("e2", "acme", "c1", "2026-11-10T12:00:00Z", done("k1")),
         msg("e3", "acme", "c1", "2026-11-18T12:00:00Z", done("k2")),
         msg("e4", "acme", "c1", "2026-11-10T13:00:00Z", sent("i1", 4500)),
         msg("e5", "acme", "c1", "2026-11-12T13:00:00Z", paid("i1")),
         // c2: B=5 capped at 4 (60) + P=2 (20) = 80; e12 repeats e11's id and must count once;
         // i3 is paid before it is sent (out of order).
-        msg("e6", "acme", "c2", "2026-11-02T09:00:00Z", created("Grace Hopper", "grace@navy.mil", "555 0100")),
+        msg(
+            "e6",
+            "acme",
+            "c2",
+            "2026-11-02T09:00:00Z",
+            created("Grace Hopper", "grace@navy.mil", "555 0100"),
+        ),
         msg("e7", "acme", "c2", "2026-11-08T12:00:00Z", done("k3")),
         msg("e8", "acme", "c2", "2026-11-09T12:00:00Z", done("k4")),
         msg("e9", "acme", "c2", "2026-11-10T12:00:00Z", done("k5")),
@@ -57,35 +73,93 @@ fn script() -> Vec<keyflow::demo::generator::DemoMessage> {
         msg("e11", "acme", "c2", "2026-11-12T12:00:00Z", done("k7")),
         msg("e11", "acme", "c2", "2026-11-12T12:00:00Z", done("k7")),
         msg("e13", "acme", "c2", "2026-11-14T12:00:00Z", paid("i3")),
-        msg("e14", "acme", "c2", "2026-11-13T12:00:00Z", sent("i3", 1000)),
-        msg("e15", "acme", "c2", "2026-11-13T12:00:00Z", sent("i4", 1000)),
+        msg(
+            "e14",
+            "acme",
+            "c2",
+            "2026-11-13T12:00:00Z",
+            sent("i3", 1000),
+        ),
+        msg(
+            "e15",
+            "acme",
+            "c2",
+            "2026-11-13T12:00:00Z",
+            sent("i4", 1000),
+        ),
         msg("e16", "acme", "c2", "2026-11-15T12:00:00Z", paid("i4")),
         // c3: B=1 (15) - U=1 (10) - O=1 (5) = 0.
-        msg("e17", "acme", "c3", "2026-11-03T09:00:00Z", created("Linus", "linus@example.org", "")),
+        msg(
+            "e17",
+            "acme",
+            "c3",
+            "2026-11-03T09:00:00Z",
+            created("Linus", "linus@example.org", ""),
+        ),
         msg("e18", "acme", "c3", "2026-11-07T13:00:00Z", done("k8")),
-        msg("e19", "acme", "c3", "2026-11-08T13:00:00Z", sent("i5", 5000)),
+        msg(
+            "e19",
+            "acme",
+            "c3",
+            "2026-11-08T13:00:00Z",
+            sent("i5", 5000),
+        ),
         msg(
             "e20",
             "acme",
             "c3",
             "2026-11-09T13:00:00Z",
-            Payload::TaskCreated(TaskCreated { task_id: "t1".into(), title: "Call".into(), due_at: t("2026-11-15T00:00:00Z") }),
+            Payload::TaskCreated(TaskCreated {
+                task_id: "t1".into(),
+                title: "Call".into(),
+                due_at: t("2026-11-15T00:00:00Z"),
+            }),
         ),
         // c4: deleted: kept, excluded from results.
-        msg("e21", "acme", "c4", "2026-11-03T09:00:00Z", created("Gone", "gone@example.org", "1")),
+        msg(
+            "e21",
+            "acme",
+            "c4",
+            "2026-11-03T09:00:00Z",
+            created("Gone", "gone@example.org", "1"),
+        ),
         msg("e22", "acme", "c4", "2026-11-18T12:00:00Z", done("k9")),
-        msg("e23", "acme", "c4", "2026-11-19T12:00:00Z", Payload::ContactDeleted(Empty {})),
+        msg(
+            "e23",
+            "acme",
+            "c4",
+            "2026-11-19T12:00:00Z",
+            Payload::ContactDeleted(Empty {}),
+        ),
         // c5: B=2 (30) + P=2 (20) - U=1 (10) = 40 like c1, but balance 1000: ranks after c1.
-        msg("e24", "acme", "c5", "2026-11-04T09:00:00Z", created("Barbara", "b@example.org", "2")),
+        msg(
+            "e24",
+            "acme",
+            "c5",
+            "2026-11-04T09:00:00Z",
+            created("Barbara", "b@example.org", "2"),
+        ),
         msg("e25", "acme", "c5", "2026-11-16T12:00:00Z", done("k10")),
         msg("e26", "acme", "c5", "2026-11-17T12:00:00Z", done("k11")),
         msg("e27", "acme", "c5", "2026-11-16T12:00:00Z", sent("i6", 700)),
         msg("e28", "acme", "c5", "2026-11-16T13:00:00Z", sent("i7", 700)),
         msg("e29", "acme", "c5", "2026-11-17T13:00:00Z", paid("i6")),
         msg("e30", "acme", "c5", "2026-11-17T14:00:00Z", paid("i7")),
-        msg("e31", "acme", "c5", "2026-11-18T13:00:00Z", sent("i8", 1000)),
+        msg(
+            "e31",
+            "acme",
+            "c5",
+            "2026-11-18T13:00:00Z",
+            sent("i8", 1000),
+        ),
         // Another business: never visible through acme's routes.
-        msg("e32", "other", "c1", "2026-11-18T13:00:00Z", created("Someone Else", "x@example.org", "3")),
+        msg(
+            "e32",
+            "other",
+            "c1",
+            "2026-11-18T13:00:00Z",
+            created("Someone Else", "x@example.org", "3"),
+        ),
     ]
 }
 
@@ -97,12 +171,20 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     // Fully embedded: no brokers configured, so `start` runs Tansu and creates the topics.
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
     let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &script()).await.unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &script())
+        .await
+        .unwrap();
 
     let status = running.status.clone();
-    wait_for(60, "31 unique events", || status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 31).await;
+    wait_for(60, "31 unique events", || {
+        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 31
+    })
+    .await;
     wait_for(30, "ready", || status.is_ready()).await;
-    assert_eq!(status.duplicates.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        status.duplicates.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 
     let base = format!("http://{}/v1/businesses/acme", running.api_addr);
     let (code, h) = get_json(&format!("{base}/highlights")).await;
@@ -111,9 +193,22 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["contactId"].as_str().unwrap().to_owned(), c["meta"]["leadScore"].as_i64().unwrap(), c["meta"]["outstandingBalance"].as_i64().unwrap()))
+        .map(|c| {
+            (
+                c["contactId"].as_str().unwrap().to_owned(),
+                c["meta"]["leadScore"].as_i64().unwrap(),
+                c["meta"]["outstandingBalance"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(top, vec![("c2".into(), 80, 0), ("c1".into(), 40, 0), ("c5".into(), 40, 1000)]);
+    assert_eq!(
+        top,
+        vec![
+            ("c2".into(), 80, 0),
+            ("c1".into(), 40, 0),
+            ("c5".into(), 40, 1000)
+        ]
+    );
 
     let (code, c1) = get_json(&format!("{base}/contacts/c1")).await;
     assert_eq!(code, 200);
@@ -136,15 +231,29 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     let (_, c3) = get_json(&format!("{base}/contacts/c3")).await;
     assert_eq!(c3["meta"]["leadScore"], 0);
     assert_eq!(c3["meta"]["outstandingBalance"], 5000);
-    assert_eq!(c3["factors"][2], serde_json::json!({"factor": "invoices_unpaid", "count": 1, "points": -10}));
-    assert_eq!(c3["factors"][3], serde_json::json!({"factor": "tasks_overdue", "count": 1, "points": -5}));
+    assert_eq!(
+        c3["factors"][2],
+        serde_json::json!({"factor": "invoices_unpaid", "count": 1, "points": -10})
+    );
+    assert_eq!(
+        c3["factors"][3],
+        serde_json::json!({"factor": "tasks_overdue", "count": 1, "points": -5})
+    );
 
     let (code, err) = get_json(&format!("{base}/contacts/c4")).await;
     assert_eq!(code, 404, "deleted contacts are excluded");
     assert_eq!(err["error"]["code"], "not_found");
-    let (code, _) = get_json(&format!("http://{}/v1/businesses/nobody/highlights", running.api_addr)).await;
+    let (code, _) = get_json(&format!(
+        "http://{}/v1/businesses/nobody/highlights",
+        running.api_addr
+    ))
+    .await;
     assert_eq!(code, 404);
-    let (_, other) = get_json(&format!("http://{}/v1/businesses/other/contacts/c1", running.api_addr)).await;
+    let (_, other) = get_json(&format!(
+        "http://{}/v1/businesses/other/contacts/c1",
+        running.api_addr
+    ))
+    .await;
     assert_eq!(other["name"], "Someone Else");
 
     // The embedded store answers SQL with the same scores.
@@ -154,23 +263,46 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     )
     .await
     .unwrap();
-    let ids = rows[0].column(0).as_any().downcast_ref::<StringArray>().unwrap();
-    let scores = rows[0].column(1).as_any().downcast_ref::<Int64Array>().unwrap();
-    let got: Vec<(String, i64)> = (0..rows[0].num_rows()).map(|i| (ids.value(i).to_owned(), scores.value(i))).collect();
-    assert_eq!(got, vec![("c1".into(), 40), ("c2".into(), 80), ("c3".into(), 0), ("c5".into(), 40)]);
+    let ids = rows[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .unwrap();
+    let scores = rows[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap();
+    let got: Vec<(String, i64)> = (0..rows[0].num_rows())
+        .map(|i| (ids.value(i).to_owned(), scores.value(i)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("c1".into(), 40),
+            ("c2".into(), 80),
+            ("c3".into(), 0),
+            ("c5".into(), 40)
+        ]
+    );
 
     // Time passes, no event arrives: c1's first booking (11-10 12:00) leaves the 14-day window.
     clock.advance(Duration::days(4) + Duration::seconds(1));
     let url = format!("{base}/contacts/c1");
     let mut score = 0;
     for _ in 0..100 {
-        score = get_json(&url).await.1["meta"]["leadScore"].as_i64().unwrap();
+        score = get_json(&url).await.1["meta"]["leadScore"]
+            .as_i64()
+            .unwrap();
         if score == 25 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(score, 25, "B=1 (15) + P=1 (10) once the first booking expired");
+    assert_eq!(
+        score, 25,
+        "B=1 (15) + P=1 (10) once the first booking expired"
+    );
     running.stop().await.unwrap();
 }
 
@@ -178,7 +310,10 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
 async fn refuses_input_topics_that_are_not_co_partitioned() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    let broker = pipeline::kafka::broker::EmbeddedBroker::start(cfg.broker_addr, &dir.path().join("b/t.db")).await.unwrap();
+    let broker =
+        pipeline::kafka::broker::EmbeddedBroker::start(cfg.broker_addr, &dir.path().join("b/t.db"))
+            .await
+            .unwrap();
     let client = pipeline::kafka::client_config(&broker.bootstrap(), &cfg.kafka);
     let admin: rdkafka::admin::AdminClient<_> = client.create().unwrap();
     let topics: Vec<_> = cfg
@@ -190,10 +325,19 @@ async fn refuses_input_topics_that_are_not_co_partitioned() {
             rdkafka::admin::NewTopic::new(t, n, rdkafka::admin::TopicReplication::Fixed(1))
         })
         .collect();
-    admin.create_topics(topics.iter(), &rdkafka::admin::AdminOptions::new()).await.unwrap();
+    admin
+        .create_topics(topics.iter(), &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
     cfg.brokers = Some(broker.bootstrap());
     let (_, shared) = clock("2026-11-20T12:00:00Z");
-    let err = keyflow::run::start(&cfg, shared).await.err().expect("must refuse");
+    let err = keyflow::run::start(&cfg, shared)
+        .await
+        .err()
+        .expect("must refuse");
     let text = format!("{err:#}");
-    assert!(text.contains("not co-partitioned") && text.contains("crm.bookings has 4"), "{text}");
+    assert!(
+        text.contains("not co-partitioned") && text.contains("crm.bookings has 4"),
+        "{text}"
+    );
 }

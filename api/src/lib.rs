@@ -24,8 +24,14 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
-        .route("/v1/businesses/{business_id}/contacts/{contact_id}", get(routes::contact))
-        .route("/v1/businesses/{business_id}/highlights", get(routes::highlights))
+        .route(
+            "/v1/businesses/{business_id}/contacts/{contact_id}",
+            get(routes::contact),
+        )
+        .route(
+            "/v1/businesses/{business_id}/highlights",
+            get(routes::highlights),
+        )
         .fallback(routes::not_found)
         .with_state(state)
 }
@@ -36,5 +42,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -20,8 +20,15 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let body = Readiness { ready: s.status.is_ready(), consumer_lag: s.status.lag.load(Ordering::Relaxed) };
-    let code = if body.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = Readiness {
+        ready: s.status.is_ready(),
+        consumer_lag: s.status.lag.load(Ordering::Relaxed),
+    };
+    let code = if body.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }
 
@@ -31,7 +38,9 @@ pub async fn contact(
 ) -> Result<Json<ContactView>, AppError> {
     match s.reader.contact(&business_id, &contact_id).await? {
         Some(p) => Ok(Json(ContactView::from(p.as_ref()))),
-        None => Err(AppError::NotFound(format!("contact {contact_id} of business {business_id} not found"))),
+        None => Err(AppError::NotFound(format!(
+            "contact {contact_id} of business {business_id} not found"
+        ))),
     }
 }
 
@@ -44,7 +53,9 @@ pub async fn highlights(
             business_id,
             contacts: top.iter().map(|p| ContactView::from(p.as_ref())).collect(),
         })),
-        None => Err(AppError::NotFound(format!("business {business_id} not found"))),
+        None => Err(AppError::NotFound(format!(
+            "business {business_id} not found"
+        ))),
     }
 }
 

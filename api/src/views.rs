@@ -5,7 +5,8 @@ use pipeline::profile::{ContactProfile, Factor};
 use serde::Serialize;
 
 fn rfc3339(ms: Option<i64>) -> Option<String> {
-    ms.and_then(DateTime::<Utc>::from_timestamp_millis).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    ms.and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 #[derive(Debug, Serialize)]
@@ -28,7 +29,11 @@ pub struct FactorView {
 
 impl From<&Factor> for FactorView {
     fn from(f: &Factor) -> Self {
-        Self { factor: f.factor.clone(), count: f.count, points: f.points }
+        Self {
+            factor: f.factor.clone(),
+            count: f.count,
+            points: f.points,
+        }
     }
 }
 

@@ -49,7 +49,10 @@ impl Default for ScoringConfig {
 impl ScoringConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.window_days <= 0 {
-            return Err(format!("scoring.window_days must be positive, got {}", self.window_days));
+            return Err(format!(
+                "scoring.window_days must be positive, got {}",
+                self.window_days
+            ));
         }
         for (name, v) in [
             ("booking_weight", self.booking_weight),
@@ -114,12 +117,22 @@ impl TopicsConfig {
 
     /// Every topic KeyFlow reads or writes.
     pub fn all(&self) -> [&str; 6] {
-        [&self.contacts, &self.invoices, &self.bookings, &self.tasks, &self.dlq, &self.signals]
+        [
+            &self.contacts,
+            &self.invoices,
+            &self.bookings,
+            &self.tasks,
+            &self.dlq,
+            &self.signals,
+        ]
     }
 
     pub fn validate(&self) -> Result<(), String> {
         if self.partitions < 1 {
-            return Err(format!("topics.partitions must be at least 1, got {}", self.partitions));
+            return Err(format!(
+                "topics.partitions must be at least 1, got {}",
+                self.partitions
+            ));
         }
         let all = self.all();
         for (i, t) in all.iter().enumerate() {
@@ -147,9 +160,16 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            sources: ["booking_form", "automation", "public_link", "import", "manual", "commerce"]
-                .map(String::from)
-                .to_vec(),
+            sources: [
+                "booking_form",
+                "automation",
+                "public_link",
+                "import",
+                "manual",
+                "commerce",
+            ]
+            .map(String::from)
+            .to_vec(),
             max_event_bytes: 64 * 1024,
         }
     }
@@ -171,7 +191,12 @@ pub struct ProcessingConfig {
 
 impl Default for ProcessingConfig {
     fn default() -> Self {
-        Self { group_id: "keyflow".into(), batch_max_events: 5_000, batch_linger_ms: 100, tick_ms: 1_000 }
+        Self {
+            group_id: "keyflow".into(),
+            batch_max_events: 5_000,
+            batch_linger_ms: 100,
+            tick_ms: 1_000,
+        }
     }
 }
 

@@ -36,12 +36,18 @@ pub enum Rejection {
     #[error("{field} must not be negative, got {value}")]
     NegativeAmount { field: &'static str, value: i64 },
     #[error("{field} of {value} exceeds the plausible maximum of {max}")]
-    AbsurdAmount { field: &'static str, value: i64, max: i64 },
+    AbsurdAmount {
+        field: &'static str,
+        value: i64,
+        max: i64,
+    },
     #[error("contact.updated carries no field to update")]
     EmptyUpdate,
     #[error("a contact cannot be merged into itself")]
     SelfMerge,
-    #[error("message key {key:?} does not match contact_id {contact_id:?} (key must be contact_id)")]
+    #[error(
+        "message key {key:?} does not match contact_id {contact_id:?} (key must be contact_id)"
+    )]
     KeyMismatch { key: String, contact_id: String },
     #[error("message has no key (key must be contact_id)")]
     MissingKey,
@@ -97,7 +103,10 @@ struct RawEnvelope<'a> {
 impl Decoder {
     pub fn new(sources: impl IntoIterator<Item = String>, max_bytes: usize) -> Self {
         Self {
-            sources: sources.into_iter().map(|s| s.trim().to_lowercase()).collect(),
+            sources: sources
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect(),
             max_bytes,
         }
     }
@@ -105,14 +114,19 @@ impl Decoder {
     /// Decodes one message. `key` is the Kafka message key, which must equal `contact_id`.
     pub fn decode(&self, key: Option<&[u8]>, bytes: &[u8]) -> Result<Event, Rejection> {
         if bytes.len() > self.max_bytes {
-            return Err(Rejection::Oversized { size: bytes.len(), max: self.max_bytes });
+            return Err(Rejection::Oversized {
+                size: bytes.len(),
+                max: self.max_bytes,
+            });
         }
         if bytes.is_empty() {
             return Err(Rejection::Empty);
         }
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| Rejection::InvalidUtf8 { valid_up_to: e.valid_up_to() })?;
-        let raw: RawEnvelope = serde_json::from_str(text).map_err(|e| Rejection::Envelope(e.to_string()))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| Rejection::InvalidUtf8 {
+            valid_up_to: e.valid_up_to(),
+        })?;
+        let raw: RawEnvelope =
+            serde_json::from_str(text).map_err(|e| Rejection::Envelope(e.to_string()))?;
         let version = raw.schema_version.unwrap_or(SCHEMA_VERSION);
         if version != SCHEMA_VERSION {
             return Err(Rejection::UnsupportedVersion(version));
@@ -213,7 +227,11 @@ fn amount(field: &'static str, value: i64) -> Result<(), Rejection> {
     if value < 0 {
         Err(Rejection::NegativeAmount { field, value })
     } else if value > MAX_AMOUNT_CENTS {
-        Err(Rejection::AbsurdAmount { field, value, max: MAX_AMOUNT_CENTS })
+        Err(Rejection::AbsurdAmount {
+            field,
+            value,
+            max: MAX_AMOUNT_CENTS,
+        })
     } else {
         Ok(())
     }
@@ -251,15 +269,17 @@ fn validate_payload(ev: &Event) -> Result<(), Rejection> {
                 amount("data.price_cents", p)?;
             }
         }
-        Payload::BookingConfirmed(b) | Payload::BookingCancelled(b) | Payload::BookingCompleted(b) => {
-            non_empty("data.booking_id", &b.booking_id)?
-        }
+        Payload::BookingConfirmed(b)
+        | Payload::BookingCancelled(b)
+        | Payload::BookingCompleted(b) => non_empty("data.booking_id", &b.booking_id)?,
         Payload::InvoiceSent(i) => {
             non_empty("data.invoice_id", &i.invoice_id)?;
             non_empty("data.currency", &i.currency)?;
             amount("data.amount_cents", i.amount_cents)?;
         }
-        Payload::InvoicePaid(i) | Payload::InvoiceOverdue(i) => non_empty("data.invoice_id", &i.invoice_id)?,
+        Payload::InvoicePaid(i) | Payload::InvoiceOverdue(i) => {
+            non_empty("data.invoice_id", &i.invoice_id)?
+        }
         Payload::ContactCreated(_) | Payload::ContactDeleted(_) | Payload::ContactErased(_) => {}
     }
     Ok(())
@@ -321,23 +341,62 @@ mod tests {
         assert_eq!(reject(b"").code(), "empty");
         assert_eq!(reject(b"{\"a\":\"\xff\"}").code(), "invalid_utf8");
         assert_eq!(reject(b"{\"event_id\":").code(), "invalid_envelope");
-        assert_eq!(reject(envelope("contact.exploded", "{}").as_bytes()).code(), "unknown_type");
-        let missing = reject(envelope("task.created", r#"{"task_id":"t1","title":"x"}"#).as_bytes());
-        assert_eq!(missing.to_string(), "data of task.created is not valid: missing field `due_at`");
+        assert_eq!(
+            reject(envelope("contact.exploded", "{}").as_bytes()).code(),
+            "unknown_type"
+        );
+        let missing =
+            reject(envelope("task.created", r#"{"task_id":"t1","title":"x"}"#).as_bytes());
+        assert_eq!(
+            missing.to_string(),
+            "data of task.created is not valid: missing field `due_at`"
+        );
         let mistyped = reject(envelope("invoice.sent", r#"{"invoice_id":"i","amount_cents":"12","currency":"EUR","due_at":"2026-11-01T00:00:00Z"}"#).as_bytes());
         assert_eq!(mistyped.code(), "invalid_data");
-        assert!(mistyped.to_string().contains("invalid type: string \"12\""), "{mistyped}");
-        let bad_time = reject(envelope("contact.deleted", "{}").replace("2026-11-01T10:00:00Z", "yesterday").as_bytes());
+        assert!(
+            mistyped.to_string().contains("invalid type: string \"12\""),
+            "{mistyped}"
+        );
+        let bad_time = reject(
+            envelope("contact.deleted", "{}")
+                .replace("2026-11-01T10:00:00Z", "yesterday")
+                .as_bytes(),
+        );
         assert_eq!(bad_time.code(), "invalid_envelope");
         let negative = reject(envelope("invoice.sent", r#"{"invoice_id":"i","amount_cents":-5,"currency":"EUR","due_at":"2026-11-01T00:00:00Z"}"#).as_bytes());
-        assert_eq!(negative.to_string(), "data.amount_cents must not be negative, got -5");
-        let source = reject(envelope("contact.deleted", "{}").replace("\"manual\"", "\"fax\"").as_bytes());
-        assert_eq!(source.to_string(), "unknown source \"fax\" (known: booking_form, manual)");
-        assert_eq!(reject(envelope("contact.updated", "{}").as_bytes()).code(), "empty_update");
-        assert_eq!(reject(envelope("contact.merged", r#"{"merged_contact_id":"c1"}"#).as_bytes()).code(), "self_merge");
+        assert_eq!(
+            negative.to_string(),
+            "data.amount_cents must not be negative, got -5"
+        );
+        let source = reject(
+            envelope("contact.deleted", "{}")
+                .replace("\"manual\"", "\"fax\"")
+                .as_bytes(),
+        );
+        assert_eq!(
+            source.to_string(),
+            "unknown source \"fax\" (known: booking_form, manual)"
+        );
+        assert_eq!(
+            reject(envelope("contact.updated", "{}").as_bytes()).code(),
+            "empty_update"
+        );
+        assert_eq!(
+            reject(envelope("contact.merged", r#"{"merged_contact_id":"c1"}"#).as_bytes()).code(),
+            "self_merge"
+        );
         let raw = envelope("contact.deleted", "{}");
-        assert_eq!(decoder().decode(Some(b"c2"), raw.as_bytes()).unwrap_err().code(), "key_mismatch");
-        assert_eq!(decoder().decode(None, raw.as_bytes()).unwrap_err().code(), "missing_key");
+        assert_eq!(
+            decoder()
+                .decode(Some(b"c2"), raw.as_bytes())
+                .unwrap_err()
+                .code(),
+            "key_mismatch"
+        );
+        assert_eq!(
+            decoder().decode(None, raw.as_bytes()).unwrap_err().code(),
+            "missing_key"
+        );
         let v2 = raw.replace("{\"event_id\"", "{\"schema_version\":2,\"event_id\"");
         assert_eq!(reject(v2.as_bytes()).code(), "unsupported_version");
     }

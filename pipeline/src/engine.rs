@@ -24,11 +24,17 @@ const DAY_MS: Ms = 86_400_000;
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("metric query {query} failed: {source}")]
-    Query { query: &'static str, source: datafusion::error::DataFusionError },
+    Query {
+        query: &'static str,
+        source: datafusion::error::DataFusionError,
+    },
     #[error("building the input batches failed: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("metric query {query} returned an unexpected column {column}")]
-    Shape { query: &'static str, column: &'static str },
+    Shape {
+        query: &'static str,
+        column: &'static str,
+    },
 }
 
 /// Evaluates metrics for contacts of one partition.
@@ -38,7 +44,11 @@ pub struct Engine {
 }
 
 fn ts_field(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        true,
+    )
 }
 
 fn ts(values: Vec<Option<Ms>>) -> ArrayRef {
@@ -103,7 +113,10 @@ impl Engine {
         now: Ms,
         partition: i32,
     ) -> Result<Vec<ContactProfile>, EngineError> {
-        let keys: Vec<&ContactKey> = keys.iter().filter(|k| state.contacts.contains_key(*k)).collect();
+        let keys: Vec<&ContactKey> = keys
+            .iter()
+            .filter(|k| state.contacts.contains_key(*k))
+            .collect();
         if keys.is_empty() {
             return Ok(Vec::new());
         }
@@ -123,7 +136,16 @@ impl Engine {
             let c = &state.contacts[*key];
             let s = score_cols.get(cid as u32);
             let (balance, unpaid) = balance_cols.get(cid as u32);
-            out.push(profile(key, c, partition, s, balance, unpaid, &self.scoring.rule_version, now));
+            out.push(profile(
+                key,
+                c,
+                partition,
+                s,
+                balance,
+                unpaid,
+                &self.scoring.rule_version,
+                now,
+            ));
             let next = next_change(c, now, window);
             state.schedule(key, next);
         }
@@ -134,10 +156,12 @@ impl Engine {
         let ctx = SessionContext::new();
         let cid = |name: &str| Field::new(name, DataType::UInt32, false);
         let reg = |name: &str, batch: RecordBatch| {
-            ctx.register_batch(name, batch).map(|_| ()).map_err(|source| EngineError::Query {
-                query: "register inputs",
-                source,
-            })
+            ctx.register_batch(name, batch)
+                .map(|_| ())
+                .map_err(|source| EngineError::Query {
+                    query: "register inputs",
+                    source,
+                })
         };
         reg(
             "contacts",
@@ -150,7 +174,10 @@ impl Engine {
             "bookings",
             RecordBatch::try_new(
                 Arc::new(Schema::new(vec![cid("cid"), ts_field("completed_at")])),
-                vec![Arc::new(UInt32Array::from(i.booking_cid)), ts(i.booking_completed)],
+                vec![
+                    Arc::new(UInt32Array::from(i.booking_cid)),
+                    ts(i.booking_completed),
+                ],
             )?,
         )?;
         reg(
@@ -210,13 +237,25 @@ impl Engine {
             fields.push(Field::new(name, DataType::Int64, false));
             columns.push(Arc::new(Int64Array::from(vec![v])));
         }
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 }
 
-async fn run(ctx: &SessionContext, query: &'static str, sql: &str) -> Result<Vec<RecordBatch>, EngineError> {
-    let df = ctx.sql(sql).await.map_err(|source| EngineError::Query { query, source })?;
-    df.collect().await.map_err(|source| EngineError::Query { query, source })
+async fn run(
+    ctx: &SessionContext,
+    query: &'static str,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .map_err(|source| EngineError::Query { query, source })?;
+    df.collect()
+        .await
+        .map_err(|source| EngineError::Query { query, source })
 }
 
 fn column<'a, T: 'static>(
@@ -238,8 +277,18 @@ struct ScoreRow {
     score: i64,
 }
 
-const FACTORS: [&str; 4] = ["bookings_completed", "invoices_paid", "invoices_unpaid", "tasks_overdue"];
-const POINT_COLUMNS: [&str; 4] = ["bookings_points", "paid_points", "unpaid_points", "overdue_points"];
+const FACTORS: [&str; 4] = [
+    "bookings_completed",
+    "invoices_paid",
+    "invoices_unpaid",
+    "tasks_overdue",
+];
+const POINT_COLUMNS: [&str; 4] = [
+    "bookings_points",
+    "paid_points",
+    "unpaid_points",
+    "overdue_points",
+];
 
 struct ScoreColumns(HashMap<u32, ScoreRow>);
 
@@ -320,7 +369,11 @@ fn profile(
         merged_into: c.merged_into.as_deref().map(str::to_owned),
         lead_score: s.score,
         factors: (0..4)
-            .map(|i| Factor { factor: FACTORS[i].to_owned(), count: s.counts[i], points: s.points[i] })
+            .map(|i| Factor {
+                factor: FACTORS[i].to_owned(),
+                count: s.counts[i],
+                points: s.points[i],
+            })
             .collect(),
         rule_version: rule_version.to_owned(),
         last_interaction_at: c.last_interaction_at,

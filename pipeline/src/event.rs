@@ -117,7 +117,9 @@ impl Payload {
     /// The `data` object alone, as JSON text.
     pub fn data_json(&self) -> String {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(mut m)) => m.remove("data").unwrap_or_default().to_string(),
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.remove("data").unwrap_or_default().to_string()
+            }
             _ => "{}".into(),
         }
     }

@@ -60,7 +60,12 @@ fn contact_created(c: &mut ContactCreated) {
     c.email = c.email.as_deref().and_then(email);
     c.phone = c.phone.as_deref().and_then(phone);
     c.tags = c.tags.as_deref().map(tags);
-    c.status = Some(c.status.as_deref().map(status).unwrap_or_else(|| "LEAD".into()));
+    c.status = Some(
+        c.status
+            .as_deref()
+            .map(status)
+            .unwrap_or_else(|| "LEAD".into()),
+    );
     c.photo_url = opt_url(c.photo_url.take());
 }
 
@@ -80,7 +85,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lower_cased() {
-        assert_eq!(email("  Ada.Lovelace@Example.COM \n"), Some("ada.lovelace@example.com".into()));
+        assert_eq!(
+            email("  Ada.Lovelace@Example.COM \n"),
+            Some("ada.lovelace@example.com".into())
+        );
         assert_eq!(email("   "), None);
     }
 

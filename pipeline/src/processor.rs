@@ -33,7 +33,12 @@ pub enum ProcessorError {
     #[error("sink: {0}")]
     Sink(#[from] SinkError),
     #[error("dead letter for {topic}/{partition}@{offset} was not delivered: {cause}")]
-    DeadLetter { topic: String, partition: i32, offset: i64, cause: String },
+    DeadLetter {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        cause: String,
+    },
 }
 
 /// Longest pause between two retries of a transient sink failure.
@@ -91,7 +96,9 @@ impl Processor {
             self.handle_rebalances().await?;
             self.process(batch).await?;
             let idle = received < self.config.batch_max_events;
-            if idle && (!self.status.is_ready() || last_lag_check.elapsed() > Duration::from_secs(5)) {
+            if idle
+                && (!self.status.is_ready() || last_lag_check.elapsed() > Duration::from_secs(5))
+            {
                 last_lag_check = tokio::time::Instant::now();
                 self.refresh_lag().await;
             }
@@ -108,12 +115,15 @@ impl Processor {
     async fn refresh_lag(&self) {
         match source::lag(&self.consumer).await {
             Ok(lag) => {
-                self.status.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+                self.status
+                    .lag
+                    .store(lag, std::sync::atomic::Ordering::Relaxed);
                 let ready = lag == 0;
                 if ready && !self.status.is_ready() {
                     tracing::info!("caught up with the input topics: ready");
                 }
-                self.status.set_ready(ready || self.status.is_ready() && lag >= 0);
+                self.status
+                    .set_ready(ready || self.status.is_ready() && lag >= 0);
             }
             Err(err) => tracing::debug!(cause = %err, "lag not available yet"),
         }
@@ -132,7 +142,8 @@ impl Processor {
             }
             Ok(Ok(m)) => batch.push(m.detach()),
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
         while batch.len() < self.config.batch_max_events {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
@@ -169,7 +180,9 @@ impl Processor {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let recovered = self.with_retry(|sink| async move { sink.recover(p).await }).await?;
+        let recovered = self
+            .with_retry(|sink| async move { sink.recover(p).await })
+            .await?;
         let mut state = PartitionState::default();
         for ev in &recovered.events {
             state.apply(ev);
@@ -203,7 +216,10 @@ impl Processor {
             let (topic, p, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
             next_offsets.insert((topic.clone(), p), offset + 1);
             self.ensure_partition(p).await?;
-            match self.decoder.decode(msg.key(), msg.payload().unwrap_or_default()) {
+            match self
+                .decoder
+                .decode(msg.key(), msg.payload().unwrap_or_default())
+            {
                 Ok(event) => {
                     let state = self.partitions.get_mut(&p).expect("partition loaded");
                     if state.apply(&event) == Applied::Duplicate {
@@ -211,8 +227,16 @@ impl Processor {
                         continue;
                     }
                     accepted += 1;
-                    let out = outputs.entry(p).or_insert_with(|| PartitionOutput { partition: p, ..Default::default() });
-                    out.events.push(AcceptedEvent { event, topic, partition: p, offset });
+                    let out = outputs.entry(p).or_insert_with(|| PartitionOutput {
+                        partition: p,
+                        ..Default::default()
+                    });
+                    out.events.push(AcceptedEvent {
+                        event,
+                        topic,
+                        partition: p,
+                        offset,
+                    });
                 }
                 Err(why) => {
                     tracing::warn!(topic, partition = p, offset, reason = %why, "dead-lettered");
@@ -235,8 +259,13 @@ impl Processor {
                 })
                 .collect();
             if !changed.is_empty() {
-                outputs.entry(p).or_insert_with(|| PartitionOutput { partition: p, ..Default::default() }).profiles =
-                    changed;
+                outputs
+                    .entry(p)
+                    .or_insert_with(|| PartitionOutput {
+                        partition: p,
+                        ..Default::default()
+                    })
+                    .profiles = changed;
             }
         }
 
@@ -264,10 +293,20 @@ impl Processor {
             match delivery.await {
                 Ok(Ok(_)) => {}
                 Ok(Err((err, _))) => {
-                    return Err(ProcessorError::DeadLetter { topic, partition, offset, cause: err.to_string() })
+                    return Err(ProcessorError::DeadLetter {
+                        topic,
+                        partition,
+                        offset,
+                        cause: err.to_string(),
+                    })
                 }
                 Err(_) => {
-                    return Err(ProcessorError::DeadLetter { topic, partition, offset, cause: "cancelled".into() })
+                    return Err(ProcessorError::DeadLetter {
+                        topic,
+                        partition,
+                        offset,
+                        cause: "cancelled".into(),
+                    })
                 }
             }
         }
@@ -290,7 +329,9 @@ impl Processor {
         if !batch.is_empty() {
             ProcessorStatus::add(&self.status.batches, 1);
         }
-        self.status.complete_up_to_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+        self.status
+            .complete_up_to_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -49,10 +49,29 @@ impl ContactProfile {
     pub fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
         (&self.business_id, &self.contact_id, self.partition).hash(&mut h);
-        (&self.name, &self.email, &self.phone, &self.status, &self.tags, &self.photo_url).hash(&mut h);
-        (self.created_at, self.deleted, self.erased, &self.merged_into).hash(&mut h);
+        (
+            &self.name,
+            &self.email,
+            &self.phone,
+            &self.status,
+            &self.tags,
+            &self.photo_url,
+        )
+            .hash(&mut h);
+        (
+            self.created_at,
+            self.deleted,
+            self.erased,
+            &self.merged_into,
+        )
+            .hash(&mut h);
         (self.lead_score, &self.factors, &self.rule_version).hash(&mut h);
-        (self.last_interaction_at, self.outstanding_balance_cents, self.unpaid_invoices).hash(&mut h);
+        (
+            self.last_interaction_at,
+            self.outstanding_balance_cents,
+            self.unpaid_invoices,
+        )
+            .hash(&mut h);
         h.finish()
     }
 

@@ -21,7 +21,10 @@ pub struct ContactKey {
 
 impl ContactKey {
     pub fn new(business_id: &str, contact_id: &str) -> Self {
-        Self { business_id: business_id.into(), contact_id: contact_id.into() }
+        Self {
+            business_id: business_id.into(),
+            contact_id: contact_id.into(),
+        }
     }
 }
 
@@ -131,7 +134,12 @@ impl ContactState {
 
     fn erase_personal_data(&mut self) {
         let at = self.erased_at.unwrap_or_default();
-        for f in [&mut self.name, &mut self.email, &mut self.phone, &mut self.photo_url] {
+        for f in [
+            &mut self.name,
+            &mut self.email,
+            &mut self.phone,
+            &mut self.photo_url,
+        ] {
             f.value = None;
             f.at = f.at.max(at);
         }
@@ -152,7 +160,8 @@ impl ContactState {
         if let Some(tags) = &c.tags {
             self.tags.set(tags.clone(), at);
         }
-        self.status.set(c.status.clone().unwrap_or_else(|| "LEAD".into()), at);
+        self.status
+            .set(c.status.clone().unwrap_or_else(|| "LEAD".into()), at);
         if c.photo_url.is_some() {
             self.photo_url.set(c.photo_url.clone(), at);
         }
@@ -194,7 +203,10 @@ impl ContactState {
         let mut tags: BTreeSet<String> = self.tags.value.iter().cloned().collect();
         tags.extend(other.tags.value.iter().cloned());
         self.tags.value = tags.into_iter().collect();
-        for f in [(&mut self.email, &other.email), (&mut self.phone, &other.phone)] {
+        for f in [
+            (&mut self.email, &other.email),
+            (&mut self.phone, &other.phone),
+        ] {
             if f.0.value.is_none() && f.1.value.is_some() {
                 *f.0 = f.1.clone();
             }
@@ -249,12 +261,19 @@ impl PartitionState {
     fn resolve(&self, key: &ContactKey) -> ContactKey {
         let mut current = key.clone();
         let mut hops = 0;
-        while let Some(next) = self.contacts.get(&current).and_then(|c| c.merged_into.clone()) {
+        while let Some(next) = self
+            .contacts
+            .get(&current)
+            .and_then(|c| c.merged_into.clone())
+        {
             hops += 1;
             if hops > 16 || *next == *key.contact_id {
                 break;
             }
-            current = ContactKey { business_id: current.business_id.clone(), contact_id: next };
+            current = ContactKey {
+                business_id: current.business_id.clone(),
+                contact_id: next,
+            };
         }
         current
     }
@@ -285,8 +304,16 @@ impl PartitionState {
             }
             Payload::NoteCreated(n) => {
                 if !c.notes.iter().any(|x| x.note_id == n.note_id) {
-                    let body = if c.erased_at.is_some() { String::new() } else { n.body.clone() };
-                    c.notes.push(Note { note_id: n.note_id.clone(), body, at });
+                    let body = if c.erased_at.is_some() {
+                        String::new()
+                    } else {
+                        n.body.clone()
+                    };
+                    c.notes.push(Note {
+                        note_id: n.note_id.clone(),
+                        body,
+                        at,
+                    });
                     c.notes.sort_by_key(|n| n.at);
                     let excess = c.notes.len().saturating_sub(NOTES_KEPT);
                     c.notes.drain(..excess);
@@ -390,7 +417,9 @@ impl PartitionState {
 
     /// Schedules re-evaluation of `key` at `at` (keeps only the earliest pending timer).
     pub fn schedule(&mut self, key: &ContactKey, at: Option<Ms>) {
-        let Some(c) = self.contacts.get_mut(key) else { return };
+        let Some(c) = self.contacts.get_mut(key) else {
+            return;
+        };
         if c.next_timer == at {
             return;
         }

@@ -14,7 +14,11 @@ use crate::read::{ProfileReader, ReadError};
 type RankKey = (Reverse<i64>, i64, String);
 
 fn rank_key(p: &ContactProfile) -> RankKey {
-    (Reverse(p.lead_score), p.outstanding_balance_cents, p.contact_id.clone())
+    (
+        Reverse(p.lead_score),
+        p.outstanding_balance_cents,
+        p.contact_id.clone(),
+    )
 }
 
 #[derive(Debug, Default)]
@@ -53,8 +57,12 @@ impl ProfileIndex {
     pub fn drop_partition(&self, partition: i32) {
         let mut all = self.businesses.write().expect("index lock");
         for b in all.values_mut() {
-            let gone: Vec<String> =
-                b.contacts.values().filter(|p| p.partition == partition).map(|p| p.contact_id.clone()).collect();
+            let gone: Vec<String> = b
+                .contacts
+                .values()
+                .filter(|p| p.partition == partition)
+                .map(|p| p.contact_id.clone())
+                .collect();
             for id in gone {
                 if let Some(p) = b.contacts.remove(&id) {
                     b.ranking.remove(&rank_key(&p));
@@ -71,12 +79,23 @@ impl ProfileIndex {
     pub fn top(&self, business_id: &str, n: usize) -> Option<Vec<Arc<ContactProfile>>> {
         let all = self.businesses.read().expect("index lock");
         let b = all.get(business_id)?;
-        Some(b.ranking.iter().take(n).filter_map(|(_, _, id)| b.contacts.get(id).cloned()).collect())
+        Some(
+            b.ranking
+                .iter()
+                .take(n)
+                .filter_map(|(_, _, id)| b.contacts.get(id).cloned())
+                .collect(),
+        )
     }
 
     /// Number of contacts held, visible or not.
     pub fn len(&self) -> usize {
-        self.businesses.read().expect("index lock").values().map(|b| b.contacts.len()).sum()
+        self.businesses
+            .read()
+            .expect("index lock")
+            .values()
+            .map(|b| b.contacts.len())
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -85,7 +104,13 @@ impl ProfileIndex {
 
     /// Business ids, sorted.
     pub fn businesses(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.businesses.read().expect("index lock").keys().cloned().collect();
+        let mut ids: Vec<String> = self
+            .businesses
+            .read()
+            .expect("index lock")
+            .keys()
+            .cloned()
+            .collect();
         ids.sort();
         ids
     }
@@ -93,11 +118,19 @@ impl ProfileIndex {
 
 #[async_trait]
 impl ProfileReader for ProfileIndex {
-    async fn contact(&self, business_id: &str, contact_id: &str) -> Result<Option<Arc<ContactProfile>>, ReadError> {
+    async fn contact(
+        &self,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Arc<ContactProfile>>, ReadError> {
         Ok(self.get(business_id, contact_id).filter(|p| p.visible()))
     }
 
-    async fn top_by_score(&self, business_id: &str, n: usize) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError> {
+    async fn top_by_score(
+        &self,
+        business_id: &str,
+        n: usize,
+    ) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError> {
         Ok(self.top(business_id, n))
     }
 }
@@ -134,8 +167,18 @@ mod tests {
     #[test]
     fn top_orders_by_score_then_balance_then_id() {
         let idx = ProfileIndex::default();
-        idx.upsert([profile("c", 50, 0, 1), profile("a", 50, 100, 1), profile("b", 50, 0, 1), profile("d", 90, 0, 1)]);
-        let ids: Vec<_> = idx.top("b", 3).unwrap().iter().map(|p| p.contact_id.clone()).collect();
+        idx.upsert([
+            profile("c", 50, 0, 1),
+            profile("a", 50, 100, 1),
+            profile("b", 50, 0, 1),
+            profile("d", 90, 0, 1),
+        ]);
+        let ids: Vec<_> = idx
+            .top("b", 3)
+            .unwrap()
+            .iter()
+            .map(|p| p.contact_id.clone())
+            .collect();
         assert_eq!(ids, ["d", "b", "c"]);
     }
 

@@ -14,9 +14,17 @@ pub enum ReadError {
 #[async_trait]
 pub trait ProfileReader: Send + Sync {
     /// The current profile of a visible contact (not deleted, not merged away).
-    async fn contact(&self, business_id: &str, contact_id: &str) -> Result<Option<Arc<ContactProfile>>, ReadError>;
+    async fn contact(
+        &self,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Arc<ContactProfile>>, ReadError>;
 
     /// The `n` best-scored visible contacts (ties: lower outstanding balance, then contact id),
     /// or `None` when the business is unknown.
-    async fn top_by_score(&self, business_id: &str, n: usize) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError>;
+    async fn top_by_score(
+        &self,
+        business_id: &str,
+        n: usize,
+    ) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError>;
 }

@@ -30,17 +30,27 @@ pub fn session(store: &EmbeddedStore) -> Result<SessionContext, SqlError> {
     let mut events = Vec::new();
     let mut versions = Vec::new();
     for p in store.partitions()? {
-        events.push(rows::events_batch(&store.events(p)?).map_err(|source| StoreError::Rows { what: "events", source })?);
+        events.push(
+            rows::events_batch(&store.events(p)?).map_err(|source| StoreError::Rows {
+                what: "events",
+                source,
+            })?,
+        );
         versions.push(
-            rows::profiles_batch(&store.profile_versions(p)?)
-                .map_err(|source| StoreError::Rows { what: "profiles", source })?,
+            rows::profiles_batch(&store.profile_versions(p)?).map_err(|source| {
+                StoreError::Rows {
+                    what: "profiles",
+                    source,
+                }
+            })?,
         );
     }
-    let register = |name: &str, fields: Vec<_>, batches: Vec<RecordBatch>| -> Result<(), SqlError> {
-        let table = MemTable::try_new(rows::schema(&fields), vec![batches])?;
-        ctx.register_table(name, Arc::new(table))?;
-        Ok(())
-    };
+    let register =
+        |name: &str, fields: Vec<_>, batches: Vec<RecordBatch>| -> Result<(), SqlError> {
+            let table = MemTable::try_new(rows::schema(&fields), vec![batches])?;
+            ctx.register_table(name, Arc::new(table))?;
+            Ok(())
+        };
     register("events", rows::event_fields(), events)?;
     register("profile_versions", rows::profile_fields(), versions)?;
     Ok(ctx)

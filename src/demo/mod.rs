@@ -39,11 +39,17 @@ pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
 }
 
 /// Produces every message and waits until all are acknowledged.
-pub async fn produce_all(producer: &FutureProducer, topics: &TopicsConfig, messages: &[DemoMessage]) -> anyhow::Result<()> {
+pub async fn produce_all(
+    producer: &FutureProducer,
+    topics: &TopicsConfig,
+    messages: &[DemoMessage],
+) -> anyhow::Result<()> {
     for chunk in messages.chunks(5_000) {
         let mut pending = Vec::with_capacity(chunk.len());
         for m in chunk {
-            let record = FutureRecord::to(topic_for(topics, m.family)).key(&m.key).payload(&m.payload);
+            let record = FutureRecord::to(topic_for(topics, m.family))
+                .key(&m.key)
+                .payload(&m.payload);
             pending.push(producer.send_result(record).map_err(|(e, _)| e)?);
         }
         for p in pending {
@@ -55,11 +61,21 @@ pub async fn produce_all(producer: &FutureProducer, topics: &TopicsConfig, messa
 }
 
 /// Runs the demo until ctrl-c.
-pub async fn run(cfg: &Config, clock: SharedClock, spec: DemoSpec, live_rate: u32) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: &Config,
+    clock: SharedClock,
+    spec: DemoSpec,
+    live_rate: u32,
+) -> anyhow::Result<()> {
     let mut running = crate::run::start(cfg, clock.clone()).await?;
     let url = format!("http://{}", running.api_addr);
     let history = generator::generate(&spec, clock.now());
-    println!("KeyFlow demo: {} businesses, {} contacts, {} events of history", spec.businesses, spec.businesses * spec.contacts_per_business, history.len());
+    println!(
+        "KeyFlow demo: {} businesses, {} contacts, {} events of history",
+        spec.businesses,
+        spec.businesses * spec.contacts_per_business,
+        history.len()
+    );
     println!("API:  {url}/v1/businesses/lumen-salon/highlights");
     println!("      {url}/v1/businesses/lumen-salon/contacts/lumen-salon-c00001");
     let producer = producer(&running.bootstrap)?;
@@ -93,7 +109,13 @@ fn print_summary(status: &ProcessorStatus, store: &sinks::store::EmbeddedStore) 
         .top("lumen-salon", 3)
         .unwrap_or_default()
         .iter()
-        .map(|p| format!("{} ({})", p.name.as_deref().unwrap_or(&p.contact_id), p.lead_score))
+        .map(|p| {
+            format!(
+                "{} ({})",
+                p.name.as_deref().unwrap_or(&p.contact_id),
+                p.lead_score
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     println!(

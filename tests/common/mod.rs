@@ -15,7 +15,10 @@ use pipeline::kafka::broker::EmbeddedBroker;
 use pipeline::kafka::{client_config, topics};
 
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 pub fn t(s: &str) -> DateTime<Utc> {
@@ -24,7 +27,12 @@ pub fn t(s: &str) -> DateTime<Utc> {
 
 /// A fresh config: private data dir, free ports, fast ticks, a unique group.
 pub fn config(dir: &std::path::Path) -> Config {
-    let mut cfg = Config { data_dir: dir.to_path_buf(), broker_addr: free_addr(), api_addr: free_addr(), ..Default::default() };
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        broker_addr: free_addr(),
+        api_addr: free_addr(),
+        ..Default::default()
+    };
     cfg.processing.tick_ms = 100;
     cfg.processing.batch_linger_ms = 20;
     cfg.processing.group_id = format!("test-{}", uuid_like());
@@ -34,13 +42,21 @@ pub fn config(dir: &std::path::Path) -> Config {
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A broker of our own (so processors can stop and start around it) with the topics created.
 pub async fn broker(dir: &std::path::Path, cfg: &mut Config) -> EmbeddedBroker {
-    let broker = EmbeddedBroker::start(cfg.broker_addr, &dir.join("broker/tansu.db")).await.unwrap();
-    topics::ensure_topics(&client_config(&broker.bootstrap(), &cfg.kafka), &cfg.topics).await.unwrap();
+    let broker = EmbeddedBroker::start(cfg.broker_addr, &dir.join("broker/tansu.db"))
+        .await
+        .unwrap();
+    topics::ensure_topics(&client_config(&broker.bootstrap(), &cfg.kafka), &cfg.topics)
+        .await
+        .unwrap();
     cfg.brokers = Some(broker.bootstrap());
     broker
 }
@@ -61,7 +77,12 @@ pub fn msg(id: &str, business: &str, contact: &str, at: &str, payload: Payload) 
         source: "manual".into(),
         payload,
     };
-    DemoMessage { family: ev.payload.family(), key: contact.into(), payload: serde_json::to_vec(&ev).unwrap(), occurred_at: t(at) }
+    DemoMessage {
+        family: ev.payload.family(),
+        key: contact.into(),
+        payload: serde_json::to_vec(&ev).unwrap(),
+        occurred_at: t(at),
+    }
 }
 
 /// Polls `cond` every 50 ms until it holds, or panics after `secs` with `what`.

@@ -16,7 +16,10 @@ struct Script {
 
 impl Script {
     fn new() -> Self {
-        Self { state: PartitionState::default(), n: 0 }
+        Self {
+            state: PartitionState::default(),
+            n: 0,
+        }
     }
 
     fn ev(&mut self, contact: &str, at: &str, payload: Payload) -> &mut Self {
@@ -36,7 +39,10 @@ impl Script {
     async fn score_at(&mut self, contact: &str, now: &str) -> ContactProfile {
         let key = ContactKey::new("b", contact);
         let engine = Engine::new(ScoringConfig::default());
-        let mut out = engine.evaluate(&mut self.state, &[key], t(now).timestamp_millis(), 0).await.unwrap();
+        let mut out = engine
+            .evaluate(&mut self.state, &[key], t(now).timestamp_millis(), 0)
+            .await
+            .unwrap();
         out.pop().expect("a profile")
     }
 }
@@ -52,7 +58,9 @@ fn booking(id: &str) -> Payload {
 }
 
 fn completed(id: &str) -> Payload {
-    Payload::BookingCompleted(BookingRef { booking_id: id.into() })
+    Payload::BookingCompleted(BookingRef {
+        booking_id: id.into(),
+    })
 }
 
 fn sent(id: &str, cents: i64) -> Payload {
@@ -67,7 +75,9 @@ fn sent(id: &str, cents: i64) -> Payload {
 }
 
 fn paid(id: &str) -> Payload {
-    Payload::InvoicePaid(InvoiceRef { invoice_id: id.into() })
+    Payload::InvoicePaid(InvoiceRef {
+        invoice_id: id.into(),
+    })
 }
 
 fn factor(p: &ContactProfile, name: &str) -> (i64, i64) {
@@ -78,7 +88,11 @@ fn factor(p: &ContactProfile, name: &str) -> (i64, i64) {
 #[tokio::test]
 async fn completed_bookings_count_then_expire_from_the_window() {
     let mut s = Script::new();
-    s.ev("c", "2026-11-01T09:00:00Z", booking("k1")).ev("c", "2026-11-01T11:00:00Z", completed("k1"));
+    s.ev("c", "2026-11-01T09:00:00Z", booking("k1")).ev(
+        "c",
+        "2026-11-01T11:00:00Z",
+        completed("k1"),
+    );
     s.ev("c", "2026-11-05T11:00:00Z", completed("k2"));
     let p = s.score_at("c", "2026-11-10T00:00:00Z").await;
     assert_eq!(factor(&p, "bookings_completed"), (2, 30));
@@ -87,7 +101,10 @@ async fn completed_bookings_count_then_expire_from_the_window() {
     let p = s.score_at("c", "2026-11-15T11:00:00Z").await;
     assert_eq!(factor(&p, "bookings_completed"), (1, 15));
     let p = s.score_at("c", "2026-11-19T11:00:00Z").await;
-    assert_eq!((factor(&p, "bookings_completed"), p.lead_score), ((0, 0), 0));
+    assert_eq!(
+        (factor(&p, "bookings_completed"), p.lead_score),
+        ((0, 0), 0)
+    );
 }
 
 #[tokio::test]
@@ -95,18 +112,36 @@ async fn time_alone_schedules_the_next_evaluation() {
     let mut s = Script::new();
     s.ev("c", "2026-11-01T11:00:00Z", completed("k1"));
     // The event made the contact due; evaluating it schedules its next change.
-    assert_eq!(s.state.take_due(t("2026-11-02T00:00:00Z").timestamp_millis()), vec![ContactKey::new("b", "c")]);
+    assert_eq!(
+        s.state
+            .take_due(t("2026-11-02T00:00:00Z").timestamp_millis()),
+        vec![ContactKey::new("b", "c")]
+    );
     s.score_at("c", "2026-11-02T00:00:00Z").await;
-    assert_eq!(s.state.next_timer(), Some(t("2026-11-15T11:00:00Z").timestamp_millis()));
-    assert!(s.state.take_due(t("2026-11-15T10:59:59Z").timestamp_millis()).is_empty());
-    assert_eq!(s.state.take_due(t("2026-11-15T11:00:00Z").timestamp_millis()), vec![ContactKey::new("b", "c")]);
+    assert_eq!(
+        s.state.next_timer(),
+        Some(t("2026-11-15T11:00:00Z").timestamp_millis())
+    );
+    assert!(s
+        .state
+        .take_due(t("2026-11-15T10:59:59Z").timestamp_millis())
+        .is_empty());
+    assert_eq!(
+        s.state
+            .take_due(t("2026-11-15T11:00:00Z").timestamp_millis()),
+        vec![ContactKey::new("b", "c")]
+    );
 }
 
 #[tokio::test]
 async fn bookings_are_capped_at_four() {
     let mut s = Script::new();
     for i in 0..6 {
-        s.ev("c", &format!("2026-11-0{}T11:00:00Z", i + 1), completed(&format!("k{i}")));
+        s.ev(
+            "c",
+            &format!("2026-11-0{}T11:00:00Z", i + 1),
+            completed(&format!("k{i}")),
+        );
     }
     let p = s.score_at("c", "2026-11-08T00:00:00Z").await;
     assert_eq!(factor(&p, "bookings_completed"), (6, 60));
@@ -116,7 +151,11 @@ async fn bookings_are_capped_at_four() {
 #[tokio::test]
 async fn paid_and_unpaid_invoices() {
     let mut s = Script::new();
-    s.ev("c", "2026-11-02T10:00:00Z", sent("i1", 5000)).ev("c", "2026-11-03T10:00:00Z", sent("i2", 2500));
+    s.ev("c", "2026-11-02T10:00:00Z", sent("i1", 5000)).ev(
+        "c",
+        "2026-11-03T10:00:00Z",
+        sent("i2", 2500),
+    );
     s.ev("c", "2026-11-04T10:00:00Z", completed("k1"));
     let p = s.score_at("c", "2026-11-05T00:00:00Z").await;
     assert_eq!(factor(&p, "invoices_unpaid"), (2, -20));
@@ -137,14 +176,31 @@ async fn a_task_becomes_overdue_with_no_new_event() {
     s.ev(
         "c",
         "2026-11-01T12:00:00Z",
-        Payload::TaskCreated(TaskCreated { task_id: "t1".into(), title: "Call".into(), due_at: t("2026-11-03T09:00:00Z") }),
+        Payload::TaskCreated(TaskCreated {
+            task_id: "t1".into(),
+            title: "Call".into(),
+            due_at: t("2026-11-03T09:00:00Z"),
+        }),
     );
     let p = s.score_at("c", "2026-11-03T09:00:00Z").await;
-    assert_eq!((factor(&p, "tasks_overdue"), p.lead_score), ((0, 0), 15), "due, not yet overdue");
-    assert_eq!(s.state.next_timer(), Some(t("2026-11-03T09:00:00.001Z").timestamp_millis()));
+    assert_eq!(
+        (factor(&p, "tasks_overdue"), p.lead_score),
+        ((0, 0), 15),
+        "due, not yet overdue"
+    );
+    assert_eq!(
+        s.state.next_timer(),
+        Some(t("2026-11-03T09:00:00.001Z").timestamp_millis())
+    );
     let p = s.score_at("c", "2026-11-03T09:00:01Z").await;
     assert_eq!((factor(&p, "tasks_overdue"), p.lead_score), ((1, -5), 10));
-    s.ev("c", "2026-11-03T10:00:00Z", Payload::TaskCompleted(TaskRef { task_id: "t1".into() }));
+    s.ev(
+        "c",
+        "2026-11-03T10:00:00Z",
+        Payload::TaskCompleted(TaskRef {
+            task_id: "t1".into(),
+        }),
+    );
     let p = s.score_at("c", "2026-11-04T00:00:00Z").await;
     assert_eq!(factor(&p, "tasks_overdue"), (0, 0));
 }
@@ -152,10 +208,15 @@ async fn a_task_becomes_overdue_with_no_new_event() {
 #[tokio::test]
 async fn order_of_arrival_does_not_matter_and_duplicates_count_once() {
     let mut a = Script::new();
-    a.ev("c", "2026-11-02T10:00:00Z", sent("i1", 100)).ev("c", "2026-11-03T10:00:00Z", paid("i1"));
+    a.ev("c", "2026-11-02T10:00:00Z", sent("i1", 100))
+        .ev("c", "2026-11-03T10:00:00Z", paid("i1"));
     let mut b = Script::new();
-    b.ev("c", "2026-11-03T10:00:00Z", paid("i1")).ev("c", "2026-11-02T10:00:00Z", sent("i1", 100));
-    let (pa, pb) = (a.score_at("c", "2026-11-05T00:00:00Z").await, b.score_at("c", "2026-11-05T00:00:00Z").await);
+    b.ev("c", "2026-11-03T10:00:00Z", paid("i1"))
+        .ev("c", "2026-11-02T10:00:00Z", sent("i1", 100));
+    let (pa, pb) = (
+        a.score_at("c", "2026-11-05T00:00:00Z").await,
+        b.score_at("c", "2026-11-05T00:00:00Z").await,
+    );
     assert_eq!(pa.fingerprint(), pb.fingerprint());
     let dup = Event {
         schema_version: 1,
@@ -173,10 +234,26 @@ async fn order_of_arrival_does_not_matter_and_duplicates_count_once() {
 async fn weights_and_caps_come_from_configuration() {
     let mut s = Script::new();
     for i in 0..3 {
-        s.ev("c", &format!("2026-11-0{}T11:00:00Z", i + 1), completed(&format!("k{i}")));
+        s.ev(
+            "c",
+            &format!("2026-11-0{}T11:00:00Z", i + 1),
+            completed(&format!("k{i}")),
+        );
     }
-    let engine = Engine::new(ScoringConfig { booking_weight: 40, booking_cap: 2, ..Default::default() });
+    let engine = Engine::new(ScoringConfig {
+        booking_weight: 40,
+        booking_cap: 2,
+        ..Default::default()
+    });
     let key = ContactKey::new("b", "c");
-    let p = engine.evaluate(&mut s.state, &[key], t("2026-11-05T00:00:00Z").timestamp_millis(), 0).await.unwrap();
+    let p = engine
+        .evaluate(
+            &mut s.state,
+            &[key],
+            t("2026-11-05T00:00:00Z").timestamp_millis(),
+            0,
+        )
+        .await
+        .unwrap();
     assert_eq!(p[0].lead_score, 80);
 }

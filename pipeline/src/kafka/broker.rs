@@ -13,7 +13,10 @@ use url::Url;
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("cannot prepare broker storage at {path}: {source}")]
-    Storage { path: PathBuf, source: std::io::Error },
+    Storage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("broker address {0} is already in use (set another with --broker-addr)")]
     AddrInUse(SocketAddr),
     #[error("embedded broker failed to start: {0}")]
@@ -34,7 +37,11 @@ pub struct EmbeddedBroker {
 /// absolute path needs one more slash (`sqlite:////abs/t.db`) to stay absolute.
 pub fn sqlite_url(path: &Path) -> Result<Url, BrokerError> {
     let text = path.to_string_lossy();
-    let url = if path.is_absolute() { format!("sqlite:///{text}") } else { format!("sqlite://{text}") };
+    let url = if path.is_absolute() {
+        format!("sqlite:///{text}")
+    } else {
+        format!("sqlite://{text}")
+    };
     Url::parse(&url).map_err(|e| BrokerError::Start(format!("bad storage path {text}: {e}")))
 }
 
@@ -42,14 +49,21 @@ impl EmbeddedBroker {
     /// Starts Tansu on `addr` with its SQLite database at `db`, and waits until it accepts
     /// connections.
     pub async fn start(addr: SocketAddr, db: &Path) -> Result<Self, BrokerError> {
-        let db = std::path::absolute(db).map_err(|source| BrokerError::Storage { path: db.into(), source })?;
+        let db = std::path::absolute(db).map_err(|source| BrokerError::Storage {
+            path: db.into(),
+            source,
+        })?;
         if let Some(dir) = db.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| BrokerError::Storage { path: dir.into(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| BrokerError::Storage {
+                path: dir.into(),
+                source,
+            })?;
         }
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Err(BrokerError::AddrInUse(addr));
         }
-        let listener = Url::parse(&format!("tcp://{addr}")).map_err(|e| BrokerError::Start(e.to_string()))?;
+        let listener =
+            Url::parse(&format!("tcp://{addr}")).map_err(|e| BrokerError::Start(e.to_string()))?;
         let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
             .node_id(tansu_broker::NODE_ID)
             .cluster_id("keyflow")
@@ -78,7 +92,9 @@ impl EmbeddedBroker {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         task.abort();
-        Err(BrokerError::Start(format!("broker did not listen on {addr}")))
+        Err(BrokerError::Start(format!(
+            "broker did not listen on {addr}"
+        )))
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -121,7 +137,13 @@ mod tests {
 
     #[test]
     fn sqlite_urls_keep_absolute_paths_absolute() {
-        assert_eq!(sqlite_url(Path::new("/tmp/k/t.db")).unwrap().path(), "//tmp/k/t.db");
-        assert_eq!(sqlite_url(Path::new("data/t.db")).unwrap().as_str(), "sqlite://data/t.db");
+        assert_eq!(
+            sqlite_url(Path::new("/tmp/k/t.db")).unwrap().path(),
+            "//tmp/k/t.db"
+        );
+        assert_eq!(
+            sqlite_url(Path::new("data/t.db")).unwrap().as_str(),
+            "sqlite://data/t.db"
+        );
     }
 }

@@ -27,8 +27,15 @@ pub struct DeadLetters {
 
 impl DeadLetters {
     pub fn new(client: &ClientConfig, topic: &str) -> Result<Self, KafkaError> {
-        let producer = client.clone().set("acks", "all").set("linger.ms", "5").create()?;
-        Ok(Self { producer, topic: topic.to_owned() })
+        let producer = client
+            .clone()
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .create()?;
+        Ok(Self {
+            producer,
+            topic: topic.to_owned(),
+        })
     }
 
     /// Enqueues one dead letter; await the returned future before committing past `msg`.
@@ -37,13 +44,30 @@ impl DeadLetters {
         let partition = msg.partition().to_string();
         let offset = msg.offset().to_string();
         let hdrs = OwnedHeaders::new()
-            .insert(Header { key: headers::REASON, value: Some(reason.as_str()) })
-            .insert(Header { key: headers::CODE, value: Some(why.code()) })
-            .insert(Header { key: headers::TOPIC, value: Some(msg.topic()) })
-            .insert(Header { key: headers::PARTITION, value: Some(partition.as_str()) })
-            .insert(Header { key: headers::OFFSET, value: Some(offset.as_str()) });
+            .insert(Header {
+                key: headers::REASON,
+                value: Some(reason.as_str()),
+            })
+            .insert(Header {
+                key: headers::CODE,
+                value: Some(why.code()),
+            })
+            .insert(Header {
+                key: headers::TOPIC,
+                value: Some(msg.topic()),
+            })
+            .insert(Header {
+                key: headers::PARTITION,
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: headers::OFFSET,
+                value: Some(offset.as_str()),
+            });
         let payload = msg.payload().unwrap_or_default();
-        let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic).payload(payload).headers(hdrs);
+        let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(payload)
+            .headers(hdrs);
         if let Some(key) = msg.key() {
             record = record.key(key);
         }

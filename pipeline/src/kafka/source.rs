@@ -40,7 +40,10 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             tracing::info!(partitions = ?partitions(tpl), "partitions revoked");
-            self.changes.lock().expect("rebalance log lock").push(Assignment::Revoked(partitions(tpl)));
+            self.changes
+                .lock()
+                .expect("rebalance log lock")
+                .push(Assignment::Revoked(partitions(tpl)));
         }
     }
 
@@ -48,7 +51,10 @@ impl ConsumerContext for SourceContext {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
-                self.changes.lock().expect("rebalance log lock").push(Assignment::Assigned(partitions(tpl)));
+                self.changes
+                    .lock()
+                    .expect("rebalance log lock")
+                    .push(Assignment::Assigned(partitions(tpl)));
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(err) => tracing::warn!(cause = %err, "rebalance error"),
@@ -67,7 +73,8 @@ pub fn subscribe(
     let context = SourceContext::default();
     let mut cfg = ClientConfig::new();
     // Defaults first; the caller's pass-through settings win, except the ones correctness needs.
-    cfg.set("auto.offset.reset", "earliest").set("session.timeout.ms", "10000");
+    cfg.set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000");
     for (k, v) in client.config_map() {
         cfg.set(k, v);
     }

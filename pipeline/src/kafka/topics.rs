@@ -17,7 +17,10 @@ pub enum TopicError {
     #[error("kafka admin call failed: {0}")]
     Kafka(#[from] KafkaError),
     #[error("creating topic {topic} failed: {code}")]
-    Create { topic: String, code: RDKafkaErrorCode },
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
     #[error("input topic {0} does not exist")]
     Missing(String),
     #[error(
@@ -37,7 +40,10 @@ pub async fn ensure_topics(client: &ClientConfig, topics: &TopicsConfig) -> Resu
         .map(|t| NewTopic::new(t, topics.partitions, TopicReplication::Fixed(1)))
         .collect();
     let results = admin
-        .create_topics(new.iter(), &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+        .create_topics(
+            new.iter(),
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
         .await?;
     for r in results {
         match r {
@@ -50,7 +56,10 @@ pub async fn ensure_topics(client: &ClientConfig, topics: &TopicsConfig) -> Resu
 }
 
 /// Partition counts of the input topics; an error unless they all exist and are equal.
-pub async fn check_copartitioned(client: &ClientConfig, topics: &TopicsConfig) -> Result<i32, TopicError> {
+pub async fn check_copartitioned(
+    client: &ClientConfig,
+    topics: &TopicsConfig,
+) -> Result<i32, TopicError> {
     let client = client.clone();
     let inputs: Vec<String> = topics.inputs().iter().map(|t| t.to_string()).collect();
     tokio::task::spawn_blocking(move || {
@@ -68,7 +77,11 @@ pub async fn check_copartitioned(client: &ClientConfig, topics: &TopicsConfig) -
         }
         let first = counts[0].1;
         if counts.iter().any(|(_, n)| *n != first) {
-            let listing = counts.iter().map(|(t, n)| format!("{t} has {n}")).collect::<Vec<_>>().join(", ");
+            let listing = counts
+                .iter()
+                .map(|(t, n)| format!("{t} has {n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(TopicError::NotCoPartitioned(listing));
         }
         Ok(first)

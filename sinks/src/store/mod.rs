@@ -26,7 +26,10 @@ pub enum StoreError {
     #[error(transparent)]
     Segment(#[from] SegmentError),
     #[error("converting rows of {what}: {source}")]
-    Rows { what: &'static str, source: serde_arrow::Error },
+    Rows {
+        what: &'static str,
+        source: serde_arrow::Error,
+    },
     #[error("stored event {event_id} cannot be read back: {detail}")]
     Event { event_id: String, detail: String },
 }
@@ -74,7 +77,12 @@ impl EmbeddedStore {
             next_seq.insert(p, segments.committed(p)?.map_or(0, |s| s + 1));
         }
         let store = Self {
-            inner: Arc::new(Inner { segments, next_seq: Mutex::new(next_seq), index, merge_after: 32 }),
+            inner: Arc::new(Inner {
+                segments,
+                next_seq: Mutex::new(next_seq),
+                index,
+                merge_after: 32,
+            }),
         };
         for p in store.inner.segments.partitions()? {
             store.inner.index.upsert(store.latest_profiles(p)?);
@@ -155,8 +163,15 @@ impl EmbeddedStore {
     fn merge_small(&self, kind: Kind, p: i32) -> Result<(), StoreError> {
         let segs = &self.inner.segments;
         let all = segs.list(kind, p)?;
-        let run: Vec<Segment> =
-            all.iter().rev().take_while(|s| s.bytes <= SMALL_SEGMENT_BYTES).cloned().collect::<Vec<_>>().into_iter().rev().collect();
+        let run: Vec<Segment> = all
+            .iter()
+            .rev()
+            .take_while(|s| s.bytes <= SMALL_SEGMENT_BYTES)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         if run.len() <= self.inner.merge_after {
             return Ok(());
         }
@@ -195,7 +210,10 @@ impl EmbeddedStore {
         self.inner.segments.clean(p)?;
         let mut events = Vec::new();
         for e in self.events(p)? {
-            let event = e.to_event().map_err(|detail| StoreError::Event { event_id: e.event_id.clone(), detail })?;
+            let event = e.to_event().map_err(|detail| StoreError::Event {
+                event_id: e.event_id.clone(),
+                detail,
+            })?;
             events.push(event);
         }
         let profiles = self.latest_profiles(p)?;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit,
+};
 use pipeline::event::Event;
 use pipeline::profile::ContactProfile;
 use pipeline::sink::AcceptedEvent;
@@ -48,13 +50,15 @@ impl From<&AcceptedEvent> for StoredEvent {
 impl StoredEvent {
     /// The event back, as the processor first accepted it.
     pub fn to_event(&self) -> Result<Event, String> {
-        let payload = pipeline::decode::payload_from_parts(&self.kind, &self.data).map_err(|e| e.to_string())?;
+        let payload = pipeline::decode::payload_from_parts(&self.kind, &self.data)
+            .map_err(|e| e.to_string())?;
         Ok(Event {
             schema_version: pipeline::event::SCHEMA_VERSION,
             event_id: self.event_id.clone(),
             business_id: self.business_id.clone(),
             contact_id: self.contact_id.clone(),
-            occurred_at: DateTime::from_timestamp_millis(self.occurred_at).ok_or("occurred_at out of range")?,
+            occurred_at: DateTime::from_timestamp_millis(self.occurred_at)
+                .ok_or("occurred_at out of range")?,
             source: self.source.clone(),
             payload,
         })
@@ -62,7 +66,11 @@ impl StoredEvent {
 }
 
 fn ts(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), nullable)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        nullable,
+    )
 }
 
 fn utf8(name: &str, nullable: bool) -> Field {
@@ -110,7 +118,11 @@ pub fn profile_fields() -> Vec<FieldRef> {
         Field::new("lead_score", DataType::Int64, false),
         Field::new(
             "factors",
-            DataType::List(Arc::new(Field::new("item", DataType::Struct(factor), false))),
+            DataType::List(Arc::new(Field::new(
+                "item",
+                DataType::Struct(factor),
+                false,
+            ))),
             false,
         ),
         utf8("rule_version", false),

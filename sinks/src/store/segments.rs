@@ -25,7 +25,10 @@ pub enum SegmentError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SegmentError + '_ {
-    move |source| SegmentError::Io { path: path.to_owned(), source }
+    move |source| SegmentError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +83,12 @@ impl Segments {
         };
         for entry in entries {
             let entry = entry.map_err(io_err(&dir))?;
-            if let Some(p) = entry.file_name().to_str().and_then(|n| n.strip_prefix('p')).and_then(|n| n.parse().ok()) {
+            if let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix('p'))
+                .and_then(|n| n.parse().ok())
+            {
                 out.push(p);
             }
         }
@@ -100,11 +108,19 @@ impl Segments {
         for entry in entries {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name();
-            let Some(seq) = name.to_str().and_then(|n| n.strip_suffix(".arrow")).and_then(|n| n.parse().ok()) else {
+            let Some(seq) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".arrow"))
+                .and_then(|n| n.parse().ok())
+            else {
                 continue;
             };
             let bytes = entry.metadata().map_err(io_err(&entry.path()))?.len();
-            out.push(Segment { seq, path: entry.path(), bytes });
+            out.push(Segment {
+                seq,
+                path: entry.path(),
+                bytes,
+            });
         }
         out.sort_by_key(|s| s.seq);
         Ok(out)
@@ -151,7 +167,10 @@ impl Segments {
         let path = dir.join(format!("{seq:016}.arrow"));
         let tmp = dir.join(format!("{seq:016}.arrow.tmp"));
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
-        let corrupt = |e: datafusion::arrow::error::ArrowError| SegmentError::Corrupt { path: tmp.clone(), detail: e.to_string() };
+        let corrupt = |e: datafusion::arrow::error::ArrowError| SegmentError::Corrupt {
+            path: tmp.clone(),
+            detail: e.to_string(),
+        };
         let mut writer = FileWriter::try_new(file, schema).map_err(corrupt)?;
         for b in batches {
             writer.write(b).map_err(corrupt)?;
@@ -160,14 +179,19 @@ impl Segments {
         let file = writer.into_inner().map_err(corrupt)?;
         file.sync_all().map_err(io_err(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_err(&path))?;
-        File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(&dir))?;
         Ok(())
     }
 
     /// Every record batch of one segment file.
     pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>, SegmentError> {
         let file = File::open(path).map_err(io_err(path))?;
-        let corrupt = |e: datafusion::arrow::error::ArrowError| SegmentError::Corrupt { path: path.to_owned(), detail: e.to_string() };
+        let corrupt = |e: datafusion::arrow::error::ArrowError| SegmentError::Corrupt {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        };
         let reader = FileReader::try_new(file, None).map_err(corrupt)?;
         reader.map(|b| b.map_err(corrupt)).collect()
     }
