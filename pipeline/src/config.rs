@@ -183,10 +183,15 @@ pub struct ProcessingConfig {
     pub group_id: String,
     /// Most events in one micro-batch.
     pub batch_max_events: usize,
+    /// Most payload bytes in one micro-batch (bounds memory and the size of one sink insert).
+    pub batch_max_bytes: usize,
     /// Longest a micro-batch waits to fill, in milliseconds.
     pub batch_linger_ms: u64,
     /// How often time-driven re-evaluation runs when no events arrive, in milliseconds.
     pub tick_ms: u64,
+    /// The processor reports ready once its lag first drops to this many messages or fewer
+    /// (a live stream is never at lag 0 for long).
+    pub ready_max_lag: i64,
 }
 
 impl Default for ProcessingConfig {
@@ -194,8 +199,10 @@ impl Default for ProcessingConfig {
         Self {
             group_id: "keyflow".into(),
             batch_max_events: 5_000,
+            batch_max_bytes: 16 * 1024 * 1024,
             batch_linger_ms: 100,
             tick_ms: 1_000,
+            ready_max_lag: 1_000,
         }
     }
 }

@@ -20,8 +20,8 @@ use crate::decode::Decoder;
 use crate::engine::{Engine, EngineError};
 use crate::kafka::dlq::DeadLetters;
 use crate::kafka::source::{self, Assignment, Source, SourceContext};
-use crate::sink::{AcceptedEvent, PartitionOutput, ResultSink, SinkError};
-use crate::state::{Applied, PartitionState};
+use crate::sink::{AcceptedEvent, PartitionOutput, ResultSink, ScoreChange, SinkError};
+use crate::state::{Applied, ContactKey, PartitionState};
 use crate::status::ProcessorStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,7 @@ pub enum ProcessorError {
 }
 
 /// Longest pause between two retries of a transient sink failure.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Processor {
     consumer: Arc<Source>,
@@ -115,15 +115,13 @@ impl Processor {
     async fn refresh_lag(&self) {
         match source::lag(&self.consumer).await {
             Ok(lag) => {
-                self.status
-                    .lag
-                    .store(lag, std::sync::atomic::Ordering::Relaxed);
-                let ready = lag == 0;
-                if ready && !self.status.is_ready() {
-                    tracing::info!("caught up with the input topics: ready");
+                self.status.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+                // Ready once caught up; a later backlog does not take it back (the API keeps
+                // serving, and the lag is reported beside every answer).
+                if (0..=self.config.ready_max_lag).contains(&lag) && !self.status.is_ready() {
+                    tracing::info!(lag, "caught up with the input topics: ready");
+                    self.status.set_ready(true);
                 }
-                self.status
-                    .set_ready(ready || self.status.is_ready() && lag >= 0);
             }
             Err(err) => tracing::debug!(cause = %err, "lag not available yet"),
         }
@@ -142,11 +140,15 @@ impl Processor {
             }
             Ok(Ok(m)) => batch.push(m.detach()),
         }
+        let mut bytes = batch[0].payload().map_or(0, <[u8]>::len);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
-        while batch.len() < self.config.batch_max_events {
+        while batch.len() < self.config.batch_max_events && bytes < self.config.batch_max_bytes {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Ok(m)) => {
+                    bytes += m.payload().map_or(0, <[u8]>::len);
+                    batch.push(m.detach());
+                }
                 Ok(Err(err)) => tracing::warn!(cause = %err, "consumer error"),
                 Err(_) => break,
             }
@@ -188,9 +190,10 @@ impl Processor {
             state.apply(ev);
         }
         for profile in &recovered.profiles {
-            let key = crate::state::ContactKey::new(&profile.business_id, &profile.contact_id);
+            let key = ContactKey::new(&profile.business_id, &profile.contact_id);
             if let Some(c) = state.contacts.get_mut(&key) {
                 c.last_written = Some(profile.fingerprint());
+                c.last_score = Some(profile.lead_score);
             }
         }
         state.mark_all_dirty();
@@ -210,6 +213,7 @@ impl Processor {
         let mut outputs: BTreeMap<i32, PartitionOutput> = BTreeMap::new();
         let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
         let mut pending_dead = Vec::new();
+        let mut caused: HashMap<ContactKey, Vec<String>> = HashMap::new();
         let (mut accepted, mut duplicates) = (0u64, 0u64);
 
         for msg in &batch {
@@ -227,6 +231,10 @@ impl Processor {
                         continue;
                     }
                     accepted += 1;
+                    caused
+                        .entry(ContactKey::new(&event.business_id, &event.contact_id))
+                        .or_default()
+                        .push(event.event_id.clone());
                     let out = outputs.entry(p).or_insert_with(|| PartitionOutput {
                         partition: p,
                         ..Default::default()
@@ -254,10 +262,38 @@ impl Processor {
             let changed: Vec<_> = profiles
                 .into_iter()
                 .filter(|pr| {
-                    let key = crate::state::ContactKey::new(&pr.business_id, &pr.contact_id);
+                    let key = ContactKey::new(&pr.business_id, &pr.contact_id);
                     state.contacts.get(&key).and_then(|c| c.last_written) != Some(pr.fingerprint())
                 })
                 .collect();
+            let changes: Vec<ScoreChange> = changed
+                .iter()
+                .filter_map(|pr| {
+                    let key = ContactKey::new(&pr.business_id, &pr.contact_id);
+                    let old = state.contacts.get(&key).and_then(|c| c.last_score);
+                    (old != Some(pr.lead_score)).then(|| {
+                        let ids = caused.get(&key).cloned().unwrap_or_default();
+                        ScoreChange {
+                            business_id: pr.business_id.clone(),
+                            contact_id: pr.contact_id.clone(),
+                            partition: p,
+                            old_score: old,
+                            new_score: pr.lead_score,
+                            factors: pr.factors.clone(),
+                            rule_version: pr.rule_version.clone(),
+                            reason: if ids.is_empty() { "time" } else { "events" },
+                            caused_by: ids,
+                            evaluated_at: now,
+                        }
+                    })
+                })
+                .collect();
+            if !changes.is_empty() {
+                outputs
+                    .entry(p)
+                    .or_insert_with(|| PartitionOutput { partition: p, ..Default::default() })
+                    .changes = changes;
+            }
             if !changed.is_empty() {
                 outputs
                     .entry(p)
@@ -280,9 +316,10 @@ impl Processor {
             written += out.profiles.len() as u64;
             if let Some(state) = self.partitions.get_mut(&out.partition) {
                 for pr in &out.profiles {
-                    let key = crate::state::ContactKey::new(&pr.business_id, &pr.contact_id);
+                    let key = ContactKey::new(&pr.business_id, &pr.contact_id);
                     if let Some(c) = state.contacts.get_mut(&key) {
                         c.last_written = Some(pr.fingerprint());
+                        c.last_score = Some(pr.lead_score);
                     }
                 }
             }
