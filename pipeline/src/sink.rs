@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 
 use crate::event::Event;
-use crate::profile::ContactProfile;
+use crate::profile::{ContactProfile, Factor};
+use crate::state::Ms;
 
 /// An accepted event with where it was read from.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,6 +24,26 @@ pub struct PartitionOutput {
     pub events: Vec<AcceptedEvent>,
     /// Profiles whose content changed.
     pub profiles: Vec<ContactProfile>,
+    /// Lead scores that changed, with what caused them.
+    pub changes: Vec<ScoreChange>,
+}
+
+/// One change of a contact's lead score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreChange {
+    pub business_id: String,
+    pub contact_id: String,
+    pub partition: i32,
+    /// The score last written, if any.
+    pub old_score: Option<i64>,
+    pub new_score: i64,
+    pub factors: Vec<Factor>,
+    pub rule_version: String,
+    /// Ids of this batch's events about the contact (empty when time alone changed the score).
+    pub caused_by: Vec<String>,
+    /// `events` or `time`.
+    pub reason: &'static str,
+    pub evaluated_at: Ms,
 }
 
 impl PartitionOutput {

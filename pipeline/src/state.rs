@@ -111,6 +111,8 @@ pub struct ContactState {
     pub next_timer: Option<Ms>,
     /// Fingerprint of the last profile written, to write only real changes.
     pub last_written: Option<u64>,
+    /// Lead score of the last profile written.
+    pub last_score: Option<i64>,
 }
 
 impl ContactState {
