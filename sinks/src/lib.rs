@@ -5,8 +5,10 @@
 //! - [`index`]: the in-memory read model of current profiles the API answers from.
 //! - [`read`]: the read contract the API depends on.
 //! - [`sql`]: DataFusion SQL over the embedded store (`keyflow sql`).
+//! - [`clickhouse`]: the production sink and reader (migrations in `sql/clickhouse/`).
 
 pub mod index;
 pub mod read;
 pub mod sql;
 pub mod store;
+pub mod clickhouse;

@@ -1,0 +1,111 @@
+//! Durable writes to ClickHouse and the recovery read.
+//!
+//! One micro-batch of one partition is three inserts, events first: whatever the profiles reflect
+//! is then always in `events`, so a crash between inserts is repaired by the rebuild and replay
+//! (see `sql/clickhouse/README.md` for why replays leave the views unchanged).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pipeline::profile::ContactProfile;
+use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
+
+use super::config::ClickHouseConfig;
+use super::rows::{EventRow, HistoryRow, ProfileRow};
+use super::service::classify;
+
+/// Longest one request may take before it counts as a (transient) timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone)]
+pub struct ClickHouseSink {
+    client: clickhouse::Client,
+    /// Next `ingest_seq` block per partition (recovery order of events).
+    next_seq: Arc<Mutex<HashMap<i32, u64>>>,
+}
+
+impl ClickHouseSink {
+    pub fn new(cfg: &ClickHouseConfig, url: &str) -> Self {
+        Self { client: cfg.client(url), next_seq: Arc::default() }
+    }
+
+    pub fn client(&self) -> &clickhouse::Client {
+        &self.client
+    }
+
+    async fn insert<T>(&self, table: &str, rows: &[T]) -> Result<(), SinkError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let what = format!("insert into {table}");
+        let work = async {
+            let mut insert = self.client.insert::<T>(table).await?;
+            for r in rows {
+                insert.write(r).await?;
+            }
+            insert.end().await
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+            Ok(res) => res.map_err(|e| classify(&what, e)),
+            Err(_) => Err(SinkError::Transient(format!("{what}: timed out after {REQUEST_TIMEOUT:?}"))),
+        }
+    }
+
+    fn seq_block(&self, partition: i32) -> u64 {
+        let mut seqs = self.next_seq.lock().expect("seq lock");
+        let next = seqs.entry(partition).or_insert(1);
+        let block = *next;
+        *next += 1;
+        block
+    }
+
+    async fn fetch<T>(&self, sql: &str, partition: i32) -> Result<Vec<T>, SinkError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowRead,
+    {
+        let work = self.client.query(sql).bind(partition).fetch_all::<T>();
+        match tokio::time::timeout(REQUEST_TIMEOUT * 4, work).await {
+            Ok(res) => res.map_err(|e| classify("recovery read", e)),
+            Err(_) => Err(SinkError::Transient("recovery read timed out".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl ResultSink for ClickHouseSink {
+    async fn write(&self, out: &PartitionOutput) -> Result<(), SinkError> {
+        // Blocks of 2^20 events: ingest_seq orders a partition's events as they were processed.
+        let block = self.seq_block(out.partition) << 20;
+        let events: Vec<EventRow> =
+            out.events.iter().enumerate().map(|(i, e)| EventRow::new(e, block + i as u64)).collect();
+        self.insert("events", &events).await?;
+        let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
+        self.insert("contact_profiles", &profiles).await?;
+        let history: Vec<HistoryRow> = out.changes.iter().map(HistoryRow::from).collect();
+        self.insert("lead_score_history", &history).await
+    }
+
+    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
+        let rows: Vec<EventRow> = self
+            .fetch("SELECT ?fields FROM events FINAL WHERE partition = ? ORDER BY ingest_seq, offset", partition)
+            .await?;
+        let max_block = rows.iter().map(|r| r.ingest_seq >> 20).max().unwrap_or(0);
+        self.next_seq.lock().expect("seq lock").insert(partition, max_block + 1);
+        let mut events = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let e = r.to_stored().to_event().map_err(|detail| {
+                SinkError::Permanent(format!("event {} in ClickHouse cannot be read back: {detail}", r.event_id))
+            })?;
+            events.push(e);
+        }
+        let profiles: Vec<ProfileRow> =
+            self.fetch("SELECT ?fields FROM contact_profiles FINAL WHERE partition = ?", partition).await?;
+        let profiles = profiles.into_iter().map(ContactProfile::from).collect();
+        Ok(Recovered { events, profiles })
+    }
+}
