@@ -10,6 +10,7 @@ use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
 use pipeline::config::{IngestConfig, ProcessingConfig, ScoringConfig, TopicsConfig};
 use serde::{Deserialize, Serialize};
+use sinks::clickhouse::ClickHouseConfig;
 
 /// Every setting. TOML keys are the field names; nested tables are `[topics]`, `[ingest]`,
 /// `[processing]`, `[scoring]` and `[kafka]` (librdkafka settings passed through).
@@ -28,6 +29,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub processing: ProcessingConfig,
     pub scoring: ScoringConfig,
+    /// ClickHouse as the store (instead of the embedded store) when `clickhouse.url` is set.
+    pub clickhouse: ClickHouseConfig,
     /// librdkafka settings passed through to every client, e.g. `"fetch.wait.max.ms" = "50"`.
     pub kafka: BTreeMap<String, String>,
 }
@@ -43,6 +46,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             processing: ProcessingConfig::default(),
             scoring: ScoringConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
             kafka: BTreeMap::new(),
         }
     }
@@ -66,12 +70,16 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   ingest.max_event_bytes      KEYFLOW_INGEST__MAX_EVENT_BYTES    65536
   processing.group_id         KEYFLOW_PROCESSING__GROUP_ID       keyflow
   processing.batch_max_events KEYFLOW_PROCESSING__BATCH_MAX_EVENTS 5000
+  processing.batch_max_bytes  KEYFLOW_PROCESSING__BATCH_MAX_BYTES  16777216
   processing.batch_linger_ms  KEYFLOW_PROCESSING__BATCH_LINGER_MS  100
   processing.tick_ms          KEYFLOW_PROCESSING__TICK_MS        1000
+  processing.ready_max_lag    KEYFLOW_PROCESSING__READY_MAX_LAG  1000
   scoring.window_days         KEYFLOW_SCORING__WINDOW_DAYS       14
   scoring.booking_weight|booking_cap|paid_weight|paid_cap|unpaid_weight|unpaid_cap|
           overdue_task_weight|overdue_task_cap                   15|4|10|4|10|3|5|4
   scoring.rule_version        KEYFLOW_SCORING__RULE_VERSION      lead-score/v1
+  clickhouse.url              KEYFLOW_CLICKHOUSE__URL            (unset: embedded store)
+  clickhouse.database|user|password|cache_ttl_ms                  keyflow|-|-|2000
   kafka.<librdkafka key>      KEYFLOW_KAFKA__<KEY with _ for .>  (librdkafka defaults)
 ";
 
@@ -82,6 +90,7 @@ pub struct Overrides {
     pub brokers: Option<String>,
     pub broker_addr: Option<SocketAddr>,
     pub api_addr: Option<SocketAddr>,
+    pub clickhouse_url: Option<String>,
     /// `key=value` pairs from `--set`.
     pub set: Vec<String>,
 }
@@ -140,6 +149,9 @@ impl Config {
         }
         if let Some(a) = &overrides.api_addr {
             fig = fig.merge(Serialized::global("api_addr", a.to_string()));
+        }
+        if let Some(u) = &overrides.clickhouse_url {
+            fig = fig.merge(Serialized::global("clickhouse.url", u));
         }
         let mut kafka_sets = Vec::new();
         for kv in &overrides.set {

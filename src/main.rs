@@ -27,6 +27,9 @@ struct Cli {
     /// API listen address [KEYFLOW_API_ADDR].
     #[arg(long, global = true)]
     api_addr: Option<SocketAddr>,
+    /// ClickHouse HTTP URL; makes ClickHouse the store [KEYFLOW_CLICKHOUSE__URL].
+    #[arg(long, global = true)]
+    clickhouse_url: Option<String>,
     /// Any setting as KEY=VALUE (repeatable), e.g. scoring.window_days=7 or kafka.client.id=x.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -60,6 +63,10 @@ enum Command {
     },
     /// Print the JSON Schema of the event envelope.
     Schema,
+    /// Apply the ClickHouse migrations (needs --clickhouse-url).
+    Migrate,
+    /// Serve the API from ClickHouse only, without a processor (API replicas).
+    Api,
 }
 
 #[tokio::main]
@@ -70,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let overrides = Overrides {
@@ -77,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         brokers: cli.brokers,
         broker_addr: cli.broker_addr,
         api_addr: cli.api_addr,
+        clickhouse_url: cli.clickhouse_url,
         set: cli.set,
     };
     let cfg = Config::load(cli.config.as_deref(), &overrides)?;
@@ -114,6 +123,12 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Migrate => {
+            let applied = sinks::clickhouse::migrate::migrate(&cfg.clickhouse).await?;
+            println!("applied migrations: {applied:?}");
+            Ok(())
+        }
+        Command::Api => keyflow::run::serve_api_only(&cfg).await,
         Command::Schema => {
             println!(
                 "{}",

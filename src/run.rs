@@ -11,7 +11,10 @@ use pipeline::kafka::broker::EmbeddedBroker;
 use pipeline::kafka::dlq::DeadLetters;
 use pipeline::kafka::{client_config, source, topics};
 use pipeline::processor::Processor;
+use pipeline::sink::ResultSink;
 use pipeline::status::ProcessorStatus;
+use sinks::clickhouse::{migrate, ClickHouseReader, ClickHouseSink};
+use sinks::read::ProfileReader;
 use sinks::store::EmbeddedStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +26,8 @@ pub struct Running {
     pub api_addr: std::net::SocketAddr,
     /// `bootstrap.servers` of the broker in use.
     pub bootstrap: String,
-    pub store: EmbeddedStore,
+    /// The embedded store, unless ClickHouse is the store.
+    pub store: Option<EmbeddedStore>,
     pub status: Arc<ProcessorStatus>,
     broker: Option<EmbeddedBroker>,
     shutdown: CancellationToken,
@@ -33,6 +37,45 @@ pub struct Running {
 
 /// Starts everything `cfg` asks for.
 pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> {
+    start_with(cfg, clock, |sink| sink).await
+}
+
+/// The store the processor writes and the reader the API serves from.
+async fn stores(cfg: &Config) -> anyhow::Result<(Arc<dyn ResultSink>, Arc<dyn ProfileReader>, Option<EmbeddedStore>)> {
+    match &cfg.clickhouse.url {
+        Some(url) => {
+            migrate::migrate(&cfg.clickhouse).await?;
+            let sink = ClickHouseSink::new(&cfg.clickhouse, url);
+            let ttl = std::time::Duration::from_millis(cfg.clickhouse.cache_ttl_ms);
+            let reader = ClickHouseReader::new(sink.client().clone(), ttl);
+            tracing::info!(%url, database = %cfg.clickhouse.database, "ClickHouse is the store");
+            Ok((Arc::new(sink), Arc::new(reader), None))
+        }
+        None => {
+            let store = EmbeddedStore::open(cfg.data_dir.join("store"))?;
+            Ok((Arc::new(store.clone()), store.index(), Some(store)))
+        }
+    }
+}
+
+/// Serves the API from ClickHouse alone until ctrl-c: an API replica needs no processor.
+pub async fn serve_api_only(cfg: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(cfg.clickhouse.url.is_some(), "keyflow api serves from ClickHouse: set --clickhouse-url");
+    let (_, reader, _) = stores(cfg).await?;
+    let status = Arc::new(ProcessorStatus::default());
+    status.set_ready(true);
+    let listener = tokio::net::TcpListener::bind(cfg.api_addr).await?;
+    println!("KeyFlow API (ClickHouse) on http://{}", listener.local_addr()?);
+    api::serve(listener, api::AppState { reader, status }, crate::shutdown_signal()).await?;
+    Ok(())
+}
+
+/// [`start`], with the processor's sink passed through `wrap` (tests inject faults there).
+pub async fn start_with(
+    cfg: &Config,
+    clock: SharedClock,
+    wrap: impl FnOnce(Arc<dyn ResultSink>) -> Arc<dyn ResultSink>,
+) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let (bootstrap, broker) = match &cfg.brokers {
@@ -55,7 +98,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
     let partitions = topics::check_copartitioned(&client, &cfg.topics).await?;
     tracing::info!(%bootstrap, partitions, "input topics are co-partitioned");
 
-    let store = EmbeddedStore::open(cfg.data_dir.join("store"))?;
+    let (sink, reader, store) = stores(cfg).await?;
     let status = Arc::new(ProcessorStatus::default());
     let (consumer, context) =
         source::subscribe(&client, &cfg.processing.group_id, &cfg.topics.inputs())?;
@@ -69,7 +112,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         ),
         Engine::new(cfg.scoring.clone()),
         clock,
-        Arc::new(store.clone()),
+        wrap(sink),
         cfg.processing.clone(),
         status.clone(),
     );
@@ -86,7 +129,7 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
         })?;
     let api_addr = listener.local_addr()?;
     let state = api::AppState {
-        reader: store.index(),
+        reader,
         status: status.clone(),
     };
     let api_shutdown = shutdown.clone();
@@ -109,9 +152,10 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
 impl Running {
     /// Resolves when the processor stops by itself (a permanent error).
     pub async fn processor_stopped(&mut self) -> anyhow::Result<()> {
-        (&mut self.processor)
-            .await
-            .context("processor task panicked")??;
+        let result = (&mut self.processor).await;
+        // Leave a finished handle behind so `stop` can still await one.
+        self.processor = tokio::spawn(async { Ok(()) });
+        result.context("processor task panicked")??;
         Ok(())
     }
 
@@ -126,6 +170,11 @@ impl Running {
         api.context("api task panicked")??;
         processor.context("processor task panicked")??;
         Ok(())
+    }
+
+    /// The embedded store; panics when ClickHouse is the store.
+    pub fn embedded(&self) -> &EmbeddedStore {
+        self.store.as_ref().expect("the embedded store is in use")
     }
 
     /// The embedded broker, when one runs.

@@ -111,7 +111,7 @@ async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
         status.events_in.load(Ordering::Relaxed) == 3
     })
     .await;
-    let p = running.store.index().get("acme", "c1").unwrap();
+    let p = running.embedded().index().get("acme", "c1").unwrap();
     assert_eq!(
         p.lead_score, 30,
         "both good bookings around the bad events counted"

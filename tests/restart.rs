@@ -78,7 +78,7 @@ async fn restart_mid_stream_equals_an_uninterrupted_run() {
     })
     .await;
     wait_for(60, "clean run ready", || status.is_ready()).await;
-    let expected = profiles(&run.store);
+    let expected = profiles(run.embedded());
     run.stop().await.unwrap();
     assert_eq!(expected.len(), 120);
 
@@ -113,12 +113,12 @@ async fn restart_mid_stream_equals_an_uninterrupted_run() {
         "nothing counted twice"
     );
     assert_eq!(
-        profiles(&run.store),
+        profiles(run.embedded()),
         expected,
         "final profiles equal the uninterrupted run's"
     );
     assert_eq!(
-        stored_event_counts(&run.store).await,
+        stored_event_counts(run.embedded()).await,
         (total as i64, total as i64)
     );
     run.stop().await.unwrap();

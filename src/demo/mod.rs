@@ -97,16 +97,17 @@ pub async fn run(
                 let batch: Vec<DemoMessage> = (0..per_tick).map(|_| { seq += 1; generator::live(&spec, &mut rng, clock.now(), seq) }).collect();
                 produce_all(&producer, &cfg.topics, &batch).await?;
             }
-            _ = summary.tick() => print_summary(&running.status, &running.store),
+            _ = summary.tick() => print_summary(&running.status, running.store.as_ref()),
         }
     }
     running.stop().await
 }
 
-fn print_summary(status: &ProcessorStatus, store: &sinks::store::EmbeddedStore) {
-    let top = store
-        .index()
-        .top("lumen-salon", 3)
+fn print_summary(status: &ProcessorStatus, store: Option<&sinks::store::EmbeddedStore>) {
+    let index = store.map(|s| s.index());
+    let top = index
+        .as_ref()
+        .and_then(|i| i.top("lumen-salon", 3))
         .unwrap_or_default()
         .iter()
         .map(|p| {
@@ -122,7 +123,7 @@ fn print_summary(status: &ProcessorStatus, store: &sinks::store::EmbeddedStore) 
         "events in {:>7} | dead letters {:>3} | contacts {:>5} | lag {:>6} | ready {} | lumen-salon top: {}",
         ProcessorStatus::get(&status.events_in),
         ProcessorStatus::get(&status.dead_letters),
-        store.index().len(),
+        index.as_ref().map_or(0, |i| i.len()),
         status.lag.load(Ordering::Relaxed),
         status.is_ready(),
         top

@@ -2,6 +2,9 @@
 //! a private data directory, a pinned clock, and helpers to produce and to wait.
 #![allow(dead_code)]
 
+pub mod proxy;
+pub mod script;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,4 +103,25 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let resp = reqwest::get(url).await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A ClickHouse config on a database of this test's own (created by the migrations).
+pub fn clickhouse() -> sinks::clickhouse::ClickHouseConfig {
+    let url = std::env::var("KEYFLOW_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    sinks::clickhouse::ClickHouseConfig {
+        url: Some(url),
+        database: format!("kf_test_{}", uuid_like().replace('-', "_")),
+        cache_ttl_ms: 0,
+        ..Default::default()
+    }
+}
+
+/// A client on the test database (reads bypass any proxy the processor goes through).
+pub fn ch_client(cfg: &sinks::clickhouse::ClickHouseConfig) -> clickhouse::Client {
+    cfg.client(cfg.url.as_deref().unwrap())
+}
+
+pub async fn drop_database(cfg: &sinks::clickhouse::ClickHouseConfig) {
+    let server = clickhouse::Client::default().with_url(cfg.url.as_deref().unwrap());
+    let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
 }
