@@ -41,7 +41,13 @@ pub async fn start(cfg: &Config, clock: SharedClock) -> anyhow::Result<Running> 
 }
 
 /// The store the processor writes and the reader the API serves from.
-async fn stores(cfg: &Config) -> anyhow::Result<(Arc<dyn ResultSink>, Arc<dyn ProfileReader>, Option<EmbeddedStore>)> {
+async fn stores(
+    cfg: &Config,
+) -> anyhow::Result<(
+    Arc<dyn ResultSink>,
+    Arc<dyn ProfileReader>,
+    Option<EmbeddedStore>,
+)> {
     match &cfg.clickhouse.url {
         Some(url) => {
             migrate::migrate(&cfg.clickhouse).await?;
@@ -60,13 +66,24 @@ async fn stores(cfg: &Config) -> anyhow::Result<(Arc<dyn ResultSink>, Arc<dyn Pr
 
 /// Serves the API from ClickHouse alone until ctrl-c: an API replica needs no processor.
 pub async fn serve_api_only(cfg: &Config) -> anyhow::Result<()> {
-    anyhow::ensure!(cfg.clickhouse.url.is_some(), "keyflow api serves from ClickHouse: set --clickhouse-url");
+    anyhow::ensure!(
+        cfg.clickhouse.url.is_some(),
+        "keyflow api serves from ClickHouse: set --clickhouse-url"
+    );
     let (_, reader, _) = stores(cfg).await?;
     let status = Arc::new(ProcessorStatus::default());
     status.set_ready(true);
     let listener = tokio::net::TcpListener::bind(cfg.api_addr).await?;
-    println!("KeyFlow API (ClickHouse) on http://{}", listener.local_addr()?);
-    api::serve(listener, api::AppState { reader, status }, crate::shutdown_signal()).await?;
+    println!(
+        "KeyFlow API (ClickHouse) on http://{}",
+        listener.local_addr()?
+    );
+    api::serve(
+        listener,
+        api::AppState { reader, status },
+        crate::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

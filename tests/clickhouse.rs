@@ -40,8 +40,16 @@ async fn view(ch: &clickhouse::Client) -> Vec<ViewRow> {
 
 /// (rows in events FINAL, distinct event ids).
 async fn event_counts(ch: &clickhouse::Client) -> (u64, u64) {
-    let total = ch.query("SELECT count() FROM events FINAL").fetch_one::<u64>().await.unwrap();
-    let distinct = ch.query("SELECT uniqExact(event_id) FROM events").fetch_one::<u64>().await.unwrap();
+    let total = ch
+        .query("SELECT count() FROM events FINAL")
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
+    let distinct = ch
+        .query("SELECT uniqExact(event_id) FROM events")
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
     (total, distinct)
 }
 
@@ -49,8 +57,16 @@ async fn event_counts(ch: &clickhouse::Client) -> (u64, u64) {
 async fn migrations_reach_the_latest_version_once() {
     let ch = clickhouse();
     let all: Vec<u32> = MIGRATIONS.iter().map(|m| m.0).collect();
-    assert_eq!(migrate(&ch).await.unwrap(), all, "a fresh database gets every migration");
-    assert_eq!(migrate(&ch).await.unwrap(), Vec::<u32>::new(), "applying twice is a no-op");
+    assert_eq!(
+        migrate(&ch).await.unwrap(),
+        all,
+        "a fresh database gets every migration"
+    );
+    assert_eq!(
+        migrate(&ch).await.unwrap(),
+        Vec::<u32>::new(),
+        "applying twice is a no-op"
+    );
     let client = ch_client(&ch);
     let tables: Vec<String> = client
         .query("SELECT name FROM system.tables WHERE database = ? ORDER BY name")
@@ -58,10 +74,22 @@ async fn migrations_reach_the_latest_version_once() {
         .fetch_all()
         .await
         .unwrap();
-    for t in ["contact_profiles", "contact_profiles_current", "events", "events_unique", "lead_score_daily", "lead_score_history", "schema_migrations"] {
+    for t in [
+        "contact_profiles",
+        "contact_profiles_current",
+        "events",
+        "events_unique",
+        "lead_score_daily",
+        "lead_score_history",
+        "schema_migrations",
+    ] {
         assert!(tables.iter().any(|n| n == t), "{t} missing from {tables:?}");
     }
-    let recorded = client.query("SELECT count() FROM schema_migrations FINAL").fetch_one::<u64>().await.unwrap();
+    let recorded = client
+        .query("SELECT count() FROM schema_migrations FINAL")
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
     assert_eq!(recorded, all.len() as u64);
     drop_database(&ch).await;
 }
@@ -73,36 +101,79 @@ async fn embedded_broker_to_clickhouse_views_and_api_agree() {
     cfg.clickhouse = clickhouse();
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
-    assert!(running.store.is_none(), "ClickHouse replaces the embedded store");
+    assert!(
+        running.store.is_none(),
+        "ClickHouse replaces the embedded store"
+    );
     let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &script()).await.unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &script())
+        .await
+        .unwrap();
     let status = running.status.clone();
-    wait_for(60, "every unique event", || status.events_in.load(Ordering::Relaxed) == UNIQUE).await;
+    wait_for(60, "every unique event", || {
+        status.events_in.load(Ordering::Relaxed) == UNIQUE
+    })
+    .await;
 
     let ch = ch_client(&cfg.clickhouse);
-    assert_eq!(event_counts(&ch).await, (UNIQUE, UNIQUE), "every good event exactly once");
+    assert_eq!(
+        event_counts(&ch).await,
+        (UNIQUE, UNIQUE),
+        "every good event exactly once"
+    );
     let acme: Vec<(String, i64, i64)> = view(&ch)
         .await
         .into_iter()
         .filter(|r| r.business_id == "acme")
         .map(|r| (r.contact_id, r.lead_score, r.outstanding_balance_cents))
         .collect();
-    let expected: Vec<(String, i64, i64)> = EXPECTED.iter().map(|(c, s, b)| (c.to_string(), *s, *b)).collect();
+    let expected: Vec<(String, i64, i64)> = EXPECTED
+        .iter()
+        .map(|(c, s, b)| (c.to_string(), *s, *b))
+        .collect();
     assert_eq!(acme, expected);
 
     // The API (served from ClickHouse) agrees with the view.
-    let (code, h) = get_json(&format!("http://{}/v1/businesses/acme/highlights", running.api_addr)).await;
+    let (code, h) = get_json(&format!(
+        "http://{}/v1/businesses/acme/highlights",
+        running.api_addr
+    ))
+    .await;
     assert_eq!(code, 200, "{h}");
-    let ids: Vec<&str> = h["contacts"].as_array().unwrap().iter().map(|c| c["contactId"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = h["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["contactId"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["c2", "c1", "c5"]);
-    let (_, c1) = get_json(&format!("http://{}/v1/businesses/acme/contacts/c1", running.api_addr)).await;
-    assert_eq!((c1["meta"]["leadScore"].as_i64(), c1["email"].as_str()), (Some(40), Some("ada@example.com")));
-    let (code, _) = get_json(&format!("http://{}/v1/businesses/acme/contacts/c4", running.api_addr)).await;
+    let (_, c1) = get_json(&format!(
+        "http://{}/v1/businesses/acme/contacts/c1",
+        running.api_addr
+    ))
+    .await;
+    assert_eq!(
+        (c1["meta"]["leadScore"].as_i64(), c1["email"].as_str()),
+        (Some(40), Some("ada@example.com"))
+    );
+    let (code, _) = get_json(&format!(
+        "http://{}/v1/businesses/acme/contacts/c4",
+        running.api_addr
+    ))
+    .await;
     assert_eq!(code, 404, "deleted contacts stay excluded");
 
     // An API replica reads the same from ClickHouse with no processor at all.
     let replica = sinks::clickhouse::ClickHouseReader::new(ch.clone(), Duration::from_secs(1));
-    assert_eq!(replica.contact("acme", "c2").await.unwrap().unwrap().lead_score, 80);
+    assert_eq!(
+        replica
+            .contact("acme", "c2")
+            .await
+            .unwrap()
+            .unwrap()
+            .lead_score,
+        80
+    );
 
     // History: why c1 scores 40, with the events that caused it.
     #[derive(clickhouse::Row, serde::Deserialize)]
@@ -118,7 +189,10 @@ async fn embedded_broker_to_clickhouse_views_and_api_agree() {
         .unwrap();
     assert_eq!(new, 40);
     assert!(old.is_none_or(|o| o != 40));
-    assert!(!caused.is_empty(), "a score change names the events behind it");
+    assert!(
+        !caused.is_empty(),
+        "a score change names the events behind it"
+    );
     running.stop().await.unwrap();
     drop_database(&cfg.clickhouse).await;
 }
@@ -136,7 +210,9 @@ impl ResultSink for CrashAfterInsert {
     async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
         self.inner.write(output).await?;
         if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
-            return Err(SinkError::Permanent("injected crash after insert, before commit".into()));
+            return Err(SinkError::Permanent(
+                "injected crash after insert, before commit".into(),
+            ));
         }
         Ok(())
     }
@@ -147,11 +223,20 @@ impl ResultSink for CrashAfterInsert {
 }
 
 fn demo_stream() -> Vec<keyflow::demo::generator::DemoMessage> {
-    let spec = DemoSpec { seed: 5, businesses: 2, contacts_per_business: 40, history_days: 30, bad_ratio: 0.0 };
+    let spec = DemoSpec {
+        seed: 5,
+        businesses: 2,
+        contacts_per_business: 40,
+        history_days: 30,
+        bad_ratio: 0.0,
+    };
     generate(&spec, t("2026-11-20T12:00:00Z"))
 }
 
-async fn clean_run(base: &keyflow::config::Config, total: u64) -> sinks::clickhouse::ClickHouseConfig {
+async fn clean_run(
+    base: &keyflow::config::Config,
+    total: u64,
+) -> sinks::clickhouse::ClickHouseConfig {
     let mut cfg = base.clone();
     cfg.clickhouse = clickhouse();
     cfg.processing.group_id = format!("clean-{}", uuid_like());
@@ -159,7 +244,10 @@ async fn clean_run(base: &keyflow::config::Config, total: u64) -> sinks::clickho
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     let run = keyflow::run::start(&cfg, shared).await.unwrap();
     let status = run.status.clone();
-    wait_for(120, "clean run", || status.events_in.load(Ordering::Relaxed) == total).await;
+    wait_for(120, "clean run", || {
+        status.events_in.load(Ordering::Relaxed) == total
+    })
+    .await;
     run.stop().await.unwrap();
     cfg.clickhouse
 }
@@ -173,7 +261,9 @@ async fn crashes_between_insert_and_commit_leave_the_views_of_a_clean_run() {
     let stream = demo_stream();
     let total = stream.len() as u64;
     let producer = keyflow::demo::producer(base.brokers.as_deref().unwrap()).unwrap();
-    keyflow::demo::produce_all(&producer, &base.topics, &stream).await.unwrap();
+    keyflow::demo::produce_all(&producer, &base.topics, &stream)
+        .await
+        .unwrap();
     let clean = clean_run(&base, total).await;
 
     let mut cfg = base.clone();
@@ -183,18 +273,27 @@ async fn crashes_between_insert_and_commit_leave_the_views_of_a_clean_run() {
     for at in [2, 3] {
         cfg.api_addr = free_addr();
         let mut run = keyflow::run::start_with(&cfg, shared.clone(), |inner| {
-            Arc::new(CrashAfterInsert { inner, writes: AtomicUsize::new(0), at })
+            Arc::new(CrashAfterInsert {
+                inner,
+                writes: AtomicUsize::new(0),
+                at,
+            })
         })
         .await
         .unwrap();
-        let err = tokio::time::timeout(Duration::from_secs(60), run.processor_stopped()).await.expect("crashes");
+        let err = tokio::time::timeout(Duration::from_secs(60), run.processor_stopped())
+            .await
+            .expect("crashes");
         assert!(format!("{:#}", err.unwrap_err()).contains("injected crash"));
         let _ = run.stop().await;
     }
     cfg.api_addr = free_addr();
     let run = keyflow::run::start(&cfg, shared.clone()).await.unwrap();
     let status = run.status.clone();
-    wait_for(60, "some progress", || status.batches.load(Ordering::Relaxed) >= 2).await;
+    wait_for(60, "some progress", || {
+        status.batches.load(Ordering::Relaxed) >= 2
+    })
+    .await;
     run.stop().await.unwrap();
     cfg.api_addr = free_addr();
     let run = keyflow::run::start(&cfg, shared).await.unwrap();
@@ -208,7 +307,11 @@ async fn crashes_between_insert_and_commit_leave_the_views_of_a_clean_run() {
     }
     let reference = ch_client(&clean);
     assert_eq!(event_counts(&ch).await, (total, total), "0 lost, 0 doubled");
-    assert_eq!(view(&ch).await, view(&reference).await, "views equal the clean run's");
+    assert_eq!(
+        view(&ch).await,
+        view(&reference).await,
+        "views equal the clean run's"
+    );
     run.stop().await.unwrap();
     drop_database(&cfg.clickhouse).await;
     drop_database(&clean).await;
@@ -230,22 +333,38 @@ async fn a_clickhouse_outage_loses_nothing_and_commits_nothing_unacknowledged() 
     let _broker = broker(dir.path(), &mut cfg).await;
     cfg.processing.batch_max_events = 100;
     let direct = clickhouse();
-    let target: std::net::SocketAddr = direct.url.as_deref().unwrap().trim_start_matches("http://").parse().unwrap();
+    let target: std::net::SocketAddr = direct
+        .url
+        .as_deref()
+        .unwrap()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
     let proxy = Proxy::start(target).await;
-    cfg.clickhouse = sinks::clickhouse::ClickHouseConfig { url: Some(format!("http://{}", proxy.addr)), ..direct.clone() };
+    cfg.clickhouse = sinks::clickhouse::ClickHouseConfig {
+        url: Some(format!("http://{}", proxy.addr)),
+        ..direct.clone()
+    };
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
     let stream = demo_stream();
     let total = stream.len() as u64;
     let (first, rest) = stream.split_at(stream.len() / 3);
     let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, first).await.unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, first)
+        .await
+        .unwrap();
     let status = running.status.clone();
-    wait_for(60, "the first third", || status.events_in.load(Ordering::Relaxed) >= first.len() as u64 / 2).await;
+    wait_for(60, "the first third", || {
+        status.events_in.load(Ordering::Relaxed) >= first.len() as u64 / 2
+    })
+    .await;
 
     let rss_before = rss_bytes();
     proxy.cut();
-    keyflow::demo::produce_all(&producer, &cfg.topics, rest).await.unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, rest)
+        .await
+        .unwrap();
     let ch = ch_client(&direct);
     let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &running.bootstrap)
@@ -262,15 +381,22 @@ async fn a_clickhouse_outage_loses_nothing_and_commits_nothing_unacknowledged() 
     while outage.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let committed: i64 = tokio::task::block_in_place(|| {
-            rdkafka::consumer::Consumer::committed_offsets(&consumer, tpl.clone(), Duration::from_secs(5))
-                .unwrap()
-                .elements()
-                .iter()
-                .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
-                .sum()
+            rdkafka::consumer::Consumer::committed_offsets(
+                &consumer,
+                tpl.clone(),
+                Duration::from_secs(5),
+            )
+            .unwrap()
+            .elements()
+            .iter()
+            .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+            .sum()
         });
         let stored = event_counts(&ch).await.1 as i64;
-        assert!(committed <= stored, "committed offsets ({committed}) passed acknowledged rows ({stored})");
+        assert!(
+            committed <= stored,
+            "committed offsets ({committed}) passed acknowledged rows ({stored})"
+        );
     }
     let rss_during = rss_bytes();
     proxy.restore();
@@ -282,10 +408,20 @@ async fn a_clickhouse_outage_loses_nothing_and_commits_nothing_unacknowledged() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let catch_up = restored.elapsed();
-    assert_eq!(event_counts(&ch).await, (total, total), "nothing lost, nothing doubled");
+    assert_eq!(
+        event_counts(&ch).await,
+        (total, total),
+        "nothing lost, nothing doubled"
+    );
     let grown = rss_during.saturating_sub(rss_before);
-    assert!(grown < 256 << 20, "memory grew by {grown} bytes during the outage");
-    println!("outage: 30 s; caught up {catch_up:?} after restore; RSS growth {} KiB", grown / 1024);
+    assert!(
+        grown < 256 << 20,
+        "memory grew by {grown} bytes during the outage"
+    );
+    println!(
+        "outage: 30 s; caught up {catch_up:?} after restore; RSS growth {} KiB",
+        grown / 1024
+    );
     running.stop().await.unwrap();
     drop_database(&direct).await;
 }

@@ -47,14 +47,9 @@ impl Default for ScoringConfig {
 }
 
 impl ScoringConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.window_days <= 0 {
-            return Err(format!(
-                "scoring.window_days must be positive, got {}",
-                self.window_days
-            ));
-        }
-        for (name, v) in [
+    /// Every weight and cap by name: validated here, handed to the SQL as `params` columns.
+    pub fn terms(&self) -> [(&'static str, i64); 8] {
+        [
             ("booking_weight", self.booking_weight),
             ("booking_cap", self.booking_cap),
             ("paid_weight", self.paid_weight),
@@ -63,7 +58,17 @@ impl ScoringConfig {
             ("unpaid_cap", self.unpaid_cap),
             ("overdue_task_weight", self.overdue_task_weight),
             ("overdue_task_cap", self.overdue_task_cap),
-        ] {
+        ]
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.window_days <= 0 {
+            return Err(format!(
+                "scoring.window_days must be positive, got {}",
+                self.window_days
+            ));
+        }
+        for (name, v) in self.terms() {
             if !(0..=100).contains(&v) {
                 return Err(format!("scoring.{name} must be within 0..=100, got {v}"));
             }

@@ -220,20 +220,9 @@ impl Engine {
 
     /// The one-row `params` table: the clock and the rules.
     fn params(&self, now: Ms) -> Result<RecordBatch, EngineError> {
-        let s = &self.scoring;
-        let ints = [
-            ("booking_weight", s.booking_weight),
-            ("booking_cap", s.booking_cap),
-            ("paid_weight", s.paid_weight),
-            ("paid_cap", s.paid_cap),
-            ("unpaid_weight", s.unpaid_weight),
-            ("unpaid_cap", s.unpaid_cap),
-            ("overdue_task_weight", s.overdue_task_weight),
-            ("overdue_task_cap", s.overdue_task_cap),
-        ];
         let mut fields = vec![ts_field("now"), ts_field("window_start")];
         let mut columns = vec![ts(vec![Some(now)]), ts(vec![Some(now - self.window_ms())])];
-        for (name, v) in ints {
+        for (name, v) in self.scoring.terms() {
             fields.push(Field::new(name, DataType::Int64, false));
             columns.push(Arc::new(Int64Array::from(vec![v])));
         }

@@ -41,6 +41,30 @@ pub enum ProcessorError {
     },
 }
 
+/// Longest a consumer may take to commit and leave the group on shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a clean stop every message handed out was processed and written: commit the positions
+/// for good. Then drop the consumer (librdkafka closes it, leaving the group). Runs on its own
+/// thread and is given up on after [`CLOSE_TIMEOUT`]: the session timeout then expires the member.
+async fn close(consumer: Arc<Source>, commit: bool) {
+    let (done, closed) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        if commit {
+            if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(cause = %err, "final commit skipped");
+            }
+        }
+        drop(consumer);
+        let _ = done.send(());
+    });
+    if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_err() {
+        tracing::warn!(
+            "consumer did not close within {CLOSE_TIMEOUT:?}; left to the session timeout"
+        );
+    }
+}
+
 /// Longest pause between two retries of a transient sink failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -86,10 +110,23 @@ impl Processor {
 
     /// Runs until `shutdown` is cancelled (then finishes the batch in hand) or a permanent error.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
+        let result = self.run_until(shutdown).await;
+        self.dead_letters.flush();
+        // Commit what was processed and leave the group off the async workers, bounded in
+        // time: librdkafka's close waits for the group coordinator, which may not answer.
+        let consumer = self.consumer.clone();
+        let clean = result.is_ok();
+        drop(self);
+        close(consumer, clean).await;
+        tracing::info!("processor stopped");
+        result
+    }
+
+    async fn run_until(&mut self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
         let mut last_lag_check = tokio::time::Instant::now() - Duration::from_secs(60);
         loop {
             let batch = tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => return Ok(()),
                 batch = self.next_batch() => batch,
             };
             let received = batch.len();
@@ -103,19 +140,14 @@ impl Processor {
                 self.refresh_lag().await;
             }
         }
-        self.dead_letters.flush();
-        // Every message handed to us was processed and written: commit the positions for good.
-        if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            tracing::debug!(cause = %err, "final commit skipped");
-        }
-        tracing::info!("processor stopped");
-        Ok(())
     }
 
     async fn refresh_lag(&self) {
         match source::lag(&self.consumer).await {
             Ok(lag) => {
-                self.status.lag.store(lag, std::sync::atomic::Ordering::Relaxed);
+                self.status
+                    .lag
+                    .store(lag, std::sync::atomic::Ordering::Relaxed);
                 // Ready once caught up; a later backlog does not take it back (the API keeps
                 // serving, and the lag is reported beside every answer).
                 if (0..=self.config.ready_max_lag).contains(&lag) && !self.status.is_ready() {
@@ -291,7 +323,10 @@ impl Processor {
             if !changes.is_empty() {
                 outputs
                     .entry(p)
-                    .or_insert_with(|| PartitionOutput { partition: p, ..Default::default() })
+                    .or_insert_with(|| PartitionOutput {
+                        partition: p,
+                        ..Default::default()
+                    })
                     .changes = changes;
             }
             if !changed.is_empty() {

@@ -7,8 +7,8 @@
 //! - [`sql`]: DataFusion SQL over the embedded store (`keyflow sql`).
 //! - [`clickhouse`]: the production sink and reader (migrations in `sql/clickhouse/`).
 
+pub mod clickhouse;
 pub mod index;
 pub mod read;
 pub mod sql;
 pub mod store;
-pub mod clickhouse;

@@ -40,7 +40,10 @@ impl Default for DemoSpec {
     }
 }
 
-const KINDS: [(&str, &[(&str, &str, i64)]); 4] = [
+/// A service a business sells: (id, name, price in cents).
+type Service = (&'static str, &'static str, i64);
+
+const KINDS: [(&str, &[Service]); 4] = [
     (
         "lumen-salon",
         &[
@@ -195,13 +198,7 @@ impl Gen {
         from + Duration::minutes(self.rng.random_range(0..span))
     }
 
-    fn contact(
-        &mut self,
-        spec: &DemoSpec,
-        business: &str,
-        services: &[(&str, &str, i64)],
-        n: usize,
-    ) {
+    fn contact(&mut self, spec: &DemoSpec, business: &str, services: &[Service], n: usize) {
         let id = format!("{business}-c{n:05}");
         let start = self.now - Duration::days(spec.history_days);
         let created = self.between(start, self.now - Duration::hours(1));

@@ -19,7 +19,7 @@ use crate::config::Config;
 use generator::{DemoMessage, DemoSpec};
 
 /// The topic a message of `family` goes to.
-pub fn topic_for<'a>(topics: &'a TopicsConfig, family: TopicFamily) -> &'a str {
+pub fn topic_for(topics: &TopicsConfig, family: TopicFamily) -> &str {
     match family {
         TopicFamily::Contacts => &topics.contacts,
         TopicFamily::Invoices => &topics.invoices,

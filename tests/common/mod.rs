@@ -107,7 +107,8 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
 
 /// A ClickHouse config on a database of this test's own (created by the migrations).
 pub fn clickhouse() -> sinks::clickhouse::ClickHouseConfig {
-    let url = std::env::var("KEYFLOW_TEST_CLICKHOUSE_URL").unwrap_or_else(|_| "http://127.0.0.1:8123".into());
+    let url = std::env::var("KEYFLOW_TEST_CLICKHOUSE_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8123".into());
     sinks::clickhouse::ClickHouseConfig {
         url: Some(url),
         database: format!("kf_test_{}", uuid_like().replace('-', "_")),
@@ -123,5 +124,8 @@ pub fn ch_client(cfg: &sinks::clickhouse::ClickHouseConfig) -> clickhouse::Clien
 
 pub async fn drop_database(cfg: &sinks::clickhouse::ClickHouseConfig) {
     let server = clickhouse::Client::default().with_url(cfg.url.as_deref().unwrap());
-    let _ = server.query(&format!("DROP DATABASE IF EXISTS {}", cfg.database)).execute().await;
+    let _ = server
+        .query(&format!("DROP DATABASE IF EXISTS {}", cfg.database))
+        .execute()
+        .await;
 }

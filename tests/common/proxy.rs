@@ -36,7 +36,12 @@ impl Proxy {
                 conns2.lock().unwrap().push(task);
             }
         });
-        Self { addr, up, conns, accept }
+        Self {
+            addr,
+            up,
+            conns,
+            accept,
+        }
     }
 
     /// Refuses and closes every connection until [`Proxy::restore`].

@@ -6,7 +6,12 @@ use pipeline::event::*;
 use super::{msg, t};
 
 /// (contact, score, outstanding balance) at 2026-11-20T12:00Z for business `acme`, visible only.
-pub const EXPECTED: [(&str, i64, i64); 4] = [("c1", 40, 0), ("c2", 80, 0), ("c3", 0, 5000), ("c5", 40, 1000)];
+pub const EXPECTED: [(&str, i64, i64); 4] = [
+    ("c1", 40, 0),
+    ("c2", 80, 0),
+    ("c3", 0, 5000),
+    ("c5", 40, 1000),
+];
 /// Unique events in the script (one id is repeated).
 pub const UNIQUE: u64 = 31;
 
@@ -164,4 +169,3 @@ pub fn script() -> Vec<DemoMessage> {
         ),
     ]
 }
-

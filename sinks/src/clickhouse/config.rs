@@ -19,7 +19,13 @@ pub struct ClickHouseConfig {
 
 impl Default for ClickHouseConfig {
     fn default() -> Self {
-        Self { url: None, database: "keyflow".into(), user: None, password: None, cache_ttl_ms: 2_000 }
+        Self {
+            url: None,
+            database: "keyflow".into(),
+            user: None,
+            password: None,
+            cache_ttl_ms: 2_000,
+        }
     }
 }
 
@@ -35,11 +41,16 @@ impl ClickHouseConfig {
     pub fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(format!("clickhouse.url must be an http(s) URL, got {url:?}"));
+                return Err(format!(
+                    "clickhouse.url must be an http(s) URL, got {url:?}"
+                ));
             }
         }
         if !valid_identifier(&self.database) {
-            return Err(format!("clickhouse.database {:?} is not a plain identifier", self.database));
+            return Err(format!(
+                "clickhouse.database {:?} is not a plain identifier",
+                self.database
+            ));
         }
         Ok(())
     }
@@ -71,7 +82,10 @@ mod tests {
         for bad in ["", "1abc", "a-b", "x; DROP TABLE events", "a`b"] {
             assert!(!valid_identifier(bad), "{bad}");
         }
-        let cfg = ClickHouseConfig { database: "x;y".into(), ..Default::default() };
+        let cfg = ClickHouseConfig {
+            database: "x;y".into(),
+            ..Default::default()
+        };
         assert!(cfg.validate().is_err());
     }
 }

@@ -8,10 +8,26 @@ use super::config::{valid_identifier, ClickHouseConfig};
 
 /// The migrations, in order: (version, name, DDL).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "events", include_str!("../../../sql/clickhouse/001_events.sql")),
-    (2, "contact_profiles", include_str!("../../../sql/clickhouse/002_contact_profiles.sql")),
-    (3, "lead_score_history", include_str!("../../../sql/clickhouse/003_lead_score_history.sql")),
-    (4, "views", include_str!("../../../sql/clickhouse/004_views.sql")),
+    (
+        1,
+        "events",
+        include_str!("../../../sql/clickhouse/001_events.sql"),
+    ),
+    (
+        2,
+        "contact_profiles",
+        include_str!("../../../sql/clickhouse/002_contact_profiles.sql"),
+    ),
+    (
+        3,
+        "lead_score_history",
+        include_str!("../../../sql/clickhouse/003_lead_score_history.sql"),
+    ),
+    (
+        4,
+        "views",
+        include_str!("../../../sql/clickhouse/004_views.sql"),
+    ),
 ];
 
 const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \
@@ -25,9 +41,16 @@ pub enum MigrateError {
     #[error("database name {0:?} is not a plain identifier")]
     BadDatabase(String),
     #[error("migration {version} ({name}) failed: {source}")]
-    Statement { version: u32, name: String, source: clickhouse::error::Error },
+    Statement {
+        version: u32,
+        name: String,
+        source: clickhouse::error::Error,
+    },
     #[error("ClickHouse at {url} is not reachable: {source}")]
-    Unreachable { url: String, source: clickhouse::error::Error },
+    Unreachable {
+        url: String,
+        source: clickhouse::error::Error,
+    },
 }
 
 #[derive(Debug, Row, Serialize, Deserialize)]
@@ -60,19 +83,34 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError> {
     if !valid_identifier(&cfg.database) {
         return Err(MigrateError::BadDatabase(cfg.database.clone()));
     }
-    let server = ClickHouseConfig { database: "default".into(), ..cfg.clone() }.client(url);
+    let server = ClickHouseConfig {
+        database: "default".into(),
+        ..cfg.clone()
+    }
+    .client(url);
     // The name is a validated identifier: safe to place in DDL, which cannot bind it.
     server
         .query(&format!("CREATE DATABASE IF NOT EXISTS {}", cfg.database))
         .execute()
         .await
-        .map_err(|source| MigrateError::Unreachable { url: url.to_owned(), source })?;
+        .map_err(|source| MigrateError::Unreachable {
+            url: url.to_owned(),
+            source,
+        })?;
     let client = cfg.client(url);
     let fail = |version: u32, name: &str| {
         let name = name.to_owned();
-        move |source| MigrateError::Statement { version, name, source }
+        move |source| MigrateError::Statement {
+            version,
+            name,
+            source,
+        }
     };
-    client.query(SCHEMA_MIGRATIONS).execute().await.map_err(fail(0, "schema_migrations"))?;
+    client
+        .query(SCHEMA_MIGRATIONS)
+        .execute()
+        .await
+        .map_err(fail(0, "schema_migrations"))?;
     let applied: Vec<u32> = client
         .query("SELECT DISTINCT version FROM schema_migrations")
         .fetch_all::<u32>()
@@ -84,10 +122,23 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError> {
             continue;
         }
         for stmt in statements(sql) {
-            client.query(&stmt).execute().await.map_err(fail(*version, name))?;
+            client
+                .query(&stmt)
+                .execute()
+                .await
+                .map_err(fail(*version, name))?;
         }
-        let mut insert = client.insert::<Applied>("schema_migrations").await.map_err(fail(*version, name))?;
-        insert.write(&Applied { version: *version, name: name.to_string() }).await.map_err(fail(*version, name))?;
+        let mut insert = client
+            .insert::<Applied>("schema_migrations")
+            .await
+            .map_err(fail(*version, name))?;
+        insert
+            .write(&Applied {
+                version: *version,
+                name: name.to_string(),
+            })
+            .await
+            .map_err(fail(*version, name))?;
         insert.end().await.map_err(fail(*version, name))?;
         tracing::info!(version, name, database = %cfg.database, "migration applied");
         done.push(*version);
@@ -102,7 +153,13 @@ mod tests {
     #[test]
     fn statements_split_on_line_end_semicolons_and_drop_comments() {
         let sql = "-- a view\nCREATE VIEW a AS SELECT 1;\n\n-- another\nCREATE VIEW b AS\nSELECT ';' AS x\n";
-        assert_eq!(statements(sql), vec!["CREATE VIEW a AS SELECT 1", "CREATE VIEW b AS\nSELECT ';' AS x"]);
+        assert_eq!(
+            statements(sql),
+            vec![
+                "CREATE VIEW a AS SELECT 1",
+                "CREATE VIEW b AS\nSELECT ';' AS x"
+            ]
+        );
     }
 
     #[test]

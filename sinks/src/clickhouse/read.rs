@@ -12,12 +12,14 @@ use super::rows::ProfileRow;
 use crate::read::{ProfileReader, ReadError};
 
 type Top = Option<Vec<Arc<ContactProfile>>>;
+/// Highlights per (business, count), with when they were read.
+type TopCache = HashMap<(String, usize), (Instant, Top)>;
 
 #[derive(Clone)]
 pub struct ClickHouseReader {
     client: clickhouse::Client,
     ttl: Duration,
-    cache: Arc<Mutex<HashMap<(String, usize), (Instant, Top)>>>,
+    cache: Arc<Mutex<TopCache>>,
 }
 
 fn unavailable(e: clickhouse::error::Error) -> ReadError {
@@ -26,13 +28,21 @@ fn unavailable(e: clickhouse::error::Error) -> ReadError {
 
 impl ClickHouseReader {
     pub fn new(client: clickhouse::Client, ttl: Duration) -> Self {
-        Self { client, ttl, cache: Arc::default() }
+        Self {
+            client,
+            ttl,
+            cache: Arc::default(),
+        }
     }
 }
 
 #[async_trait]
 impl ProfileReader for ClickHouseReader {
-    async fn contact(&self, business_id: &str, contact_id: &str) -> Result<Option<Arc<ContactProfile>>, ReadError> {
+    async fn contact(
+        &self,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Arc<ContactProfile>>, ReadError> {
         let row = self
             .client
             .query("SELECT ?fields FROM contact_profiles FINAL WHERE business_id = ? AND contact_id = ? LIMIT 1")
@@ -41,7 +51,10 @@ impl ProfileReader for ClickHouseReader {
             .fetch_optional::<ProfileRow>()
             .await
             .map_err(unavailable)?;
-        Ok(row.map(ContactProfile::from).filter(|p| p.visible()).map(Arc::new))
+        Ok(row
+            .map(ContactProfile::from)
+            .filter(|p| p.visible())
+            .map(Arc::new))
     }
 
     async fn top_by_score(&self, business_id: &str, n: usize) -> Result<Top, ReadError> {
@@ -73,9 +86,16 @@ impl ProfileReader for ClickHouseReader {
                 .map_err(unavailable)?;
             (known > 0).then(Vec::new)
         } else {
-            Some(rows.into_iter().map(|r| Arc::new(ContactProfile::from(r))).collect())
+            Some(
+                rows.into_iter()
+                    .map(|r| Arc::new(ContactProfile::from(r)))
+                    .collect(),
+            )
         };
-        self.cache.lock().expect("cache lock").insert(key, (Instant::now(), top.clone()));
+        self.cache
+            .lock()
+            .expect("cache lock")
+            .insert(key, (Instant::now(), top.clone()));
         Ok(top)
     }
 }

@@ -128,7 +128,11 @@ impl From<ProfileRow> for ContactProfile {
             .into_iter()
             .zip(r.factor_counts)
             .zip(r.factor_points)
-            .map(|((factor, count), points)| Factor { factor, count, points })
+            .map(|((factor, count), points)| Factor {
+                factor,
+                count,
+                points,
+            })
             .collect();
         Self {
             business_id: r.business_id,

@@ -9,7 +9,10 @@ const TRANSIENT_CODES: &[u32] = &[159, 164, 202, 203, 209, 210, 241, 242, 252, 2
 
 fn server_code(message: &str) -> Option<u32> {
     let rest = message.split("Code: ").nth(1)?;
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Classifies a client error for `what` (e.g. "insert into events").
@@ -35,11 +38,15 @@ mod tests {
 
     #[test]
     fn schema_errors_are_permanent_and_overload_is_not() {
-        let bad = E::BadResponse("Code: 16, e.displayText() = DB::Exception: No such column naem in table events".into());
+        let bad = E::BadResponse(
+            "Code: 16, e.displayText() = DB::Exception: No such column naem in table events".into(),
+        );
         let err = classify("insert into events", bad);
         assert!(!err.is_retryable());
         assert!(err.to_string().contains("naem in table events"));
-        let busy = E::BadResponse("Code: 202, e.displayText() = DB::Exception: Too many simultaneous queries".into());
+        let busy = E::BadResponse(
+            "Code: 202, e.displayText() = DB::Exception: Too many simultaneous queries".into(),
+        );
         assert!(classify("x", busy).is_retryable());
         assert!(classify("x", E::TimedOut).is_retryable());
     }

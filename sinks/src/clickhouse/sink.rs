@@ -28,7 +28,10 @@ pub struct ClickHouseSink {
 
 impl ClickHouseSink {
     pub fn new(cfg: &ClickHouseConfig, url: &str) -> Self {
-        Self { client: cfg.client(url), next_seq: Arc::default() }
+        Self {
+            client: cfg.client(url),
+            next_seq: Arc::default(),
+        }
     }
 
     pub fn client(&self) -> &clickhouse::Client {
@@ -52,7 +55,9 @@ impl ClickHouseSink {
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
             Ok(res) => res.map_err(|e| classify(&what, e)),
-            Err(_) => Err(SinkError::Transient(format!("{what}: timed out after {REQUEST_TIMEOUT:?}"))),
+            Err(_) => Err(SinkError::Transient(format!(
+                "{what}: timed out after {REQUEST_TIMEOUT:?}"
+            ))),
         }
     }
 
@@ -81,8 +86,12 @@ impl ResultSink for ClickHouseSink {
     async fn write(&self, out: &PartitionOutput) -> Result<(), SinkError> {
         // Blocks of 2^20 events: ingest_seq orders a partition's events as they were processed.
         let block = self.seq_block(out.partition) << 20;
-        let events: Vec<EventRow> =
-            out.events.iter().enumerate().map(|(i, e)| EventRow::new(e, block + i as u64)).collect();
+        let events: Vec<EventRow> = out
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| EventRow::new(e, block + i as u64))
+            .collect();
         self.insert("events", &events).await?;
         let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
         self.insert("contact_profiles", &profiles).await?;
@@ -92,19 +101,32 @@ impl ResultSink for ClickHouseSink {
 
     async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
         let rows: Vec<EventRow> = self
-            .fetch("SELECT ?fields FROM events FINAL WHERE partition = ? ORDER BY ingest_seq, offset", partition)
+            .fetch(
+                "SELECT ?fields FROM events FINAL WHERE partition = ? ORDER BY ingest_seq, offset",
+                partition,
+            )
             .await?;
         let max_block = rows.iter().map(|r| r.ingest_seq >> 20).max().unwrap_or(0);
-        self.next_seq.lock().expect("seq lock").insert(partition, max_block + 1);
+        self.next_seq
+            .lock()
+            .expect("seq lock")
+            .insert(partition, max_block + 1);
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
             let e = r.to_stored().to_event().map_err(|detail| {
-                SinkError::Permanent(format!("event {} in ClickHouse cannot be read back: {detail}", r.event_id))
+                SinkError::Permanent(format!(
+                    "event {} in ClickHouse cannot be read back: {detail}",
+                    r.event_id
+                ))
             })?;
             events.push(e);
         }
-        let profiles: Vec<ProfileRow> =
-            self.fetch("SELECT ?fields FROM contact_profiles FINAL WHERE partition = ?", partition).await?;
+        let profiles: Vec<ProfileRow> = self
+            .fetch(
+                "SELECT ?fields FROM contact_profiles FINAL WHERE partition = ?",
+                partition,
+            )
+            .await?;
         let profiles = profiles.into_iter().map(ContactProfile::from).collect();
         Ok(Recovered { events, profiles })
     }

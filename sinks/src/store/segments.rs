@@ -31,6 +31,15 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SegmentError + '_ {
     }
 }
 
+/// The entries of `dir`; none when it does not exist yet.
+fn read_dir_or_empty(dir: &Path) -> Result<Vec<io::Result<fs::DirEntry>>, SegmentError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(entries.collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io_err(dir)(e)),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Events,
@@ -76,12 +85,7 @@ impl Segments {
     pub fn partitions(&self) -> Result<Vec<i32>, SegmentError> {
         let dir = self.root.join(Kind::Events.dir());
         let mut out = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for entry in entries {
+        for entry in read_dir_or_empty(&dir)? {
             let entry = entry.map_err(io_err(&dir))?;
             if let Some(p) = entry
                 .file_name()
@@ -100,12 +104,7 @@ impl Segments {
     pub fn list(&self, kind: Kind, partition: i32) -> Result<Vec<Segment>, SegmentError> {
         let dir = self.dir(kind, partition);
         let mut out = Vec::new();
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(io_err(&dir)(e)),
-        };
-        for entry in entries {
+        for entry in read_dir_or_empty(&dir)? {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name();
             let Some(seq) = name
