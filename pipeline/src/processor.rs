@@ -342,12 +342,8 @@ impl Processor {
 
         let mut written = 0u64;
         for out in outputs.values().filter(|o| !o.is_empty()) {
-            let out = out.clone();
-            self.with_retry(|sink| {
-                let out = out.clone();
-                async move { sink.write(&out).await }
-            })
-            .await?;
+            self.with_retry(|sink| async move { sink.write(out).await })
+                .await?;
             written += out.profiles.len() as u64;
             if let Some(state) = self.partitions.get_mut(&out.partition) {
                 for pr in &out.profiles {

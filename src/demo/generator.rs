@@ -136,17 +136,11 @@ const TAGS: [&str; 6] = [
     "corporate",
     "instagram",
 ];
-const SOURCES: [&str; 6] = [
-    "booking_form",
-    "automation",
-    "public_link",
-    "import",
-    "manual",
-    "commerce",
-];
 
 struct Gen {
     rng: StdRng,
+    /// The sources KeyFlow accepts by default.
+    sources: Vec<String>,
     now: DateTime<Utc>,
     seq: u64,
     out: Vec<DemoMessage>,
@@ -158,7 +152,8 @@ impl Gen {
             return;
         }
         self.seq += 1;
-        let source = SOURCES[self.rng.random_range(0..SOURCES.len())].to_string();
+        let sources = &self.sources;
+        let source = sources[self.rng.random_range(0..sources.len())].clone();
         let ev = Event {
             schema_version: SCHEMA_VERSION,
             event_id: format!("demo-{:08}", self.seq),
@@ -381,6 +376,7 @@ impl Gen {
 pub fn generate(spec: &DemoSpec, now: DateTime<Utc>) -> Vec<DemoMessage> {
     let mut g = Gen {
         rng: StdRng::seed_from_u64(spec.seed),
+        sources: pipeline::config::IngestConfig::default().sources,
         now,
         seq: 0,
         out: Vec::new(),
