@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
-use pipeline::config::{IngestConfig, ProcessingConfig, ScoringConfig, TopicsConfig};
+use pipeline::config::{
+    BusinessOverride, BusinessRules, IngestConfig, MetricsConfig, ProcessingConfig, ScoringConfig,
+    TopicsConfig,
+};
+use pipeline::engine::Rules;
 use serde::{Deserialize, Serialize};
 use sinks::clickhouse::ClickHouseConfig;
 
@@ -29,6 +33,11 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub processing: ProcessingConfig,
     pub scoring: ScoringConfig,
+    /// Windows and thresholds of the other metrics, segments and the Next Action queue.
+    pub metrics: MetricsConfig,
+    /// Per-business overrides: `[business.<id>.scoring]` / `[business.<id>.metrics]` tables with
+    /// any keys of `[scoring]` / `[metrics]`.
+    pub business: BTreeMap<String, BusinessOverride>,
     /// ClickHouse as the store (instead of the embedded store) when `clickhouse.url` is set.
     pub clickhouse: ClickHouseConfig,
     /// librdkafka settings passed through to every client, e.g. `"fetch.wait.max.ms" = "50"`.
@@ -46,6 +55,8 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             processing: ProcessingConfig::default(),
             scoring: ScoringConfig::default(),
+            metrics: MetricsConfig::default(),
+            business: BTreeMap::new(),
             clickhouse: ClickHouseConfig::default(),
             kafka: BTreeMap::new(),
         }
@@ -78,6 +89,9 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   scoring.booking_weight|booking_cap|paid_weight|paid_cap|unpaid_weight|unpaid_cap|
           overdue_task_weight|overdue_task_cap                   15|4|10|4|10|3|5|4
   scoring.rule_version        KEYFLOW_SCORING__RULE_VERSION      lead-score/v1
+  metrics.<key>               KEYFLOW_METRICS__<KEY>             windows and thresholds of the other
+                                                                 metrics; see `[metrics]` in README.md
+  business.<id>.scoring.<key> / business.<id>.metrics.<key>      per-business overrides (TOML or --set)
   clickhouse.url              KEYFLOW_CLICKHOUSE__URL            (unset: embedded store)
   clickhouse.database|user|password|cache_ttl_ms                  keyflow|-|-|2000
   kafka.<librdkafka key>      KEYFLOW_KAFKA__<KEY with _ for .>  (librdkafka defaults)
@@ -175,11 +189,21 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The engine rules: `[scoring]` and `[metrics]`, with each business's overrides applied.
+    pub fn rules(&self) -> anyhow::Result<Rules> {
+        let default = BusinessRules {
+            scoring: self.scoring.clone(),
+            metrics: self.metrics.clone(),
+        };
+        Ok(Rules::new(default, &self.business)?)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         let checks = [
             self.topics.validate(),
             self.processing.validate(),
             self.scoring.validate(),
+            self.metrics.validate(),
         ];
         for c in checks {
             c.map_err(anyhow::Error::msg)?;
@@ -192,6 +216,7 @@ impl Config {
                 bail!("brokers is set but empty");
             }
         }
+        self.rules()?;
         Ok(())
     }
 }

@@ -9,6 +9,7 @@ use pipeline::decode::Decoder;
 use pipeline::engine::Engine;
 use pipeline::kafka::broker::EmbeddedBroker;
 use pipeline::kafka::dlq::DeadLetters;
+use pipeline::kafka::signals::SignalProducer;
 use pipeline::kafka::{client_config, source, topics};
 use pipeline::processor::Processor;
 use pipeline::sink::ResultSink;
@@ -123,11 +124,12 @@ pub async fn start_with(
         consumer,
         context,
         DeadLetters::new(&client, &cfg.topics.dlq)?,
+        SignalProducer::new(&client, &cfg.topics.signals)?,
         Decoder::new(
             cfg.ingest.sources.iter().cloned(),
             cfg.ingest.max_event_bytes,
         ),
-        Engine::new(cfg.scoring.clone()),
+        Engine::with_rules(cfg.rules()?),
         clock,
         wrap(sink),
         cfg.processing.clone(),

@@ -17,6 +17,49 @@ pub struct Meta {
     /// Sum of invoices sent and not paid, in cents.
     pub outstanding_balance: i64,
     pub unpaid_invoices: i64,
+    pub overdue_invoices: i64,
+    pub oldest_unpaid_invoice_id: Option<String>,
+    pub days_overdue: Option<i64>,
+    /// 0–100, null without invoices due in the window.
+    pub payment_reliability: Option<i64>,
+    pub avg_days_late: Option<f64>,
+    pub top_service: Option<TopService>,
+    pub mean_gap_days: Option<f64>,
+    pub median_gap_days: Option<f64>,
+    pub days_since_last_interaction: Option<i64>,
+    pub completed_bookings: i64,
+    pub recent_bookings: i64,
+    /// Paid in the revenue window, in cents.
+    pub revenue: i64,
+    pub promotion_suggested_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TopService {
+    pub service_id: String,
+    pub name: Option<String>,
+    pub bookings: i64,
+    /// Share of the contact's bookings in the affinity window, 0–1.
+    pub share: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentView {
+    pub segment: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextActionView {
+    pub kind: String,
+    pub ref_id: String,
+    pub since: Option<String>,
+    pub age_days: i64,
+    pub priority: f64,
+    pub message: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -50,6 +93,8 @@ pub struct ContactView {
     pub photo_url: Option<String>,
     pub meta: Meta,
     pub factors: Vec<FactorView>,
+    pub segments: Vec<SegmentView>,
+    pub next_actions: Vec<NextActionView>,
     pub rule_version: String,
     pub evaluated_at: Option<String>,
 }
@@ -70,8 +115,46 @@ impl From<&ContactProfile> for ContactView {
                 last_interaction_at: rfc3339(p.last_interaction_at),
                 outstanding_balance: p.outstanding_balance_cents,
                 unpaid_invoices: p.unpaid_invoices,
+                overdue_invoices: p.overdue_invoices,
+                oldest_unpaid_invoice_id: p.oldest_unpaid_invoice_id.clone(),
+                days_overdue: p.days_overdue,
+                payment_reliability: p.payment_reliability,
+                avg_days_late: p.avg_days_late,
+                top_service: p.top_service_id.as_ref().map(|id| TopService {
+                    service_id: id.clone(),
+                    name: p.top_service_name.clone(),
+                    bookings: p.top_service_bookings,
+                    share: p.top_service_share,
+                }),
+                mean_gap_days: p.mean_gap_days,
+                median_gap_days: p.median_gap_days,
+                days_since_last_interaction: p.days_since_last_interaction,
+                completed_bookings: p.completed_bookings_total,
+                recent_bookings: p.recent_bookings,
+                revenue: p.revenue_cents,
+                promotion_suggested_at: rfc3339(p.promotion_suggested_at),
             },
             factors: p.factors.iter().map(FactorView::from).collect(),
+            segments: p
+                .segments
+                .iter()
+                .map(|m| SegmentView {
+                    segment: m.segment.clone(),
+                    reason: m.reason.clone(),
+                })
+                .collect(),
+            next_actions: p
+                .next_actions
+                .iter()
+                .map(|a| NextActionView {
+                    kind: a.kind.clone(),
+                    ref_id: a.ref_id.clone(),
+                    since: rfc3339(Some(a.since)),
+                    age_days: a.age_days,
+                    priority: a.priority,
+                    message: a.message.clone(),
+                })
+                .collect(),
             rule_version: p.rule_version.clone(),
             evaluated_at: rfc3339(Some(p.evaluated_at)),
         }

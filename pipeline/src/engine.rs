@@ -1,25 +1,57 @@
 //! The windowed metrics engine: contacts due for evaluation become Arrow record batches, and the
-//! metric queries in `sql/metrics/` run over them with DataFusion at the engine's clock.
+//! metric files in `sql/metrics/` run over them with DataFusion at the engine's clock, in order,
+//! each file's result registered as a table the later files can read (segments and the Next
+//! Action queue read the metrics before them).
+
+mod inputs;
+mod outputs;
+mod timers;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 
-use crate::config::ScoringConfig;
-use crate::profile::{ContactProfile, Factor};
-use crate::state::{next_change, ContactKey, ContactState, Ms, PartitionState};
+use crate::config::{BusinessOverride, BusinessRules, ScoringConfig};
+use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
+use crate::state::{ContactKey, ContactState, Ms, PartitionState};
+use inputs::Inputs;
+use outputs::*;
+pub use timers::{next_change, DAY_MS, HOUR_MS};
 
-/// The lead-score query, kept as data.
-pub const LEAD_SCORE_SQL: &str = include_str!("../../sql/metrics/lead_score.sql");
-/// The outstanding-balance query, kept as data.
-pub const OUTSTANDING_BALANCE_SQL: &str = include_str!("../../sql/metrics/outstanding_balance.sql");
-
-const DAY_MS: Ms = 86_400_000;
+/// The metric files, in evaluation order, each with the table name its result is registered as.
+pub const METRICS: &[(&str, &str)] = &[
+    ("lead_score", include_str!("../../sql/metrics/lead_score.sql")),
+    (
+        "outstanding_balance",
+        include_str!("../../sql/metrics/outstanding_balance.sql"),
+    ),
+    (
+        "payment_reliability",
+        include_str!("../../sql/metrics/payment_reliability.sql"),
+    ),
+    (
+        "service_affinity",
+        include_str!("../../sql/metrics/service_affinity.sql"),
+    ),
+    (
+        "interaction_gaps",
+        include_str!("../../sql/metrics/interaction_gaps.sql"),
+    ),
+    ("activity", include_str!("../../sql/metrics/activity.sql")),
+    (
+        "contact_services",
+        include_str!("../../sql/metrics/contact_services.sql"),
+    ),
+    ("segments", include_str!("../../sql/metrics/segments.sql")),
+    (
+        "next_actions",
+        include_str!("../../sql/metrics/next_actions.sql"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -30,240 +62,48 @@ pub enum EngineError {
     },
     #[error("building the input batches failed: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
-    #[error("metric query {query} returned an unexpected column {column}")]
+    #[error("metric query {query} returned rows of an unexpected shape: {source}")]
     Shape {
         query: &'static str,
-        column: &'static str,
+        source: serde_arrow::Error,
     },
+    #[error("business rules: {0}")]
+    Rules(String),
+}
+
+/// The rules of every business: the defaults and the per-business overrides resolved once.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    default: Arc<BusinessRules>,
+    businesses: HashMap<String, Arc<BusinessRules>>,
+}
+
+impl Rules {
+    pub fn new(
+        default: BusinessRules,
+        overrides: &std::collections::BTreeMap<String, BusinessOverride>,
+    ) -> Result<Self, EngineError> {
+        default.validate().map_err(EngineError::Rules)?;
+        let mut businesses = HashMap::new();
+        for (b, o) in overrides {
+            let r = default.with(b, o).map_err(EngineError::Rules)?;
+            businesses.insert(b.clone(), Arc::new(r));
+        }
+        Ok(Self {
+            default: Arc::new(default),
+            businesses,
+        })
+    }
+
+    pub fn for_business(&self, business_id: &str) -> &Arc<BusinessRules> {
+        self.businesses.get(business_id).unwrap_or(&self.default)
+    }
 }
 
 /// Evaluates metrics for contacts of one partition.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    scoring: ScoringConfig,
-}
-
-fn ts_field(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        true,
-    )
-}
-
-fn ts(values: Vec<Option<Ms>>) -> ArrayRef {
-    Arc::new(TimestampMillisecondArray::from(values).with_timezone("UTC"))
-}
-
-/// Column-wise builders of the input tables.
-#[derive(Default)]
-struct Inputs {
-    booking_cid: Vec<u32>,
-    booking_completed: Vec<Option<Ms>>,
-    invoice_cid: Vec<u32>,
-    invoice_sent: Vec<Option<Ms>>,
-    invoice_paid: Vec<Option<Ms>>,
-    invoice_amount: Vec<i64>,
-    task_cid: Vec<u32>,
-    task_created: Vec<Option<Ms>>,
-    task_due: Vec<Option<Ms>>,
-    task_completed: Vec<Option<Ms>>,
-}
-
-impl Inputs {
-    fn add(&mut self, cid: u32, c: &ContactState) {
-        for b in c.bookings.values().filter(|b| b.completed_at.is_some()) {
-            self.booking_cid.push(cid);
-            self.booking_completed.push(b.completed_at);
-        }
-        for i in c.invoices.values() {
-            self.invoice_cid.push(cid);
-            self.invoice_sent.push(i.sent_at);
-            self.invoice_paid.push(i.paid_at);
-            self.invoice_amount.push(i.amount_cents.unwrap_or(0));
-        }
-        for t in c.tasks.values() {
-            self.task_cid.push(cid);
-            self.task_created.push(t.created_at);
-            self.task_due.push(t.due_at);
-            self.task_completed.push(t.completed_at);
-        }
-    }
-}
-
-impl Engine {
-    pub fn new(scoring: ScoringConfig) -> Self {
-        Self { scoring }
-    }
-
-    pub fn scoring(&self) -> &ScoringConfig {
-        &self.scoring
-    }
-
-    fn window_ms(&self) -> Ms {
-        self.scoring.window_days * DAY_MS
-    }
-
-    /// Evaluates `keys` at `now`, schedules each contact's next time-driven change, and returns
-    /// the profiles of contacts that exist in `state`.
-    pub async fn evaluate(
-        &self,
-        state: &mut PartitionState,
-        keys: &[ContactKey],
-        now: Ms,
-        partition: i32,
-    ) -> Result<Vec<ContactProfile>, EngineError> {
-        let keys: Vec<&ContactKey> = keys
-            .iter()
-            .filter(|k| state.contacts.contains_key(*k))
-            .collect();
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut inputs = Inputs::default();
-        for (cid, key) in keys.iter().enumerate() {
-            inputs.add(cid as u32, &state.contacts[*key]);
-        }
-        let ctx = self.context(keys.len(), inputs, now)?;
-        let scores = run(&ctx, "lead_score", LEAD_SCORE_SQL).await?;
-        let balances = run(&ctx, "outstanding_balance", OUTSTANDING_BALANCE_SQL).await?;
-        let score_cols = ScoreColumns::new(&scores)?;
-        let balance_cols = BalanceColumns::new(&balances)?;
-
-        let window = self.window_ms();
-        let mut out = Vec::with_capacity(keys.len());
-        for (cid, key) in keys.iter().enumerate() {
-            let c = &state.contacts[*key];
-            let s = score_cols.get(cid as u32);
-            let (balance, unpaid) = balance_cols.get(cid as u32);
-            out.push(profile(
-                key,
-                c,
-                partition,
-                s,
-                balance,
-                unpaid,
-                &self.scoring.rule_version,
-                now,
-            ));
-            let next = next_change(c, now, window);
-            state.schedule(key, next);
-        }
-        Ok(out)
-    }
-
-    fn context(&self, contacts: usize, i: Inputs, now: Ms) -> Result<SessionContext, EngineError> {
-        let ctx = SessionContext::new();
-        let cid = |name: &str| Field::new(name, DataType::UInt32, false);
-        let reg = |name: &str, batch: RecordBatch| {
-            ctx.register_batch(name, batch)
-                .map(|_| ())
-                .map_err(|source| EngineError::Query {
-                    query: "register inputs",
-                    source,
-                })
-        };
-        reg(
-            "contacts",
-            RecordBatch::try_new(
-                Arc::new(Schema::new(vec![cid("cid")])),
-                vec![Arc::new(UInt32Array::from_iter_values(0..contacts as u32))],
-            )?,
-        )?;
-        reg(
-            "bookings",
-            RecordBatch::try_new(
-                Arc::new(Schema::new(vec![cid("cid"), ts_field("completed_at")])),
-                vec![
-                    Arc::new(UInt32Array::from(i.booking_cid)),
-                    ts(i.booking_completed),
-                ],
-            )?,
-        )?;
-        reg(
-            "invoices",
-            RecordBatch::try_new(
-                Arc::new(Schema::new(vec![
-                    cid("cid"),
-                    ts_field("sent_at"),
-                    ts_field("paid_at"),
-                    Field::new("amount_cents", DataType::Int64, false),
-                ])),
-                vec![
-                    Arc::new(UInt32Array::from(i.invoice_cid)),
-                    ts(i.invoice_sent),
-                    ts(i.invoice_paid),
-                    Arc::new(Int64Array::from(i.invoice_amount)),
-                ],
-            )?,
-        )?;
-        reg(
-            "tasks",
-            RecordBatch::try_new(
-                Arc::new(Schema::new(vec![
-                    cid("cid"),
-                    ts_field("created_at"),
-                    ts_field("due_at"),
-                    ts_field("completed_at"),
-                ])),
-                vec![
-                    Arc::new(UInt32Array::from(i.task_cid)),
-                    ts(i.task_created),
-                    ts(i.task_due),
-                    ts(i.task_completed),
-                ],
-            )?,
-        )?;
-        reg("params", self.params(now)?)?;
-        Ok(ctx)
-    }
-
-    /// The one-row `params` table: the clock and the rules.
-    fn params(&self, now: Ms) -> Result<RecordBatch, EngineError> {
-        let mut fields = vec![ts_field("now"), ts_field("window_start")];
-        let mut columns = vec![ts(vec![Some(now)]), ts(vec![Some(now - self.window_ms())])];
-        for (name, v) in self.scoring.terms() {
-            fields.push(Field::new(name, DataType::Int64, false));
-            columns.push(Arc::new(Int64Array::from(vec![v])));
-        }
-        Ok(RecordBatch::try_new(
-            Arc::new(Schema::new(fields)),
-            columns,
-        )?)
-    }
-}
-
-async fn run(
-    ctx: &SessionContext,
-    query: &'static str,
-    sql: &str,
-) -> Result<Vec<RecordBatch>, EngineError> {
-    let df = ctx
-        .sql(sql)
-        .await
-        .map_err(|source| EngineError::Query { query, source })?;
-    df.collect()
-        .await
-        .map_err(|source| EngineError::Query { query, source })
-}
-
-fn column<'a, T: 'static>(
-    batch: &'a RecordBatch,
-    query: &'static str,
-    column: &'static str,
-) -> Result<&'a T, EngineError> {
-    batch
-        .column_by_name(column)
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or(EngineError::Shape { query, column })
-}
-
-/// One contact's lead-score row.
-#[derive(Debug, Clone, Copy, Default)]
-struct ScoreRow {
-    counts: [i64; 4],
-    points: [i64; 4],
-    score: i64,
+    rules: Arc<Rules>,
 }
 
 const FACTORS: [&str; 4] = [
@@ -272,105 +112,348 @@ const FACTORS: [&str; 4] = [
     "invoices_unpaid",
     "tasks_overdue",
 ];
-const POINT_COLUMNS: [&str; 4] = [
-    "bookings_points",
-    "paid_points",
-    "unpaid_points",
-    "overdue_points",
-];
 
-struct ScoreColumns(HashMap<u32, ScoreRow>);
-
-impl ScoreColumns {
-    fn new(batches: &[RecordBatch]) -> Result<Self, EngineError> {
-        const Q: &str = "lead_score";
-        let mut rows = HashMap::new();
-        for b in batches {
-            let cid = column::<UInt32Array>(b, Q, "cid")?;
-            let counts = FACTORS.map(|f| column::<Int64Array>(b, Q, f));
-            let points = POINT_COLUMNS.map(|f| column::<Int64Array>(b, Q, f));
-            let score = column::<Int64Array>(b, Q, "lead_score")?;
-            let counts: Vec<&Int64Array> = counts.into_iter().collect::<Result<_, _>>()?;
-            let points: Vec<&Int64Array> = points.into_iter().collect::<Result<_, _>>()?;
-            for r in 0..b.num_rows() {
-                let row = ScoreRow {
-                    counts: std::array::from_fn(|i| counts[i].value(r)),
-                    points: std::array::from_fn(|i| points[i].value(r)),
-                    score: score.value(r),
-                };
-                rows.insert(cid.value(r), row);
-            }
-        }
-        Ok(Self(rows))
+impl Engine {
+    /// An engine with these scoring rules and default metric rules for every business.
+    pub fn new(scoring: ScoringConfig) -> Self {
+        Self::with_rules(Rules {
+            default: Arc::new(BusinessRules {
+                scoring,
+                ..Default::default()
+            }),
+            businesses: HashMap::new(),
+        })
     }
 
-    fn get(&self, cid: u32) -> ScoreRow {
-        self.0.get(&cid).copied().unwrap_or_default()
+    pub fn with_rules(rules: Rules) -> Self {
+        Self {
+            rules: Arc::new(rules),
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Evaluates `keys` at `now`, schedules each contact's next time-driven change, and returns
+    /// the profiles of contacts that exist in `state`. Contacts are evaluated in groups that
+    /// share their business rules.
+    pub async fn evaluate(
+        &self,
+        state: &mut PartitionState,
+        keys: &[ContactKey],
+        now: Ms,
+        partition: i32,
+    ) -> Result<Vec<ContactProfile>, EngineError> {
+        let mut groups: Vec<(Arc<BusinessRules>, Vec<ContactKey>)> = Vec::new();
+        for k in keys.iter().filter(|k| state.contacts.contains_key(*k)) {
+            let r = self.rules.for_business(&k.business_id);
+            match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, r)) {
+                Some((_, ks)) => ks.push(k.clone()),
+                None => groups.push((r.clone(), vec![k.clone()])),
+            }
+        }
+        let mut out = Vec::new();
+        for (rules, keys) in groups {
+            out.extend(self.evaluate_group(state, &keys, now, partition, &rules).await?);
+        }
+        Ok(out)
+    }
+
+    async fn evaluate_group(
+        &self,
+        state: &mut PartitionState,
+        keys: &[ContactKey],
+        now: Ms,
+        partition: i32,
+        rules: &BusinessRules,
+    ) -> Result<Vec<ContactProfile>, EngineError> {
+        let keep_from = now - rules.metrics.interaction_window_days * DAY_MS;
+        let mut inputs = Inputs::default();
+        for (cid, key) in keys.iter().enumerate() {
+            let c = state.contacts.get_mut(key).expect("filtered to existing");
+            c.prune_interactions(keep_from);
+            inputs.add(cid as u32, key, c);
+        }
+        let results = run_metrics(&inputs, rules, now).await?;
+        let r = Results::read(&results)?;
+
+        let mut out = Vec::with_capacity(keys.len());
+        for (cid, key) in keys.iter().enumerate() {
+            let c = &state.contacts[key];
+            let p = r.profile(cid as u32, key, c, partition, rules, now);
+            let next = next_change(c, &p, now, rules);
+            state.schedule(key, next);
+            out.push(p);
+        }
+        Ok(out)
     }
 }
 
-struct BalanceColumns(HashMap<u32, (i64, i64)>);
-
-impl BalanceColumns {
-    fn new(batches: &[RecordBatch]) -> Result<Self, EngineError> {
-        const Q: &str = "outstanding_balance";
-        let mut rows = HashMap::new();
-        for b in batches {
-            let cid = column::<UInt32Array>(b, Q, "cid")?;
-            let balance = column::<Int64Array>(b, Q, "outstanding_balance_cents")?;
-            let unpaid = column::<Int64Array>(b, Q, "unpaid_invoices")?;
-            for r in 0..b.num_rows() {
-                rows.insert(cid.value(r), (balance.value(r), unpaid.value(r)));
-            }
-        }
-        Ok(Self(rows))
-    }
-
-    fn get(&self, cid: u32) -> (i64, i64) {
-        self.0.get(&cid).copied().unwrap_or_default()
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn profile(
-    key: &ContactKey,
-    c: &ContactState,
-    partition: i32,
-    s: ScoreRow,
-    balance: i64,
-    unpaid: i64,
-    rule_version: &str,
+/// Registers the inputs and `params`, then runs every metric file in order; returns each file's
+/// rows by name.
+async fn run_metrics(
+    inputs: &Inputs,
+    rules: &BusinessRules,
     now: Ms,
-) -> ContactProfile {
-    ContactProfile {
-        business_id: key.business_id.to_string(),
-        contact_id: key.contact_id.to_string(),
-        partition,
-        name: c.name.value.clone(),
-        email: c.email.value.clone(),
-        phone: c.phone.value.clone(),
-        status: c.status().to_owned(),
-        tags: c.tags.value.clone(),
-        photo_url: c.photo_url.value.clone(),
-        created_at: c.created_at,
-        deleted: c.deleted_at.is_some(),
-        erased: c.erased_at.is_some(),
-        merged_into: c.merged_into.as_deref().map(str::to_owned),
-        lead_score: s.score,
-        factors: (0..4)
-            .map(|i| Factor {
-                factor: FACTORS[i].to_owned(),
-                count: s.counts[i],
-                points: s.points[i],
-            })
-            .collect(),
-        rule_version: rule_version.to_owned(),
-        last_interaction_at: c.last_interaction_at,
-        outstanding_balance_cents: balance,
-        unpaid_invoices: unpaid,
-        evaluated_at: now,
+) -> Result<HashMap<&'static str, Vec<RecordBatch>>, EngineError> {
+    let ctx = SessionContext::new();
+    let tables = inputs.tables().map_err(|source| EngineError::Shape {
+        query: "inputs",
+        source,
+    })?;
+    for (name, batch) in tables {
+        register(&ctx, name, batch.schema(), vec![batch])?;
+    }
+    register(&ctx, "params", params_schema(rules), vec![params(rules, now)?])?;
+    let mut results = HashMap::new();
+    for (name, sql) in METRICS {
+        results.insert(*name, run(&ctx, name, sql).await?);
+    }
+    Ok(results)
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &'static str,
+    schema: Arc<Schema>,
+    batches: Vec<RecordBatch>,
+) -> Result<(), EngineError> {
+    let q = |source| EngineError::Query {
+        query: name,
+        source,
+    };
+    let table = MemTable::try_new(schema, vec![batches]).map_err(q)?;
+    ctx.register_table(name, Arc::new(table)).map_err(q)?;
+    Ok(())
+}
+
+/// Runs one file and registers its result under `name` for the files after it.
+async fn run(
+    ctx: &SessionContext,
+    name: &'static str,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, EngineError> {
+    let q = |source| EngineError::Query {
+        query: name,
+        source,
+    };
+    let df = ctx.sql(sql).await.map_err(q)?;
+    let planned = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(q)?;
+    // The executed batches may differ from the plan in nullability: register what ran.
+    let schema = batches.first().map_or(planned, RecordBatch::schema);
+    register(ctx, name, schema, batches.clone())?;
+    Ok(batches)
+}
+
+/// The one-row `params` table: the clock, day and hour lengths, and every rule by name.
+fn param_terms(rules: &BusinessRules, now: Ms) -> Vec<(&'static str, i64)> {
+    let mut terms = vec![
+        ("now", now),
+        (
+            "window_start",
+            now - rules.scoring.window_days * DAY_MS,
+        ),
+        ("day_ms", DAY_MS),
+        ("hour_ms", HOUR_MS),
+    ];
+    terms.extend(rules.scoring.terms());
+    terms.extend(rules.metrics.terms());
+    terms
+}
+
+fn params_schema(rules: &BusinessRules) -> Arc<Schema> {
+    Arc::new(Schema::new(
+        param_terms(rules, 0)
+            .into_iter()
+            .map(|(n, _)| Field::new(n, DataType::Int64, false))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn params(rules: &BusinessRules, now: Ms) -> Result<RecordBatch, EngineError> {
+    let columns = param_terms(rules, now)
+        .into_iter()
+        .map(|(_, v)| Arc::new(Int64Array::from(vec![v])) as _)
+        .collect();
+    Ok(RecordBatch::try_new(params_schema(rules), columns)?)
+}
+
+/// Every file's rows, by contact number.
+struct Results {
+    scores: HashMap<u32, LeadScoreRow>,
+    balances: HashMap<u32, BalanceRow>,
+    reliability: HashMap<u32, ReliabilityRow>,
+    affinity: HashMap<u32, AffinityRow>,
+    gaps: HashMap<u32, GapsRow>,
+    activity: HashMap<u32, ActivityRow>,
+    services: HashMap<u32, Vec<ServiceRow>>,
+    segments: HashMap<u32, Vec<SegmentRow>>,
+    actions: HashMap<u32, Vec<ActionRow>>,
+}
+
+fn read<T: serde::de::DeserializeOwned>(
+    results: &HashMap<&'static str, Vec<RecordBatch>>,
+    name: &'static str,
+) -> Result<Vec<T>, EngineError> {
+    rows(results.get(name).map_or(&[][..], Vec::as_slice)).map_err(|source| EngineError::Shape {
+        query: name,
+        source,
+    })
+}
+
+impl Results {
+    fn read(r: &HashMap<&'static str, Vec<RecordBatch>>) -> Result<Self, EngineError> {
+        Ok(Self {
+            scores: by_contact(read(r, "lead_score")?),
+            balances: by_contact(read(r, "outstanding_balance")?),
+            reliability: by_contact(read(r, "payment_reliability")?),
+            affinity: by_contact(read(r, "service_affinity")?),
+            gaps: by_contact(read(r, "interaction_gaps")?),
+            activity: by_contact(read(r, "activity")?),
+            services: grouped(read(r, "contact_services")?),
+            segments: grouped(read(r, "segments")?),
+            actions: grouped(read(r, "next_actions")?),
+        })
+    }
+
+    fn profile(
+        &self,
+        cid: u32,
+        key: &ContactKey,
+        c: &ContactState,
+        partition: i32,
+        rules: &BusinessRules,
+        now: Ms,
+    ) -> ContactProfile {
+        let s = self.scores.get(&cid).cloned().unwrap_or_default();
+        let b = self.balances.get(&cid).cloned().unwrap_or_default();
+        let r = self.reliability.get(&cid).cloned().unwrap_or_default();
+        let a = self.affinity.get(&cid).cloned().unwrap_or_default();
+        let g = self.gaps.get(&cid).cloned().unwrap_or_default();
+        let act = self.activity.get(&cid).cloned().unwrap_or_default();
+        let counts = [
+            (s.bookings_completed, s.bookings_points),
+            (s.invoices_paid, s.paid_points),
+            (s.invoices_unpaid, s.unpaid_points),
+            (s.tasks_overdue, s.overdue_points),
+        ];
+        let promotion = c.promotion_suggested_at.or_else(|| {
+            act.promotion_eligible
+                .then(|| promotion_instant(c, rules.metrics.promotion_min_completed, now))
+        });
+        ContactProfile {
+            business_id: key.business_id.to_string(),
+            contact_id: key.contact_id.to_string(),
+            partition,
+            name: c.name.value.clone(),
+            email: c.email.value.clone(),
+            phone: c.phone.value.clone(),
+            status: c.status().to_owned(),
+            tags: c.tags.value.clone(),
+            photo_url: c.photo_url.value.clone(),
+            created_at: c.created_at,
+            deleted: c.deleted_at.is_some(),
+            erased: c.erased_at.is_some(),
+            merged_into: c.merged_into.as_deref().map(str::to_owned),
+            lead_score: s.lead_score,
+            factors: FACTORS
+                .iter()
+                .zip(counts)
+                .map(|(f, (count, points))| Factor {
+                    factor: (*f).to_owned(),
+                    count,
+                    points,
+                })
+                .collect(),
+            rule_version: rules.scoring.rule_version.clone(),
+            last_interaction_at: c.last_interaction_at,
+            outstanding_balance_cents: b.outstanding_balance_cents,
+            unpaid_invoices: b.unpaid_invoices,
+            overdue_invoices: b.overdue_invoices,
+            oldest_unpaid_invoice_id: b.oldest_unpaid_invoice_id,
+            oldest_unpaid_due_at: b.oldest_unpaid_due_at,
+            days_overdue: b.days_overdue,
+            invoices_on_time: r.invoices_on_time,
+            invoices_late: r.invoices_late,
+            invoices_overdue: r.invoices_overdue,
+            payment_reliability: r.payment_reliability,
+            avg_days_late: r.avg_days_late,
+            top_service_id: a.top_service_id,
+            top_service_name: a.top_service_name,
+            top_service_bookings: a.top_service_bookings,
+            affinity_bookings: a.affinity_bookings,
+            top_service_share: a.top_service_share,
+            mean_gap_days: g.mean_gap_days,
+            median_gap_days: g.median_gap_days,
+            days_since_last_interaction: g.days_since_last_interaction,
+            completed_bookings_total: act.completed_bookings_total,
+            recent_bookings: act.recent_bookings,
+            revenue_cents: act.revenue_cents,
+            recent_paid_invoices: act.recent_paid_invoices,
+            recent_paid_cents: act.recent_paid_cents,
+            pending_confirmations: act.pending_confirmations,
+            promotion_suggested_at: promotion,
+            segments: self
+                .segments
+                .get(&cid)
+                .into_iter()
+                .flatten()
+                .map(|m| Membership {
+                    segment: m.segment.clone(),
+                    reason: m.reason.clone(),
+                })
+                .collect(),
+            next_actions: self
+                .actions
+                .get(&cid)
+                .into_iter()
+                .flatten()
+                .map(|a| NextAction {
+                    kind: a.kind.clone(),
+                    ref_id: a.ref_id.clone(),
+                    since: a.since,
+                    age_days: a.age_days,
+                    priority: a.priority,
+                    message: a.message.clone(),
+                })
+                .collect(),
+            services: self
+                .services
+                .get(&cid)
+                .into_iter()
+                .flatten()
+                .map(|s| ServiceStat {
+                    service_id: s.service_id.clone(),
+                    service_name: s.service_name.clone(),
+                    bookings: s.bookings,
+                    completed: s.completed,
+                    revenue_cents: s.revenue_cents,
+                })
+                .collect(),
+            evaluated_at: now,
+        }
     }
 }
 
+/// When a LEAD became eligible for promotion: the completion of its `n`-th booking (so a replay
+/// gives the same instant), or `now` if the completions are not known individually.
+fn promotion_instant(c: &ContactState, n: i64, now: Ms) -> Ms {
+    let mut done: Vec<Ms> = c
+        .bookings
+        .values()
+        .filter_map(|b| b.completed_at)
+        .filter(|&t| t <= now)
+        .collect();
+    done.sort_unstable();
+    usize::try_from(n.max(1) - 1)
+        .ok()
+        .and_then(|i| done.get(i).copied())
+        .unwrap_or(now)
+}
+
+#[cfg(test)]
+mod golden;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! KeyFlow's inbound half: the event contract, normalisation, the Kafka source (embedded broker
 //! included) and the windowed DataFusion engine that turns events into contact profiles.
 
+pub mod ai_hooks;
 pub mod clock;
 pub mod config;
 pub mod decode;
@@ -10,6 +11,7 @@ pub mod kafka;
 pub mod normalise;
 pub mod processor;
 pub mod profile;
+pub mod signals;
 pub mod sink;
 pub mod state;
 pub mod status;

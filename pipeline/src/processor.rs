@@ -20,8 +20,11 @@ use crate::decode::Decoder;
 use crate::engine::{Engine, EngineError};
 use crate::kafka::dlq::DeadLetters;
 use crate::kafka::source::{self, Assignment, Source, SourceContext};
+use crate::kafka::signals::SignalProducer;
+use crate::profile::ContactProfile;
+use crate::signals::{self, Signal};
 use crate::sink::{AcceptedEvent, PartitionOutput, ResultSink, ScoreChange, SinkError};
-use crate::state::{Applied, ContactKey, PartitionState};
+use crate::state::{Applied, ContactKey, Ms, PartitionState};
 use crate::status::ProcessorStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,8 @@ pub enum ProcessorError {
     Engine(#[from] EngineError),
     #[error("sink: {0}")]
     Sink(#[from] SinkError),
+    #[error("signal was not delivered: {0}")]
+    Signal(String),
     #[error("dead letter for {topic}/{partition}@{offset} was not delivered: {cause}")]
     DeadLetter {
         topic: String,
@@ -72,6 +77,7 @@ pub struct Processor {
     consumer: Arc<Source>,
     context: SourceContext,
     dead_letters: DeadLetters,
+    signals: SignalProducer,
     decoder: Decoder,
     engine: Engine,
     clock: SharedClock,
@@ -87,6 +93,7 @@ impl Processor {
         consumer: Arc<Source>,
         context: SourceContext,
         dead_letters: DeadLetters,
+        signals: SignalProducer,
         decoder: Decoder,
         engine: Engine,
         clock: SharedClock,
@@ -98,6 +105,7 @@ impl Processor {
             consumer,
             context,
             dead_letters,
+            signals,
             decoder,
             engine,
             clock,
@@ -224,8 +232,7 @@ impl Processor {
         for profile in &recovered.profiles {
             let key = ContactKey::new(&profile.business_id, &profile.contact_id);
             if let Some(c) = state.contacts.get_mut(&key) {
-                c.last_written = Some(profile.fingerprint());
-                c.last_score = Some(profile.lead_score);
+                c.remember(profile);
             }
         }
         state.mark_all_dirty();
@@ -263,6 +270,7 @@ impl Processor {
                         continue;
                     }
                     accepted += 1;
+                    let feed = signals::feed(&event, p, now);
                     caused
                         .entry(ContactKey::new(&event.business_id, &event.contact_id))
                         .or_default()
@@ -271,6 +279,7 @@ impl Processor {
                         partition: p,
                         ..Default::default()
                     });
+                    out.signals.extend(feed);
                     out.events.push(AcceptedEvent {
                         event,
                         topic,
@@ -291,57 +300,34 @@ impl Processor {
                 continue;
             }
             let profiles = self.engine.evaluate(state, &due, now, p).await?;
-            let changed: Vec<_> = profiles
-                .into_iter()
-                .filter(|pr| {
-                    let key = ContactKey::new(&pr.business_id, &pr.contact_id);
-                    state.contacts.get(&key).and_then(|c| c.last_written) != Some(pr.fingerprint())
-                })
-                .collect();
-            let changes: Vec<ScoreChange> = changed
-                .iter()
-                .filter_map(|pr| {
-                    let key = ContactKey::new(&pr.business_id, &pr.contact_id);
-                    let old = state.contacts.get(&key).and_then(|c| c.last_score);
-                    (old != Some(pr.lead_score)).then(|| {
-                        let ids = caused.get(&key).cloned().unwrap_or_default();
-                        ScoreChange {
-                            business_id: pr.business_id.clone(),
-                            contact_id: pr.contact_id.clone(),
-                            partition: p,
-                            old_score: old,
-                            new_score: pr.lead_score,
-                            factors: pr.factors.clone(),
-                            rule_version: pr.rule_version.clone(),
-                            reason: if ids.is_empty() { "time" } else { "events" },
-                            caused_by: ids,
-                            evaluated_at: now,
-                        }
-                    })
-                })
-                .collect();
-            if !changes.is_empty() {
-                outputs
-                    .entry(p)
-                    .or_insert_with(|| PartitionOutput {
-                        partition: p,
-                        ..Default::default()
-                    })
-                    .changes = changes;
-            }
-            if !changed.is_empty() {
-                outputs
-                    .entry(p)
-                    .or_insert_with(|| PartitionOutput {
-                        partition: p,
-                        ..Default::default()
-                    })
-                    .profiles = changed;
+            let out = outputs.entry(p).or_insert_with(|| PartitionOutput {
+                partition: p,
+                ..Default::default()
+            });
+            for pr in profiles {
+                let key = ContactKey::new(&pr.business_id, &pr.contact_id);
+                let Some(c) = state.contacts.get(&key) else {
+                    continue;
+                };
+                if c.last_written == Some(pr.fingerprint()) {
+                    continue;
+                }
+                let ids = caused.get(&key).map_or(&[][..], Vec::as_slice);
+                if c.last_score != Some(pr.lead_score) {
+                    out.changes.push(score_change(&pr, c.last_score, ids, now));
+                }
+                out.signals.extend(signals::diff(c, &pr, ids));
+                out.profiles.push(pr);
             }
         }
 
         let mut written = 0u64;
+        let mut signalled = 0u64;
         for out in outputs.values().filter(|o| !o.is_empty()) {
+            // Published before the write: a crash in between republishes the same signal ids
+            // on replay, while the other order could lose them.
+            self.publish(&out.signals).await?;
+            signalled += out.signals.len() as u64;
             self.with_retry(|sink| async move { sink.write(out).await })
                 .await?;
             written += out.profiles.len() as u64;
@@ -349,8 +335,7 @@ impl Processor {
                 for pr in &out.profiles {
                     let key = ContactKey::new(&pr.business_id, &pr.contact_id);
                     if let Some(c) = state.contacts.get_mut(&key) {
-                        c.last_written = Some(pr.fingerprint());
-                        c.last_score = Some(pr.lead_score);
+                        c.remember(pr);
                     }
                 }
             }
@@ -394,12 +379,29 @@ impl Processor {
         ProcessorStatus::add(&self.status.duplicates, duplicates);
         ProcessorStatus::add(&self.status.dead_letters, dead);
         ProcessorStatus::add(&self.status.profiles_written, written);
+        ProcessorStatus::add(&self.status.signals, signalled);
         if !batch.is_empty() {
             ProcessorStatus::add(&self.status.batches, 1);
         }
         self.status
             .complete_up_to_ms
             .store(now, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Publishes `signals` and waits until the broker acknowledged every one.
+    async fn publish(&self, signals: &[Signal]) -> Result<(), ProcessorError> {
+        let mut pending = Vec::with_capacity(signals.len());
+        for s in signals {
+            pending.push(self.signals.send(s)?);
+        }
+        for d in pending {
+            match d.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((err, _))) => return Err(ProcessorError::Signal(err.to_string())),
+                Err(_) => return Err(ProcessorError::Signal("cancelled".into())),
+            }
+        }
         Ok(())
     }
 
@@ -422,5 +424,20 @@ impl Processor {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+}
+
+fn score_change(pr: &ContactProfile, old: Option<i64>, ids: &[String], now: Ms) -> ScoreChange {
+    ScoreChange {
+        business_id: pr.business_id.clone(),
+        contact_id: pr.contact_id.clone(),
+        partition: pr.partition,
+        old_score: old,
+        new_score: pr.lead_score,
+        factors: pr.factors.clone(),
+        rule_version: pr.rule_version.clone(),
+        reason: if ids.is_empty() { "time" } else { "events" },
+        caused_by: ids.to_vec(),
+        evaluated_at: now,
     }
 }

@@ -1,5 +1,6 @@
-//! What the engine produces per contact: the current profile with its metrics and the factors
-//! that explain the lead score. Sinks store it; the API serves it.
+//! What the engine produces per contact: the current profile with every metric, the factors
+//! that explain the lead score, the segments it belongs to and its Next Action items. Sinks
+//! store it; the API serves it.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -18,7 +19,45 @@ pub struct Factor {
     pub points: i64,
 }
 
+/// Membership of one segment, with why (as of the evaluation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    pub segment: String,
+    pub reason: String,
+}
+
+/// One open item of the business's Next Action queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextAction {
+    /// invoice_overdue, booking_unconfirmed, task_stale or lead_stale.
+    pub kind: String,
+    /// The invoice, booking or task id (the contact id for lead_stale).
+    pub ref_id: String,
+    /// The instant the age counts from (due date, booking creation, last interaction).
+    pub since: Ms,
+    /// Whole days since `since`.
+    pub age_days: i64,
+    /// age_days × (1 + lead_score / 100).
+    pub priority: f64,
+    pub message: String,
+}
+
+/// One service this contact booked within the service window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStat {
+    pub service_id: String,
+    pub service_name: Option<String>,
+    /// Bookings created in the window and not cancelled.
+    pub bookings: i64,
+    /// Of those, completed.
+    pub completed: i64,
+    /// Paid invoices in the window linked to the service (directly or through a booking).
+    pub revenue_cents: i64,
+}
+
+/// Fields absent from rows written by an older version read as their defaults.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ContactProfile {
     pub business_id: String,
     pub contact_id: String,
@@ -40,8 +79,52 @@ pub struct ContactProfile {
     pub last_interaction_at: Option<Ms>,
     pub outstanding_balance_cents: i64,
     pub unpaid_invoices: i64,
+    /// Unpaid invoices past their due date.
+    pub overdue_invoices: i64,
+    /// The unpaid invoice with the earliest due date, its due date and whole days past it.
+    pub oldest_unpaid_invoice_id: Option<String>,
+    pub oldest_unpaid_due_at: Option<Ms>,
+    pub days_overdue: Option<i64>,
+    /// Invoices due in the reliability window, by outcome.
+    pub invoices_on_time: i64,
+    pub invoices_late: i64,
+    pub invoices_overdue: i64,
+    /// round(100 · on_time / (on_time + late + overdue)); None without any such invoice.
+    pub payment_reliability: Option<i64>,
+    /// Mean days late over late payments, 1 decimal.
+    pub avg_days_late: Option<f64>,
+    /// The most booked service in the affinity window and its share of the bookings there.
+    pub top_service_id: Option<String>,
+    pub top_service_name: Option<String>,
+    pub top_service_bookings: i64,
+    pub affinity_bookings: i64,
+    pub top_service_share: Option<f64>,
+    /// Gaps between consecutive interactions in the interaction window, in days (1 decimal).
+    pub mean_gap_days: Option<f64>,
+    pub median_gap_days: Option<f64>,
+    pub days_since_last_interaction: Option<i64>,
+    /// Bookings completed, all time.
+    pub completed_bookings_total: i64,
+    /// Non-cancelled bookings created in the recent-bookings window.
+    pub recent_bookings: i64,
+    /// Paid invoices in the revenue window.
+    pub revenue_cents: i64,
+    /// Invoices paid in the recent-paid window, count and sum.
+    pub recent_paid_invoices: i64,
+    pub recent_paid_cents: i64,
+    /// Future bookings neither confirmed nor cancelled.
+    pub pending_confirmations: i64,
+    /// When a promotion from LEAD to CLIENT was first suggested (suggested once).
+    pub promotion_suggested_at: Option<Ms>,
+    pub segments: Vec<Membership>,
+    pub next_actions: Vec<NextAction>,
+    pub services: Vec<ServiceStat>,
     /// The engine clock at evaluation; also the row version (later evaluations win).
     pub evaluated_at: Ms,
+}
+
+fn hash_f64(v: Option<f64>, h: &mut DefaultHasher) {
+    v.map(f64::to_bits).hash(h);
 }
 
 impl ContactProfile {
@@ -70,13 +153,64 @@ impl ContactProfile {
             self.last_interaction_at,
             self.outstanding_balance_cents,
             self.unpaid_invoices,
+            self.overdue_invoices,
+            &self.oldest_unpaid_invoice_id,
+            self.oldest_unpaid_due_at,
+            self.days_overdue,
         )
             .hash(&mut h);
+        (
+            self.invoices_on_time,
+            self.invoices_late,
+            self.invoices_overdue,
+            self.payment_reliability,
+        )
+            .hash(&mut h);
+        for v in [
+            self.avg_days_late,
+            self.top_service_share,
+            self.mean_gap_days,
+            self.median_gap_days,
+        ] {
+            hash_f64(v, &mut h);
+        }
+        (
+            &self.top_service_id,
+            &self.top_service_name,
+            self.top_service_bookings,
+            self.affinity_bookings,
+            self.days_since_last_interaction,
+        )
+            .hash(&mut h);
+        (
+            self.completed_bookings_total,
+            self.recent_bookings,
+            self.revenue_cents,
+            self.recent_paid_invoices,
+            self.recent_paid_cents,
+            self.pending_confirmations,
+            self.promotion_suggested_at,
+        )
+            .hash(&mut h);
+        self.segments.hash(&mut h);
+        for a in &self.next_actions {
+            (&a.kind, &a.ref_id, a.since, a.age_days, &a.message).hash(&mut h);
+            a.priority.to_bits().hash(&mut h);
+        }
+        for s in &self.services {
+            (&s.service_id, &s.service_name, s.bookings, s.completed).hash(&mut h);
+            s.revenue_cents.hash(&mut h);
+        }
         h.finish()
     }
 
     /// Shown in results: not deleted and not merged into another contact.
     pub fn visible(&self) -> bool {
         !self.deleted && self.merged_into.is_none()
+    }
+
+    /// Segment names only.
+    pub fn segment_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().map(|m| m.segment.as_str())
     }
 }

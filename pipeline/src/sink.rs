@@ -5,6 +5,7 @@ use async_trait::async_trait;
 
 use crate::event::Event;
 use crate::profile::{ContactProfile, Factor};
+use crate::signals::Signal;
 use crate::state::Ms;
 
 /// An accepted event with where it was read from.
@@ -26,6 +27,8 @@ pub struct PartitionOutput {
     pub profiles: Vec<ContactProfile>,
     /// Lead scores that changed, with what caused them.
     pub changes: Vec<ScoreChange>,
+    /// Segment, Next Action, promotion and feed signals, already published.
+    pub signals: Vec<Signal>,
 }
 
 /// One change of a contact's lead score.
@@ -48,7 +51,7 @@ pub struct ScoreChange {
 
 impl PartitionOutput {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.profiles.is_empty()
+        self.events.is_empty() && self.profiles.is_empty() && self.signals.is_empty()
     }
 }
 

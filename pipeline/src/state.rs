@@ -103,6 +103,12 @@ pub struct ContactState {
     /// The contact this one was merged into; it is then excluded from results.
     pub merged_into: Option<Arc<str>>,
     pub last_interaction_at: Option<Ms>,
+    /// Instants of the contact's events, sorted; pruned to the interaction window on evaluation.
+    pub interactions: Vec<Ms>,
+    /// How many distinct events were folded into this contact (a stable basis for signal ids).
+    pub events_applied: u64,
+    /// When the LEAD → CLIENT promotion was first suggested.
+    pub promotion_suggested_at: Option<Ms>,
     pub bookings: HashMap<String, Booking>,
     pub invoices: HashMap<String, Invoice>,
     pub tasks: HashMap<String, Task>,
@@ -113,6 +119,10 @@ pub struct ContactState {
     pub last_written: Option<u64>,
     /// Lead score of the last profile written.
     pub last_score: Option<i64>,
+    /// Segments of the last profile written (sorted), to signal entries and exits.
+    pub last_segments: Vec<String>,
+    /// Next Action items (kind, ref id) of the last profile written, to signal opened/resolved.
+    pub last_actions: Vec<(String, String)>,
 }
 
 impl ContactState {
@@ -132,6 +142,29 @@ impl ContactState {
 
     fn touch(&mut self, at: Ms) {
         self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
+        let i = self.interactions.partition_point(|&x| x <= at);
+        self.interactions.insert(i, at);
+    }
+
+    /// Drops interactions at or before `before` (outside every window that reads them).
+    pub fn prune_interactions(&mut self, before: Ms) {
+        let n = self.interactions.partition_point(|&x| x <= before);
+        self.interactions.drain(..n);
+    }
+
+    /// Remembers what was last written for this contact.
+    pub fn remember(&mut self, p: &crate::profile::ContactProfile) {
+        self.last_written = Some(p.fingerprint());
+        self.last_score = Some(p.lead_score);
+        self.last_segments = p.segment_names().map(str::to_owned).collect();
+        self.last_actions = p
+            .next_actions
+            .iter()
+            .map(|a| (a.kind.clone(), a.ref_id.clone()))
+            .collect();
+        if self.promotion_suggested_at.is_none() {
+            self.promotion_suggested_at = p.promotion_suggested_at;
+        }
     }
 
     fn erase_personal_data(&mut self) {
@@ -214,8 +247,11 @@ impl ContactState {
             }
         }
         if let Some(at) = other.last_interaction_at {
-            self.touch(at);
+            self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
         }
+        self.interactions.extend(other.interactions.iter().copied());
+        self.interactions.sort_unstable();
+        self.events_applied += other.events_applied;
         self.notes.extend(other.notes.iter().cloned());
         self.notes.sort_by_key(|n| n.at);
         let excess = self.notes.len().saturating_sub(NOTES_KEPT);
@@ -295,6 +331,7 @@ impl PartitionState {
         self.dirty.insert(key.clone());
         let c = self.contacts.entry(key).or_default();
         c.touch(at);
+        c.events_applied += 1;
         match &ev.payload {
             Payload::ContactCreated(cc) => c.apply_created(cc, at),
             Payload::ContactUpdated(u) => c.apply_updated(u, at),
@@ -383,12 +420,13 @@ impl PartitionState {
         let merged_state = {
             let m = self.contacts.entry(merged_key.clone()).or_default();
             m.merged_into = Some(target.contact_id.clone());
-            m.touch(at);
+            m.last_interaction_at = Some(m.last_interaction_at.map_or(at, |l| l.max(at)));
             m.clone()
         };
         let s = self.contacts.entry(target.clone()).or_default();
         s.absorb(&merged_state);
         s.touch(at);
+        s.events_applied += 1;
         self.dirty.insert(target);
         self.dirty.insert(merged_key);
     }
@@ -438,44 +476,4 @@ impl PartitionState {
     pub fn next_timer(&self) -> Option<Ms> {
         self.timers.first().map(|t| t.0)
     }
-}
-
-/// The next instant after `now` at which a lead-score input of `c` changes with no new event:
-/// a completed booking or a paid invoice entering or leaving the window, an unpaid invoice or a
-/// task reaching its time, a task becoming overdue.
-pub fn next_change(c: &ContactState, now: Ms, window_ms: Ms) -> Option<Ms> {
-    let mut next: Option<Ms> = None;
-    let mut consider = |t: Ms| {
-        if t > now {
-            next = Some(next.map_or(t, |n| n.min(t)));
-        }
-    };
-    for b in c.bookings.values() {
-        if let Some(t) = b.completed_at {
-            consider(t);
-            consider(t + window_ms);
-        }
-    }
-    for i in c.invoices.values() {
-        if let Some(t) = i.paid_at {
-            consider(t);
-            consider(t + window_ms);
-        }
-        if let Some(t) = i.sent_at {
-            consider(t);
-        }
-    }
-    for t in c.tasks.values() {
-        if let Some(due) = t.due_at {
-            // Overdue once due_at < now, i.e. from due_at + 1 ms.
-            consider(due + 1);
-        }
-        if let Some(at) = t.created_at {
-            consider(at);
-        }
-        if let Some(at) = t.completed_at {
-            consider(at);
-        }
-    }
-    next
 }

@@ -15,6 +15,8 @@ pub struct ProcessorStatus {
     pub batches: AtomicU64,
     /// Profiles written.
     pub profiles_written: AtomicU64,
+    /// Signals published on the signals topic.
+    pub signals: AtomicU64,
     /// Messages between the committed position and the end of the assigned partitions, or -1.
     pub lag: AtomicI64,
     /// Engine clock (ms) of the last committed batch: results are complete up to it.

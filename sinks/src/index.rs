@@ -143,24 +143,12 @@ mod tests {
         ContactProfile {
             business_id: "b".into(),
             contact_id: id.into(),
-            partition: 0,
-            name: None,
-            email: None,
-            phone: None,
             status: "LEAD".into(),
-            tags: vec![],
-            photo_url: None,
-            created_at: None,
-            deleted: false,
-            erased: false,
-            merged_into: None,
             lead_score: score,
-            factors: vec![],
             rule_version: "v".into(),
-            last_interaction_at: None,
             outstanding_balance_cents: balance,
-            unpaid_invoices: 0,
             evaluated_at: at,
+            ..Default::default()
         }
     }
 

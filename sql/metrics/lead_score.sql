@@ -1,11 +1,8 @@
 -- Lead score per contact at the engine's clock, factor by factor.
 --
--- Inputs (registered by the engine for the contacts being evaluated):
---   contacts(cid)                                  one row per contact
---   bookings(cid, completed_at)                    bookings with a booking.completed
---   invoices(cid, sent_at, paid_at, amount_cents)  every invoice the contact has
---   tasks(cid, created_at, due_at, completed_at)   every task the contact has
---   params(now, window_start, <weight>, <cap>...)  one row: the clock and the rules
+-- Inputs: the engine's tables (see README.md; instants are UTC milliseconds), of which
+--   bookings(cid, completed_at), invoices(cid, sent_at, paid_at),
+--   tasks(cid, created_at, due_at, completed_at), params(now, window_start, <weight>, <cap>...)
 --
 -- B = bookings completed in (window_start, now]
 -- P = invoices paid in (window_start, now]

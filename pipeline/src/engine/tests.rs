@@ -118,19 +118,29 @@ async fn time_alone_schedules_the_next_evaluation() {
         vec![ContactKey::new("b", "c")]
     );
     s.score_at("c", "2026-11-02T00:00:00Z").await;
+    // The first change: a whole day since the last interaction (days_since_last_interaction).
+    assert_eq!(
+        s.state.next_timer(),
+        Some(t("2026-11-02T11:00:00Z").timestamp_millis())
+    );
+    assert!(s
+        .state
+        .take_due(t("2026-11-02T10:59:59Z").timestamp_millis())
+        .is_empty());
+    // Evaluated the day before the completion leaves the 14-day window, the next timer is that
+    // instant exactly: the score drops then with no event.
+    s.score_at("c", "2026-11-14T12:00:00Z").await;
     assert_eq!(
         s.state.next_timer(),
         Some(t("2026-11-15T11:00:00Z").timestamp_millis())
     );
-    assert!(s
-        .state
-        .take_due(t("2026-11-15T10:59:59Z").timestamp_millis())
-        .is_empty());
     assert_eq!(
         s.state
             .take_due(t("2026-11-15T11:00:00Z").timestamp_millis()),
         vec![ContactKey::new("b", "c")]
     );
+    let p = s.score_at("c", "2026-11-15T11:00:00Z").await;
+    assert_eq!(p.lead_score, 0);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod dlq;
+pub mod signals;
 pub mod source;
 pub mod topics;
 

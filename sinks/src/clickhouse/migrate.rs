@@ -1,5 +1,6 @@
 //! Applies the numbered migrations in `sql/clickhouse/` and records them in `schema_migrations`.
-//! Safe to run twice and from several processors at once: every statement is `IF NOT EXISTS`.
+//! Safe to run twice and from several processors at once: every CREATE is `IF NOT EXISTS`, and an
+//! `ALTER ... ADD COLUMN` that finds its columns already added counts as applied.
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,21 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         4,
         "views",
         include_str!("../../../sql/clickhouse/004_views.sql"),
+    ),
+    (
+        5,
+        "profile_metrics",
+        include_str!("../../../sql/clickhouse/005_profile_metrics.sql"),
+    ),
+    (
+        6,
+        "signals",
+        include_str!("../../../sql/clickhouse/006_signals.sql"),
+    ),
+    (
+        7,
+        "metric_views",
+        include_str!("../../../sql/clickhouse/007_metric_views.sql"),
     ),
 ];
 
@@ -122,11 +138,15 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError> {
             continue;
         }
         for stmt in statements(sql) {
-            client
-                .query(&stmt)
-                .execute()
-                .await
-                .map_err(fail(*version, name))?;
+            match client.query(&stmt).execute().await {
+                Ok(()) => {}
+                // ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`: another processor migrating
+                // at the same moment added the columns first.
+                Err(e) if stmt.starts_with("ALTER") && e.to_string().contains("already exists") => {
+                    tracing::info!(version, name, "columns already added by a concurrent migration");
+                }
+                Err(e) => return Err(fail(*version, name)(e)),
+            }
         }
         let mut insert = client
             .insert::<Applied>("schema_migrations")

@@ -13,7 +13,7 @@ use pipeline::profile::ContactProfile;
 use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
 use super::config::ClickHouseConfig;
-use super::rows::{EventRow, HistoryRow, ProfileRow};
+use super::rows::{EventRow, HistoryRow, ProfileRow, SegmentChangeRow, SignalRow};
 use super::service::classify;
 
 /// Longest one request may take before it counts as a (transient) timeout.
@@ -96,7 +96,12 @@ impl ResultSink for ClickHouseSink {
         let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
         self.insert("contact_profiles", &profiles).await?;
         let history: Vec<HistoryRow> = out.changes.iter().map(HistoryRow::from).collect();
-        self.insert("lead_score_history", &history).await
+        self.insert("lead_score_history", &history).await?;
+        let signals: Vec<SignalRow> = out.signals.iter().map(SignalRow::from).collect();
+        self.insert("signals", &signals).await?;
+        let segments: Vec<SegmentChangeRow> =
+            out.signals.iter().filter_map(SegmentChangeRow::of).collect();
+        self.insert("segment_changes", &segments).await
     }
 
     async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {

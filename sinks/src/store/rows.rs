@@ -77,6 +77,27 @@ fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
 }
 
+fn i64f(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Int64, nullable)
+}
+
+fn f64f(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Float64, nullable)
+}
+
+/// A non-null list of non-null structs with these fields.
+fn list_of(name: &str, fields: Vec<Field>) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(Fields::from(fields)),
+            false,
+        ))),
+        false,
+    )
+}
+
 pub fn event_fields() -> Vec<FieldRef> {
     vec![
         Field::new("partition", DataType::Int32, false),
@@ -96,11 +117,11 @@ pub fn event_fields() -> Vec<FieldRef> {
 }
 
 pub fn profile_fields() -> Vec<FieldRef> {
-    let factor = Fields::from(vec![
+    let factor = vec![
         utf8("factor", false),
-        Field::new("count", DataType::Int64, false),
-        Field::new("points", DataType::Int64, false),
-    ]);
+        i64f("count", false),
+        i64f("points", false),
+    ];
     vec![
         utf8("business_id", false),
         utf8("contact_id", false),
@@ -116,19 +137,60 @@ pub fn profile_fields() -> Vec<FieldRef> {
         Field::new("erased", DataType::Boolean, false),
         utf8("merged_into", true),
         Field::new("lead_score", DataType::Int64, false),
-        Field::new(
-            "factors",
-            DataType::List(Arc::new(Field::new(
-                "item",
-                DataType::Struct(factor),
-                false,
-            ))),
-            false,
-        ),
+        list_of("factors", factor),
         utf8("rule_version", false),
         ts("last_interaction_at", true),
         Field::new("outstanding_balance_cents", DataType::Int64, false),
         Field::new("unpaid_invoices", DataType::Int64, false),
+        i64f("overdue_invoices", false),
+        utf8("oldest_unpaid_invoice_id", true),
+        ts("oldest_unpaid_due_at", true),
+        i64f("days_overdue", true),
+        i64f("invoices_on_time", false),
+        i64f("invoices_late", false),
+        i64f("invoices_overdue", false),
+        i64f("payment_reliability", true),
+        f64f("avg_days_late", true),
+        utf8("top_service_id", true),
+        utf8("top_service_name", true),
+        i64f("top_service_bookings", false),
+        i64f("affinity_bookings", false),
+        f64f("top_service_share", true),
+        f64f("mean_gap_days", true),
+        f64f("median_gap_days", true),
+        i64f("days_since_last_interaction", true),
+        i64f("completed_bookings_total", false),
+        i64f("recent_bookings", false),
+        i64f("revenue_cents", false),
+        i64f("recent_paid_invoices", false),
+        i64f("recent_paid_cents", false),
+        i64f("pending_confirmations", false),
+        ts("promotion_suggested_at", true),
+        list_of(
+            "segments",
+            vec![utf8("segment", false), utf8("reason", false)],
+        ),
+        list_of(
+            "next_actions",
+            vec![
+                utf8("kind", false),
+                utf8("ref_id", false),
+                ts("since", false),
+                i64f("age_days", false),
+                f64f("priority", false),
+                utf8("message", false),
+            ],
+        ),
+        list_of(
+            "services",
+            vec![
+                utf8("service_id", false),
+                utf8("service_name", true),
+                i64f("bookings", false),
+                i64f("completed", false),
+                i64f("revenue_cents", false),
+            ],
+        ),
         ts("evaluated_at", false),
     ]
     .into_iter()

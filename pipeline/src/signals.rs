@@ -1,0 +1,251 @@
+//! Signals for automation: what changed about a contact between the profile last written and
+//! the one just evaluated — segment entries and exits, Next Action items opened and resolved, a
+//! promotion suggested — plus the AI flow-feed prompts. Published on the signals topic and stored
+//! beside the profiles with the event ids and rule version behind them.
+//!
+//! A signal's id is derived from what it says and from how many events the contact had folded,
+//! so the same change recomputed after a crash carries the same id and consumers can drop it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::profile::ContactProfile;
+use crate::state::{ContactState, Ms};
+
+pub const SEGMENT_UPDATED: &str = "contact.segment.updated";
+pub const ACTION_OPENED: &str = "next_action.opened";
+pub const ACTION_RESOLVED: &str = "next_action.resolved";
+pub const PROMOTION_SUGGESTED: &str = "contact.promotion.suggested";
+pub const FEED_PROMPT: &str = "ai.feed.prompt";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub signal_id: String,
+    /// The `type` of the signal (one of the constants above).
+    pub kind: &'static str,
+    pub business_id: String,
+    pub contact_id: String,
+    pub partition: i32,
+    /// The segment, the Next Action item (`kind:ref_id`), the status suggested, or the event.
+    pub subject: String,
+    /// entered, exited, opened, resolved, suggested or prompt.
+    pub change: &'static str,
+    pub reason: String,
+    pub at: Ms,
+    pub rule_version: String,
+    /// Ids of this batch's events about the contact (empty when time alone caused it).
+    pub caused_by: Vec<String>,
+    /// Type-specific fields, merged into the published JSON.
+    pub detail: Value,
+}
+
+/// FNV-1a, 64 bit: stable across builds and platforms (unlike `DefaultHasher`).
+fn fnv(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0xff)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn rfc3339(ms: Ms) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Signal {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        kind: &'static str,
+        p: &ContactProfile,
+        basis: u64,
+        subject: String,
+        change: &'static str,
+        reason: String,
+        caused_by: &[String],
+        detail: Value,
+    ) -> Self {
+        let basis = basis.to_string();
+        Self {
+            signal_id: fnv(&[
+                kind,
+                &p.business_id,
+                &p.contact_id,
+                &subject,
+                change,
+                &basis,
+            ]),
+            kind,
+            business_id: p.business_id.clone(),
+            contact_id: p.contact_id.clone(),
+            partition: p.partition,
+            subject,
+            change,
+            reason,
+            at: p.evaluated_at,
+            rule_version: p.rule_version.clone(),
+            caused_by: caused_by.to_vec(),
+            detail,
+        }
+    }
+
+    /// The JSON published on the signals topic.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "signal_id": self.signal_id,
+            "type": self.kind,
+            "business_id": self.business_id,
+            "contact_id": self.contact_id,
+            "change": self.change,
+            "reason": self.reason,
+            "at": rfc3339(self.at),
+            "rule_version": self.rule_version,
+            "caused_by": self.caused_by,
+        });
+        if let (Value::Object(m), Value::Object(d)) = (&mut v, &self.detail) {
+            for (k, x) in d {
+                m.insert(k.clone(), x.clone());
+            }
+        }
+        v
+    }
+}
+
+fn exit_reason(p: &ContactProfile, caused_by: &[String]) -> String {
+    if p.deleted {
+        "contact deleted".into()
+    } else if let Some(into) = &p.merged_into {
+        format!("merged into {into}")
+    } else if caused_by.is_empty() {
+        "no longer applies as time passed".into()
+    } else {
+        "no longer applies after new events".into()
+    }
+}
+
+/// The signals between what was last written for `c` and the new profile `p`.
+pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<Signal> {
+    let basis = c.events_applied;
+    let mut out = Vec::new();
+    for m in &p.segments {
+        if !c.last_segments.iter().any(|s| *s == m.segment) {
+            out.push(Signal::new(
+                SEGMENT_UPDATED,
+                p,
+                basis,
+                m.segment.clone(),
+                "entered",
+                m.reason.clone(),
+                caused_by,
+                json!({"segment": m.segment}),
+            ));
+        }
+    }
+    for s in &c.last_segments {
+        if !p.segment_names().any(|n| n == s) {
+            out.push(Signal::new(
+                SEGMENT_UPDATED,
+                p,
+                basis,
+                s.clone(),
+                "exited",
+                exit_reason(p, caused_by),
+                caused_by,
+                json!({"segment": s}),
+            ));
+        }
+    }
+    for a in &p.next_actions {
+        if !c
+            .last_actions
+            .iter()
+            .any(|(k, r)| *k == a.kind && *r == a.ref_id)
+        {
+            out.push(Signal::new(
+                ACTION_OPENED,
+                p,
+                basis,
+                format!("{}:{}", a.kind, a.ref_id),
+                "opened",
+                a.message.clone(),
+                caused_by,
+                json!({"kind": a.kind, "ref_id": a.ref_id, "since": rfc3339(a.since),
+                       "priority": a.priority, "message": a.message}),
+            ));
+        }
+    }
+    for (kind, ref_id) in &c.last_actions {
+        if !p
+            .next_actions
+            .iter()
+            .any(|a| a.kind == *kind && a.ref_id == *ref_id)
+        {
+            out.push(Signal::new(
+                ACTION_RESOLVED,
+                p,
+                basis,
+                format!("{kind}:{ref_id}"),
+                "resolved",
+                exit_reason(p, caused_by).replace("no longer applies", "resolved"),
+                caused_by,
+                json!({"kind": kind, "ref_id": ref_id}),
+            ));
+        }
+    }
+    if let (None, Some(at)) = (c.promotion_suggested_at, p.promotion_suggested_at) {
+        if p.visible() {
+            out.push(Signal::new(
+                PROMOTION_SUGGESTED,
+                p,
+                basis,
+                "CLIENT".into(),
+                "suggested",
+                format!(
+                    "LEAD with {} completed bookings",
+                    p.completed_bookings_total
+                ),
+                caused_by,
+                json!({"from": p.status, "to": "CLIENT", "eligible_at": rfc3339(at),
+                       "completed_bookings": p.completed_bookings_total}),
+            ));
+        }
+    }
+    out
+}
+
+/// A flow-feed prompt for one accepted event (see `ai_hooks::feed_prompt`).
+pub fn feed(ev: &crate::event::Event, partition: i32, now: Ms) -> Option<Signal> {
+    let prompt = crate::ai_hooks::feed_prompt(ev)?;
+    Some(Signal {
+        signal_id: fnv(&[FEED_PROMPT, &ev.event_id]),
+        kind: FEED_PROMPT,
+        business_id: ev.business_id.clone(),
+        contact_id: ev.contact_id.clone(),
+        partition,
+        subject: ev.event_id.clone(),
+        change: "prompt",
+        reason: prompt.text.clone(),
+        at: now,
+        rule_version: crate::ai_hooks::STUB_VERSION.into(),
+        caused_by: vec![ev.event_id.clone()],
+        detail: json!({"prompt": prompt.text, "event_type": ev.payload.type_name(),
+                       "stub": true, "hookPoint": prompt.hook_point}),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        assert_eq!(fnv(&["a", "b"]), fnv(&["a", "b"]));
+        assert_ne!(fnv(&["ab", ""]), fnv(&["a", "b"]));
+        // Pinned: a change of the hash would re-identify every signal.
+        assert_eq!(fnv(&["x"]), "08f1c907b58eba68");
+    }
+}

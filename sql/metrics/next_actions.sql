@@ -1,0 +1,53 @@
+-- Next Action items per contact at now. Each item: kind, ref id, since (the instant its age
+-- counts from), whole days of age, priority = age_days × (1 + lead_score / 100), message.
+--   invoice_overdue      the oldest unpaid invoice, once past its due date (since = due date)
+--   booking_unconfirmed  created, neither confirmed, cancelled nor completed, and starting within
+--                        the next unconfirmed_starts_within_hours or created at least
+--                        unconfirmed_created_hours ago (since = creation)
+--   task_stale           an open task past its due date (since = due date)
+--   lead_stale           a LEAD untouched for at least lead_stale_days (since = last interaction)
+-- Deleted and merged-away contacts have no items. Reads lead_score and outstanding_balance.
+WITH items AS (
+  SELECT o.cid, 'invoice_overdue' AS kind, o.oldest_unpaid_invoice_id AS ref_id,
+         o.oldest_unpaid_due_at AS since,
+         'Invoice #' || o.oldest_unpaid_invoice_id || ' overdue by '
+           || CAST(o.days_overdue AS VARCHAR) || ' days — send reminder' AS message
+  FROM outstanding_balance o CROSS JOIN params p
+  WHERE o.oldest_unpaid_due_at < p.now
+  UNION ALL
+  SELECT b.cid, 'booking_unconfirmed', b.booking_id, b.created_at,
+         'Booking for ' || COALESCE(b.service_name, b.service_id, 'a service') || ' on '
+           || to_char(to_timestamp_millis(b.starts_at), '%Y-%m-%d %H:%M') || ' UTC not confirmed — confirm it'
+  FROM bookings b CROSS JOIN params p
+  WHERE b.created_at <= p.now
+    AND (b.confirmed_at IS NULL OR b.confirmed_at > p.now)
+    AND (b.cancelled_at IS NULL OR b.cancelled_at > p.now)
+    AND (b.completed_at IS NULL OR b.completed_at > p.now)
+    AND ((b.starts_at > p.now AND b.starts_at <= p.now + p.unconfirmed_starts_within_hours * p.hour_ms)
+         OR b.created_at <= p.now - p.unconfirmed_created_hours * p.hour_ms)
+  UNION ALL
+  SELECT t.cid, 'task_stale', t.task_id, t.due_at,
+         'Task "' || COALESCE(t.title, t.task_id) || '" overdue by '
+           || CAST((p.now - t.due_at) / p.day_ms AS VARCHAR) || ' days — complete or reschedule it'
+  FROM tasks t CROSS JOIN params p
+  WHERE t.created_at <= p.now
+    AND (t.completed_at IS NULL OR t.completed_at > p.now)
+    AND t.due_at < p.now
+  UNION ALL
+  SELECT c.cid, 'lead_stale', c.contact_id, c.last_interaction_at,
+         'Follow up with lead not touched in '
+           || CAST((p.now - c.last_interaction_at) / p.day_ms AS VARCHAR) || ' days'
+  FROM contacts c CROSS JOIN params p
+  WHERE UPPER(c.status) = 'LEAD'
+    AND c.last_interaction_at <= p.now - p.lead_stale_days * p.day_ms
+)
+SELECT i.cid, i.kind, i.ref_id, i.since,
+       (p.now - i.since) / p.day_ms AS age_days,
+       ROUND(CAST((p.now - i.since) / p.day_ms AS DOUBLE) * (1.0 + CAST(s.lead_score AS DOUBLE) / 100.0), 2) AS priority,
+       i.message
+FROM items i
+JOIN contacts c   ON c.cid = i.cid
+JOIN lead_score s ON s.cid = i.cid
+CROSS JOIN params p
+WHERE c.visible
+ORDER BY i.cid, priority DESC, i.kind, i.ref_id
