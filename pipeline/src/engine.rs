@@ -339,10 +339,11 @@ impl Results {
             (s.invoices_unpaid, s.unpaid_points),
             (s.tasks_overdue, s.overdue_points),
         ];
-        let promotion = c.promotion_suggested_at.or_else(|| {
-            act.promotion_eligible
-                .then(|| promotion_instant(c, rules.metrics.promotion_min_completed, now))
-        });
+        // Current eligibility, dated by the completion that made it (order-independent); the
+        // signal is sent once, on the first profile that carries it (see `signals::diff`).
+        let promotion = act
+            .promotion_eligible
+            .then(|| promotion_instant(c, rules.metrics.promotion_min_completed, now));
         ContactProfile {
             business_id: key.business_id.to_string(),
             contact_id: key.contact_id.to_string(),
@@ -455,5 +456,7 @@ fn promotion_instant(c: &ContactState, n: i64, now: Ms) -> Ms {
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod order;
 #[cfg(test)]
 mod tests;

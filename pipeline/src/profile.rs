@@ -114,7 +114,8 @@ pub struct ContactProfile {
     pub recent_paid_cents: i64,
     /// Future bookings neither confirmed nor cancelled.
     pub pending_confirmations: i64,
-    /// When a promotion from LEAD to CLIENT was first suggested (suggested once).
+    /// While a LEAD is eligible for promotion to CLIENT: the completion that made it eligible.
+    /// The `contact.promotion.suggested` signal is sent once per contact.
     pub promotion_suggested_at: Option<Ms>,
     pub segments: Vec<Membership>,
     pub next_actions: Vec<NextAction>,

@@ -107,7 +107,7 @@ pub struct ContactState {
     pub interactions: Vec<Ms>,
     /// How many distinct events were folded into this contact (a stable basis for signal ids).
     pub events_applied: u64,
-    /// When the LEAD → CLIENT promotion was first suggested.
+    /// When the LEAD → CLIENT promotion was suggested (signalled once, never again).
     pub promotion_suggested_at: Option<Ms>,
     pub bookings: HashMap<String, Booking>,
     pub invoices: HashMap<String, Invoice>,

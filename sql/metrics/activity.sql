@@ -7,7 +7,8 @@
 --   top_clients_paid           invoices paid in the top-clients window
 --   revenue_cents              sum of invoices paid in the revenue window
 --   recent_paid_invoices/_cents invoices paid in the recent-paid window
---   promotion_eligible         a LEAD with at least promotion_min_completed completed bookings
+--   promotion_eligible         a LEAD (known from contact.created, so an early booking does not
+--                              count as a lead's) with promotion_min_completed completed bookings
 WITH b AS (
   SELECT b.cid,
          SUM(CASE WHEN b.completed_at <= p.now THEN 1 ELSE 0 END) AS completed_total,
@@ -43,7 +44,8 @@ SELECT c.cid,
        CAST(COALESCE(i.revenue, 0) AS BIGINT)          AS revenue_cents,
        CAST(COALESCE(i.recent_paid, 0) AS BIGINT)      AS recent_paid_invoices,
        CAST(COALESCE(i.recent_paid_cents, 0) AS BIGINT) AS recent_paid_cents,
-       (UPPER(c.status) = 'LEAD' AND COALESCE(b.completed_total, 0) >= p.promotion_min_completed) AS promotion_eligible
+       (UPPER(c.status) = 'LEAD' AND c.created_at IS NOT NULL AND c.visible
+        AND COALESCE(b.completed_total, 0) >= p.promotion_min_completed) AS promotion_eligible
 FROM contacts c
 CROSS JOIN params p
 LEFT JOIN b ON b.cid = c.cid

@@ -20,19 +20,28 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql/metrics/golden")
 }
 
-fn fixture_state() -> (PartitionState, Vec<ContactKey>) {
+/// The fixture's events, decoded (normalised) as the processor would.
+pub(super) fn fixture_events() -> Vec<crate::event::Event> {
     let text = std::fs::read_to_string(dir().join("fixture.jsonl")).expect("fixture");
     let decoder = Decoder::new(
         crate::config::IngestConfig::default().sources,
         64 * 1024,
     );
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("fixture line is JSON");
+            let key = v["contact_id"].as_str().expect("contact_id").to_owned();
+            decoder
+                .decode(Some(key.as_bytes()), line.as_bytes())
+                .unwrap_or_else(|e| panic!("fixture event refused: {e}: {line}"))
+        })
+        .collect()
+}
+
+fn fixture_state() -> (PartitionState, Vec<ContactKey>) {
     let mut state = PartitionState::default();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value = serde_json::from_str(line).expect("fixture line is JSON");
-        let key = v["contact_id"].as_str().expect("contact_id").to_owned();
-        let ev = decoder
-            .decode(Some(key.as_bytes()), line.as_bytes())
-            .unwrap_or_else(|e| panic!("fixture event refused: {e}: {line}"));
+    for ev in fixture_events() {
         state.apply(&ev);
     }
     let mut keys: Vec<ContactKey> = state.contacts.keys().cloned().collect();
