@@ -193,6 +193,49 @@ async fn embedded_broker_to_clickhouse_views_and_api_agree() {
         !caused.is_empty(),
         "a score change names the events behind it"
     );
+
+    // Step 3's tables and analyst views: segment lineage, members, the queue, the services.
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct SegChange {
+        change: String,
+        rule_version: String,
+        caused_by: Vec<String>,
+    }
+    let silver = ch
+        .query("SELECT change, rule_version, caused_by FROM segment_changes FINAL WHERE business_id = 'acme' AND contact_id = 'c1' AND segment = 'silver'")
+        .fetch_all::<SegChange>()
+        .await
+        .unwrap();
+    assert_eq!(silver.len(), 1, "c1 entered silver once");
+    assert_eq!(
+        (silver[0].change.as_str(), silver[0].rule_version.as_str()),
+        ("entered", "lead-score/v1")
+    );
+    assert!(!silver[0].caused_by.is_empty());
+    let members: Vec<String> = ch
+        .query("SELECT contact_id FROM segment_members WHERE business_id = 'acme' AND segment = 'gold' ORDER BY contact_id")
+        .fetch_all::<String>()
+        .await
+        .unwrap();
+    assert_eq!(members, ["c2"]);
+    let queue: u64 = ch
+        .query("SELECT count() FROM next_action_queue WHERE business_id = 'acme'")
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
+    assert!(queue > 0, "overdue items are queued");
+    let services: u64 = ch
+        .query("SELECT count() FROM business_services WHERE business_id = 'acme'")
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
+    assert_eq!(services, 0, "the script has completions but no booking.created (no service)");
+    let signals: u64 = ch
+        .query("SELECT count() FROM signals WHERE business_id = 'acme'")
+        .fetch_one::<u64>()
+        .await
+        .unwrap();
+    assert!(signals >= 1);
     running.stop().await.unwrap();
     drop_database(&cfg.clickhouse).await;
 }

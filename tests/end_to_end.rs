@@ -148,6 +148,72 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         score, 25,
         "B=1 (15) + P=1 (10) once the first booking expired"
     );
+
+    // Segment entries and exits went out on crm.signals, each real change once: c1 entered
+    // silver with its events and left it for bronze when time alone dropped its score.
+    let (_, c1) = get_json(&url).await;
+    let segs: Vec<&str> = c1["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["segment"].as_str().unwrap())
+        .collect();
+    assert!(segs.contains(&"bronze") && !segs.contains(&"silver"), "{segs:?}");
+    let signals = read_signals(&running.bootstrap, &cfg.topics.signals).await;
+    let of = |contact: &str, segment: &str| -> Vec<(String, String)> {
+        signals
+            .iter()
+            .filter(|s| {
+                s["type"] == "contact.segment.updated"
+                    && s["business_id"] == "acme"
+                    && s["contact_id"] == contact
+                    && s["segment"] == segment
+            })
+            .map(|s| {
+                (
+                    s["change"].as_str().unwrap().to_owned(),
+                    s["reason"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        of("c1", "silver"),
+        vec![
+            ("entered".to_owned(), "lead score 40".to_owned()),
+            (
+                "exited".to_owned(),
+                "no longer applies as time passed".to_owned()
+            )
+        ]
+    );
+    assert_eq!(
+        of("c1", "bronze"),
+        vec![("entered".to_owned(), "lead score 25".to_owned())]
+    );
+    let c2_gold = of("c2", "gold");
+    assert_eq!(c2_gold.first(), Some(&("entered".to_owned(), "lead score 80".to_owned())), "{c2_gold:?}");
+    assert!(c2_gold.len() <= 2, "{c2_gold:?}");
+    // c4 is deleted: whatever it entered while its events arrived, it has left again.
+    for seg in ["bronze", "silver", "gold"] {
+        let changes = of("c4", seg);
+        let entered = changes.iter().filter(|(c, _)| c == "entered").count();
+        assert_eq!(entered * 2, changes.len(), "c4 {seg}: {changes:?}");
+    }
+    let mut ids: Vec<&str> = signals
+        .iter()
+        .map(|s| s["signal_id"].as_str().unwrap())
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "every signal published once");
+    let lineage = signals
+        .iter()
+        .find(|s| s["contact_id"] == "c1" && s["segment"] == "silver" && s["change"] == "entered")
+        .unwrap();
+    assert!(!lineage["caused_by"].as_array().unwrap().is_empty());
+    assert_eq!(lineage["rule_version"], "lead-score/v1");
     running.stop().await.unwrap();
 }
 

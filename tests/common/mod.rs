@@ -129,3 +129,29 @@ pub async fn drop_database(cfg: &sinks::clickhouse::ClickHouseConfig) {
         .execute()
         .await;
 }
+
+/// Every message on the signals topic so far, parsed (reads until the topic is quiet for 1 s).
+pub async fn read_signals(bootstrap: &str, topic: &str) -> Vec<serde_json::Value> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let consumer: StreamConsumer = client_config(bootstrap, &Default::default())
+        .set("group.id", format!("signals-reader-{}", uuid_like()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let mut idle_deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout_at(idle_deadline, consumer.recv()).await {
+            Ok(Ok(m)) => {
+                out.push(serde_json::from_slice(m.payload().unwrap_or_default()).unwrap());
+                idle_deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+            }
+            Ok(Err(e)) => panic!("reading signals: {e}"),
+            Err(_) => break,
+        }
+    }
+    out
+}
