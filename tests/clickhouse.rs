@@ -229,7 +229,10 @@ async fn embedded_broker_to_clickhouse_views_and_api_agree() {
         .fetch_one::<u64>()
         .await
         .unwrap();
-    assert_eq!(services, 0, "the script has completions but no booking.created (no service)");
+    assert_eq!(
+        services, 0,
+        "the script has completions but no booking.created (no service)"
+    );
     let signals: u64 = ch
         .query("SELECT count() FROM signals WHERE business_id = 'acme'")
         .fetch_one::<u64>()

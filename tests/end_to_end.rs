@@ -131,6 +131,50 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         ]
     );
 
+    // The per-business Cockpit views over the same profiles.
+    let (code, h) = get_json(&format!("{base}/crm/highlights")).await;
+    assert_eq!(code, 200, "{h}");
+    let ids = |list: &serde_json::Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["contactId"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&h["spotlights"]["leadScore"]), ["c2", "c1", "c5"]);
+    assert_eq!(
+        h["spotlights"]["leadScore"][0]["segments"],
+        serde_json::json!(["gold", "tag:vip"])
+    );
+    let (_, seg) = get_json(&format!("{base}/crm/segments")).await;
+    let size = |name: &str| {
+        seg["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["segment"] == name)
+            .map(|s| s["size"].as_i64().unwrap())
+    };
+    assert_eq!((size("gold"), size("silver")), (Some(1), Some(2)));
+    let (_, q) = get_json(&format!("{base}/crm/next-actions")).await;
+    assert!(q["total"].as_i64().unwrap() >= 1, "{q}");
+    let (code, _) = get_json(&format!("{base}/crm/next-actions?limit=0")).await;
+    assert_eq!(code, 400);
+    let (_, cues) = get_json(&format!("{base}/crm/cues")).await;
+    assert!(
+        cues["cues"]["overdueTasks"].as_i64().unwrap() >= 1,
+        "{cues}"
+    );
+    let (_, ai) = get_json(&format!("{base}/crm/ai/next-actions")).await;
+    assert_eq!(ai["stub"], true);
+    assert!(ai["cards"].as_array().unwrap().len() <= 3);
+    let (code, _) = get_json(&format!(
+        "http://{}/v1/businesses/nobody/crm/cues",
+        running.api_addr
+    ))
+    .await;
+    assert_eq!(code, 404);
+
     // Time passes, no event arrives: c1's first booking (11-10 12:00) leaves the 14-day window.
     clock.advance(Duration::days(4) + Duration::seconds(1));
     let url = format!("{base}/contacts/c1");
@@ -158,7 +202,10 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         .iter()
         .map(|s| s["segment"].as_str().unwrap())
         .collect();
-    assert!(segs.contains(&"bronze") && !segs.contains(&"silver"), "{segs:?}");
+    assert!(
+        segs.contains(&"bronze") && !segs.contains(&"silver"),
+        "{segs:?}"
+    );
     let signals = read_signals(&running.bootstrap, &cfg.topics.signals).await;
     let of = |contact: &str, segment: &str| -> Vec<(String, String)> {
         signals
@@ -192,7 +239,11 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         vec![("entered".to_owned(), "lead score 25".to_owned())]
     );
     let c2_gold = of("c2", "gold");
-    assert_eq!(c2_gold.first(), Some(&("entered".to_owned(), "lead score 80".to_owned())), "{c2_gold:?}");
+    assert_eq!(
+        c2_gold.first(),
+        Some(&("entered".to_owned(), "lead score 80".to_owned())),
+        "{c2_gold:?}"
+    );
     assert!(c2_gold.len() <= 2, "{c2_gold:?}");
     // c4 is deleted: whatever it entered while its events arrived, it has left again.
     for seg in ["bronze", "silver", "gold"] {

@@ -14,6 +14,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("store unavailable")]
     Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
 }
 
 impl From<sinks::read::ReadError> for AppError {
@@ -30,6 +32,10 @@ impl IntoResponse for AppError {
             AppError::Unavailable(detail) => {
                 tracing::error!(cause = %detail, "store read failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            AppError::Internal(detail) => {
+                tracing::error!(cause = %detail, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
         (

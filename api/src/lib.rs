@@ -1,6 +1,7 @@
 //! The thin HTTP API the Cockpit reads: `fn app(state) -> Router`, JSON in camelCase, errors as
 //! JSON bodies that name the problem and never leak internals.
 
+pub mod crm;
 pub mod error;
 pub mod routes;
 pub mod views;
@@ -31,6 +32,31 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/businesses/{business_id}/highlights",
             get(routes::highlights),
+        )
+        .route(
+            "/v1/businesses/{business_id}/crm/highlights",
+            get(crm::highlights),
+        )
+        .route(
+            "/v1/businesses/{business_id}/crm/services",
+            get(crm::services),
+        )
+        .route("/v1/businesses/{business_id}/crm/cues", get(crm::cues))
+        .route(
+            "/v1/businesses/{business_id}/crm/next-actions",
+            get(crm::next_actions),
+        )
+        .route(
+            "/v1/businesses/{business_id}/crm/segments",
+            get(crm::segments),
+        )
+        .route(
+            "/v1/businesses/{business_id}/crm/ai/next-actions",
+            get(crm::ai_next_actions),
+        )
+        .route(
+            "/v1/businesses/{business_id}/contacts/{contact_id}/ai/predicted-segments",
+            get(crm::ai_predicted_segments),
         )
         .fallback(routes::not_found)
         .with_state(state)

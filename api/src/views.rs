@@ -4,7 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use pipeline::profile::{ContactProfile, Factor};
 use serde::Serialize;
 
-fn rfc3339(ms: Option<i64>) -> Option<String> {
+pub fn rfc3339(ms: Option<i64>) -> Option<String> {
     ms.and_then(DateTime::<Utc>::from_timestamp_millis)
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }

@@ -403,8 +403,16 @@ impl BusinessRules {
     /// These rules with one business's overrides applied; the result is validated.
     pub fn with(&self, business: &str, o: &BusinessOverride) -> Result<Self, String> {
         let rules = Self {
-            scoring: overlay(&self.scoring, &o.scoring, &format!("business.{business}.scoring"))?,
-            metrics: overlay(&self.metrics, &o.metrics, &format!("business.{business}.metrics"))?,
+            scoring: overlay(
+                &self.scoring,
+                &o.scoring,
+                &format!("business.{business}.scoring"),
+            )?,
+            metrics: overlay(
+                &self.metrics,
+                &o.metrics,
+                &format!("business.{business}.metrics"),
+            )?,
         };
         rules
             .validate()

@@ -18,13 +18,17 @@ use datafusion::prelude::SessionContext;
 use crate::config::{BusinessOverride, BusinessRules, ScoringConfig};
 use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
 use crate::state::{ContactKey, ContactState, Ms, PartitionState};
+pub use inputs::options as tracing_options;
 use inputs::Inputs;
 use outputs::*;
 pub use timers::{next_change, DAY_MS, HOUR_MS};
 
 /// The metric files, in evaluation order, each with the table name its result is registered as.
 pub const METRICS: &[(&str, &str)] = &[
-    ("lead_score", include_str!("../../sql/metrics/lead_score.sql")),
+    (
+        "lead_score",
+        include_str!("../../sql/metrics/lead_score.sql"),
+    ),
     (
         "outstanding_balance",
         include_str!("../../sql/metrics/outstanding_balance.sql"),
@@ -155,7 +159,10 @@ impl Engine {
         }
         let mut out = Vec::new();
         for (rules, keys) in groups {
-            out.extend(self.evaluate_group(state, &keys, now, partition, &rules).await?);
+            out.extend(
+                self.evaluate_group(state, &keys, now, partition, &rules)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -205,7 +212,12 @@ async fn run_metrics(
     for (name, batch) in tables {
         register(&ctx, name, batch.schema(), vec![batch])?;
     }
-    register(&ctx, "params", params_schema(rules), vec![params(rules, now)?])?;
+    register(
+        &ctx,
+        "params",
+        params_schema(rules),
+        vec![params(rules, now)?],
+    )?;
     let mut results = HashMap::new();
     for (name, sql) in METRICS {
         results.insert(*name, run(&ctx, name, sql).await?);
@@ -251,10 +263,7 @@ async fn run(
 fn param_terms(rules: &BusinessRules, now: Ms) -> Vec<(&'static str, i64)> {
     let mut terms = vec![
         ("now", now),
-        (
-            "window_start",
-            now - rules.scoring.window_days * DAY_MS,
-        ),
+        ("window_start", now - rules.scoring.window_days * DAY_MS),
         ("day_ms", DAY_MS),
         ("hour_ms", HOUR_MS),
     ];

@@ -133,6 +133,23 @@ impl ProfileReader for ProfileIndex {
     ) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError> {
         Ok(self.top(business_id, n))
     }
+
+    async fn business(
+        &self,
+        business_id: &str,
+    ) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError> {
+        let all = self.businesses.read().expect("index lock");
+        Ok(all.get(business_id).map(|b| {
+            let mut v: Vec<_> = b
+                .contacts
+                .values()
+                .filter(|p| p.visible())
+                .cloned()
+                .collect();
+            v.sort_by(|x, y| x.contact_id.cmp(&y.contact_id));
+            v
+        }))
+    }
 }
 
 #[cfg(test)]

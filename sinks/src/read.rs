@@ -27,4 +27,10 @@ pub trait ProfileReader: Send + Sync {
         business_id: &str,
         n: usize,
     ) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError>;
+
+    /// Every visible contact of a business, or `None` when the business is unknown.
+    async fn business(
+        &self,
+        business_id: &str,
+    ) -> Result<Option<Vec<Arc<ContactProfile>>>, ReadError>;
 }

@@ -23,10 +23,7 @@ fn dir() -> PathBuf {
 /// The fixture's events, decoded (normalised) as the processor would.
 pub(super) fn fixture_events() -> Vec<crate::event::Event> {
     let text = std::fs::read_to_string(dir().join("fixture.jsonl")).expect("fixture");
-    let decoder = Decoder::new(
-        crate::config::IngestConfig::default().sources,
-        64 * 1024,
-    );
+    let decoder = Decoder::new(crate::config::IngestConfig::default().sources, 64 * 1024);
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
@@ -60,7 +57,9 @@ async fn render() -> HashMap<&'static str, String> {
         for (cid, key) in keys.iter().enumerate() {
             inputs.add(cid as u32, key, &state.contacts[key]);
         }
-        let results = run_metrics(&inputs, &rules, now).await.expect("metrics run");
+        let results = run_metrics(&inputs, &rules, now)
+            .await
+            .expect("metrics run");
         for (name, _) in METRICS {
             let table = pretty_format_batches(&results[name]).expect("printable");
             let text = out.entry(name).or_default();
@@ -90,7 +89,11 @@ async fn check(name: &str) {
 fn fixture_contacts_are_cid_ordered() {
     let (_, keys) = fixture_state();
     let ids: Vec<&str> = keys.iter().map(|k| &*k.contact_id).collect();
-    assert_eq!(ids, ["c1", "c2", "c3", "c4", "c5", "c6", "c7"], "cid = index in this order");
+    assert_eq!(
+        ids,
+        ["c1", "c2", "c3", "c4", "c5", "c6", "c7"],
+        "cid = index in this order"
+    );
 }
 
 #[tokio::test]

@@ -83,7 +83,10 @@ fn assert_consistent(
     label: &str,
 ) {
     let mut last: BTreeMap<(String, String), &str> = BTreeMap::new();
-    for s in signals.iter().filter(|s| s.kind == signals::SEGMENT_UPDATED) {
+    for s in signals
+        .iter()
+        .filter(|s| s.kind == signals::SEGMENT_UPDATED)
+    {
         let k = (s.contact_id.clone(), s.subject.clone());
         assert_ne!(
             last.get(&k).copied(),
@@ -165,7 +168,16 @@ async fn a_replay_after_remembering_emits_nothing() {
     let profiles = engine.evaluate(&mut state, &due, now, 0).await.unwrap();
     for p in profiles {
         let c = &state.contacts[&ContactKey::new(&p.business_id, &p.contact_id)];
-        assert_eq!(c.last_written, Some(p.fingerprint()), "{} rewritten", p.contact_id);
-        assert!(signals::diff(c, &p, &[]).is_empty(), "{} re-signalled", p.contact_id);
+        assert_eq!(
+            c.last_written,
+            Some(p.fingerprint()),
+            "{} rewritten",
+            p.contact_id
+        );
+        assert!(
+            signals::diff(c, &p, &[]).is_empty(),
+            "{} re-signalled",
+            p.contact_id
+        );
     }
 }

@@ -143,7 +143,11 @@ pub async fn migrate(cfg: &ClickHouseConfig) -> Result<Vec<u32>, MigrateError> {
                 // ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`: another processor migrating
                 // at the same moment added the columns first.
                 Err(e) if stmt.starts_with("ALTER") && e.to_string().contains("already exists") => {
-                    tracing::info!(version, name, "columns already added by a concurrent migration");
+                    tracing::info!(
+                        version,
+                        name,
+                        "columns already added by a concurrent migration"
+                    );
                 }
                 Err(e) => return Err(fail(*version, name)(e)),
             }

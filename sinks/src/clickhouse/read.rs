@@ -98,4 +98,33 @@ impl ProfileReader for ClickHouseReader {
             .insert(key, (Instant::now(), top.clone()));
         Ok(top)
     }
+
+    async fn business(&self, business_id: &str) -> Result<Top, ReadError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT ?fields FROM contact_profiles FINAL \
+                 WHERE business_id = ? AND deleted = 0 AND isNull(merged_into) \
+                 ORDER BY contact_id",
+            )
+            .bind(business_id)
+            .fetch_all::<ProfileRow>()
+            .await
+            .map_err(unavailable)?;
+        if rows.is_empty() {
+            let known = self
+                .client
+                .query("SELECT count() FROM contact_profiles WHERE business_id = ?")
+                .bind(business_id)
+                .fetch_one::<u64>()
+                .await
+                .map_err(unavailable)?;
+            return Ok((known > 0).then(Vec::new));
+        }
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| Arc::new(ContactProfile::from(r)))
+                .collect(),
+        ))
+    }
 }

@@ -99,8 +99,11 @@ impl ResultSink for ClickHouseSink {
         self.insert("lead_score_history", &history).await?;
         let signals: Vec<SignalRow> = out.signals.iter().map(SignalRow::from).collect();
         self.insert("signals", &signals).await?;
-        let segments: Vec<SegmentChangeRow> =
-            out.signals.iter().filter_map(SegmentChangeRow::of).collect();
+        let segments: Vec<SegmentChangeRow> = out
+            .signals
+            .iter()
+            .filter_map(SegmentChangeRow::of)
+            .collect();
         self.insert("segment_changes", &segments).await
     }
 

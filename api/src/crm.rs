@@ -1,0 +1,353 @@
+//! The per-business Cockpit routes (`/v1/businesses/{id}/crm/...`): spotlights, the service
+//! view, integration cues, the ranked Next Action queue, segment sizes, and the AI stub cards.
+//! Each reads the business's visible profiles and runs `pipeline::business::views` at the
+//! instant the results are complete up to.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use pipeline::ai_hooks::{self, ActionCard, PredictedSegment};
+use pipeline::business::{self, BusinessViews, Cues};
+use pipeline::profile::ContactProfile;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+use crate::views::rfc3339;
+use crate::AppState;
+
+/// The instant results are complete up to (the engine clock of the last batch), else now.
+fn as_of(s: &AppState) -> i64 {
+    match s.status.complete_up_to_ms.load(Ordering::Relaxed) {
+        0 => chrono::Utc::now().timestamp_millis(),
+        ms => ms,
+    }
+}
+
+async fn load(
+    s: &AppState,
+    business_id: &str,
+) -> Result<(Vec<Arc<ContactProfile>>, BusinessViews, i64), AppError> {
+    let Some(profiles) = s.reader.business(business_id).await? else {
+        return Err(AppError::NotFound(format!(
+            "business {business_id} not found"
+        )));
+    };
+    let now = as_of(s);
+    let views = business::views(&profiles, now)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((profiles, views, now))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Card {
+    pub contact_id: String,
+    pub name: Option<String>,
+    pub photo_url: Option<String>,
+    pub lead_score: i64,
+    pub unpaid_balance: i64,
+    pub status: String,
+    pub segments: Vec<String>,
+    /// call, book, send_reminder or tag.
+    pub action: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Spotlights {
+    pub lead_score: Vec<Card>,
+    pub recent_bookings: Vec<Card>,
+    pub revenue: Vec<Card>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HighlightsView {
+    pub business_id: String,
+    pub as_of: Option<String>,
+    pub spotlights: Spotlights,
+}
+
+pub async fn highlights(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+) -> Result<Json<HighlightsView>, AppError> {
+    let (profiles, v, now) = load(&s, &business_id).await?;
+    let by_id = business::by_id(&profiles);
+    let cards = |name: &str| -> Vec<Card> {
+        v.spotlights
+            .iter()
+            .filter(|r| r.spotlight == name)
+            .filter_map(|r| {
+                let p = by_id.get(r.contact_id.as_str())?;
+                Some(Card {
+                    contact_id: p.contact_id.clone(),
+                    name: p.name.clone(),
+                    photo_url: p.photo_url.clone(),
+                    lead_score: p.lead_score,
+                    unpaid_balance: p.outstanding_balance_cents,
+                    status: p.status.clone(),
+                    segments: p.segment_names().map(str::to_owned).collect(),
+                    action: r.action.clone(),
+                })
+            })
+            .collect()
+    };
+    Ok(Json(HighlightsView {
+        business_id,
+        as_of: rfc3339(Some(now)),
+        spotlights: Spotlights {
+            lead_score: cards("lead_score"),
+            recent_bookings: cards("recent_bookings"),
+            revenue: cards("revenue"),
+        },
+    }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fan {
+    pub contact_id: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceItem {
+    pub service_id: String,
+    pub name: Option<String>,
+    pub bookings: i64,
+    pub completed: i64,
+    /// Cents.
+    pub revenue: i64,
+    pub revenue_rank: u64,
+    pub volume_rank: u64,
+    pub top_fans: Vec<Fan>,
+}
+
+pub async fn services(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (profiles, v, now) = load(&s, &business_id).await?;
+    let by_id = business::by_id(&profiles);
+    let items: Vec<ServiceItem> = v
+        .services
+        .iter()
+        .map(|sv| ServiceItem {
+            service_id: sv.service_id.clone(),
+            name: sv.service_name.clone(),
+            bookings: sv.bookings,
+            completed: sv.completed,
+            revenue: sv.revenue_cents,
+            revenue_rank: sv.revenue_rank,
+            volume_rank: sv.volume_rank,
+            top_fans: sv
+                .top_fans()
+                .into_iter()
+                .map(|id| Fan {
+                    contact_id: id.to_owned(),
+                    name: by_id.get(id).and_then(|p| p.name.clone()),
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "asOf": rfc3339(Some(now)), "services": items,
+    })))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CuesView {
+    pub paid_invoices: i64,
+    /// Cents.
+    pub paid_amount: i64,
+    pub bookings_pending_confirmation: i64,
+    pub overdue_invoices: i64,
+    pub overdue_tasks: i64,
+    pub promotions_suggested: i64,
+}
+
+impl From<&Cues> for CuesView {
+    fn from(c: &Cues) -> Self {
+        Self {
+            paid_invoices: c.paid_invoices,
+            paid_amount: c.paid_cents,
+            bookings_pending_confirmation: c.bookings_pending_confirmation,
+            overdue_invoices: c.overdue_invoices,
+            overdue_tasks: c.overdue_tasks,
+            promotions_suggested: c.promotions_suggested,
+        }
+    }
+}
+
+pub async fn cues(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (_, v, now) = load(&s, &business_id).await?;
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "asOf": rfc3339(Some(now)), "cues": CuesView::from(&v.cues),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+impl Page {
+    fn bounds(&self) -> Result<(usize, usize), AppError> {
+        let limit = self.limit.unwrap_or(50);
+        if limit == 0 || limit > 500 {
+            return Err(AppError::BadRequest(format!(
+                "limit must be within 1..=500, got {limit}"
+            )));
+        }
+        Ok((self.offset.unwrap_or(0), limit))
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueView {
+    pub contact_id: String,
+    pub contact_name: Option<String>,
+    pub kind: String,
+    pub ref_id: String,
+    pub since: Option<String>,
+    pub age_days: i64,
+    pub priority: f64,
+    pub message: String,
+}
+
+pub async fn next_actions(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+    Query(page): Query<Page>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (offset, limit) = page.bounds()?;
+    let (profiles, v, now) = load(&s, &business_id).await?;
+    let by_id = business::by_id(&profiles);
+    let items: Vec<QueueView> = v
+        .queue
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|q| QueueView {
+            contact_id: q.contact_id.clone(),
+            contact_name: by_id
+                .get(q.contact_id.as_str())
+                .and_then(|p| p.name.clone()),
+            kind: q.kind.clone(),
+            ref_id: q.ref_id.clone(),
+            since: rfc3339(Some(q.since)),
+            age_days: q.age_days,
+            priority: q.priority,
+            message: q.message.clone(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "asOf": rfc3339(Some(now)),
+        "total": v.queue.len(), "offset": offset, "items": items,
+    })))
+}
+
+/// What each built-in segment means (defaults; thresholds are configurable).
+pub const SEGMENT_DEFINITIONS: &[(&str, &str)] = &[
+    (
+        "new_leads_this_week",
+        "status LEAD, created in the last 7 days",
+    ),
+    (
+        "cold_leads_unpaid",
+        "status LEAD, no interaction for 14 days, at least one unpaid invoice",
+    ),
+    (
+        "top_clients",
+        "at least 2 invoices paid and 3 non-cancelled bookings in the last 90 days",
+    ),
+    (
+        "high_frequency_vip",
+        "at least 4 non-cancelled bookings in the last 30 days",
+    ),
+    (
+        "delayed_payment_follow_up",
+        "an overdue unpaid invoice, or payment reliability below 60",
+    ),
+    ("gold", "lead score 70 or more"),
+    ("silver", "lead score 40 to 69"),
+    ("bronze", "lead score below 40"),
+];
+
+pub async fn segments(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Some(profiles) = s.reader.business(&business_id).await? else {
+        return Err(AppError::NotFound(format!(
+            "business {business_id} not found"
+        )));
+    };
+    let mut sizes: BTreeMap<String, usize> = SEGMENT_DEFINITIONS
+        .iter()
+        .map(|(n, _)| ((*n).to_owned(), 0))
+        .collect();
+    for p in &profiles {
+        for m in p.segment_names() {
+            *sizes.entry(m.to_owned()).or_default() += 1;
+        }
+    }
+    let list: Vec<serde_json::Value> = sizes
+        .into_iter()
+        .map(|(name, size)| {
+            let definition = SEGMENT_DEFINITIONS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, d)| (*d).to_owned())
+                .unwrap_or_else(|| format!("contacts tagged {}", name.trim_start_matches("tag:")));
+            serde_json::json!({"segment": name, "size": size, "definition": definition})
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "asOf": rfc3339(Some(as_of(&s))), "segments": list,
+    })))
+}
+
+pub async fn ai_next_actions(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (profiles, _, _) = load(&s, &business_id).await?;
+    let queue: Vec<_> = profiles
+        .iter()
+        .flat_map(|p| p.next_actions.iter().map(move |a| (p.as_ref(), a)))
+        .collect();
+    let cards: Vec<ActionCard> = ai_hooks::next_action_cards(&queue);
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "stub": true, "hookPoint": ai_hooks::NEXT_ACTION_CARDS,
+        "cards": cards,
+    })))
+}
+
+pub async fn ai_predicted_segments(
+    State(s): State<AppState>,
+    Path((business_id, contact_id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Some(p) = s.reader.contact(&business_id, &contact_id).await? else {
+        return Err(AppError::NotFound(format!(
+            "contact {contact_id} of business {business_id} not found"
+        )));
+    };
+    let predicted: Vec<PredictedSegment> = ai_hooks::predicted_segments(&p);
+    Ok(Json(serde_json::json!({
+        "contactId": contact_id, "stub": true, "hookPoint": ai_hooks::PREDICTIVE_SEGMENTS,
+        "segments": predicted,
+    })))
+}
