@@ -132,7 +132,7 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
     let basis = c.events_applied;
     let mut out = Vec::new();
     for m in &p.segments {
-        if !c.last_segments.iter().any(|s| *s == m.segment) {
+        if !c.last_segments.contains(&m.segment) {
             out.push(Signal::new(
                 SEGMENT_UPDATED,
                 p,
