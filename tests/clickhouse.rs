@@ -471,3 +471,72 @@ async fn a_clickhouse_outage_loses_nothing_and_commits_nothing_unacknowledged() 
     running.stop().await.unwrap();
     drop_database(&direct).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn erase_removes_personal_data_from_clickhouse_and_keeps_the_counts() {
+    use pipeline::event::{ContactCreated, Empty, NoteCreated, Payload};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.clickhouse = clickhouse();
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let running = keyflow::run::start(&cfg, shared).await.unwrap();
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    let created = Payload::ContactCreated(ContactCreated {
+        name: "Grace Hopper".into(),
+        email: Some("grace@example.com".into()),
+        phone: Some("+1 555 0100".into()),
+        tags: None,
+        status: None,
+        photo_url: None,
+    });
+    let note = Payload::NoteCreated(NoteCreated {
+        note_id: "n1".into(),
+        body: "prefers mornings; lives at 1 Navy Way".into(),
+    });
+    let msgs = vec![
+        msg("x1", "gdpr", "g1", "2026-11-18T10:00:00Z", created),
+        msg("x2", "gdpr", "g1", "2026-11-18T11:00:00Z", note),
+        msg(
+            "x3",
+            "gdpr",
+            "g1",
+            "2026-11-19T10:00:00Z",
+            Payload::ContactErased(Empty {}),
+        ),
+    ];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &msgs)
+        .await
+        .unwrap();
+    let status = running.status.clone();
+    wait_for(60, "three events", || {
+        status.events_in.load(Ordering::Relaxed) == 3
+    })
+    .await;
+
+    let ch = ch_client(&cfg.clickhouse);
+    let data: Vec<String> = ch
+        .query("SELECT data FROM events FINAL WHERE business_id = 'gdpr' ORDER BY event_id")
+        .fetch_all::<String>()
+        .await
+        .unwrap();
+    assert_eq!(data.len(), 3, "the events (and so the counts) are kept");
+    let all = data.join("\n");
+    for secret in ["Grace", "grace@example.com", "15550100", "Navy Way"] {
+        assert!(!all.contains(secret), "{secret} still stored: {all}");
+    }
+    #[derive(clickhouse::Row, serde::Deserialize)]
+    struct Personal {
+        name: Option<String>,
+        email: Option<String>,
+        phone: Option<String>,
+        erased: u8,
+    }
+    let p = ch
+        .query("SELECT name, email, phone, erased FROM contact_profiles FINAL WHERE business_id = 'gdpr' AND contact_id = 'g1'")
+        .fetch_one::<Personal>()
+        .await
+        .unwrap();
+    assert_eq!((p.name, p.email, p.phone, p.erased), (None, None, None, 1));
+    running.stop().await.unwrap();
+    drop_database(&cfg.clickhouse).await;
+}

@@ -303,3 +303,83 @@ async fn refuses_input_topics_that_are_not_co_partitioned() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn erase_removes_personal_data_from_the_embedded_store() {
+    use pipeline::event::{ContactCreated, Empty, NoteCreated, Payload};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let running = keyflow::run::start(&cfg, shared).await.unwrap();
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    let created = Payload::ContactCreated(ContactCreated {
+        name: "Grace Hopper".into(),
+        email: Some("grace@example.com".into()),
+        phone: None,
+        tags: None,
+        status: None,
+        photo_url: None,
+    });
+    let note = Payload::NoteCreated(NoteCreated {
+        note_id: "n1".into(),
+        body: "lives at 1 Navy Way".into(),
+    });
+    let first = vec![
+        msg("x1", "gdpr", "g1", "2026-11-18T10:00:00Z", created),
+        msg("x2", "gdpr", "g1", "2026-11-18T11:00:00Z", note),
+    ];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &first)
+        .await
+        .unwrap();
+    let status = running.status.clone();
+    wait_for(60, "two events", || {
+        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 2
+    })
+    .await;
+    // Stored as given first (a later batch erases it).
+    let base = format!("http://{}/v1/businesses/gdpr/contacts/g1", running.api_addr);
+    let erase = vec![msg(
+        "x3",
+        "gdpr",
+        "g1",
+        "2026-11-19T10:00:00Z",
+        Payload::ContactErased(Empty {}),
+    )];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &erase)
+        .await
+        .unwrap();
+    wait_for(60, "the erase", || {
+        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 3
+    })
+    .await;
+    let mut name = serde_json::Value::Null;
+    for _ in 0..100 {
+        name = get_json(&base).await.1["name"].clone();
+        if name.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(name.is_null(), "API still shows {name}");
+    // No file of the store holds the personal data any more; the events are still there.
+    let mut files = vec![dir.path().join("store")];
+    let mut bytes = Vec::new();
+    while let Some(f) = files.pop() {
+        if f.is_dir() {
+            files.extend(std::fs::read_dir(&f).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            bytes.extend(std::fs::read(&f).unwrap());
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in ["Grace", "grace@example.com", "Navy Way"] {
+        assert!(!text.contains(secret), "{secret} is still in the store");
+    }
+    let p = running.embedded().partitions().unwrap();
+    let events: usize = p
+        .iter()
+        .map(|&p| running.embedded().events(p).unwrap().len())
+        .sum();
+    assert_eq!(events, 3, "the events themselves are kept");
+    running.stop().await.unwrap();
+}

@@ -124,6 +124,36 @@ impl Payload {
         }
     }
 
+    /// This payload with the personal fields a `contact.erased` removes (name, email, phone,
+    /// photo, note bodies) replaced: names and bodies by `[erased]`, the rest by empty strings,
+    /// which clear a field. Everything else (ids, amounts, instants, tags, status) is kept so
+    /// the aggregates keep their anonymous counts.
+    pub fn redacted(&self) -> Payload {
+        const ERASED: &str = "[erased]";
+        let clear = |v: &Option<String>| v.as_ref().map(|_| String::new());
+        match self {
+            Payload::ContactCreated(c) => Payload::ContactCreated(ContactCreated {
+                name: ERASED.into(),
+                email: None,
+                phone: None,
+                photo_url: None,
+                ..c.clone()
+            }),
+            Payload::ContactUpdated(u) => Payload::ContactUpdated(ContactUpdated {
+                name: u.name.as_ref().map(|_| ERASED.to_owned()),
+                email: clear(&u.email),
+                phone: clear(&u.phone),
+                photo_url: clear(&u.photo_url),
+                ..u.clone()
+            }),
+            Payload::NoteCreated(n) => Payload::NoteCreated(NoteCreated {
+                note_id: n.note_id.clone(),
+                body: ERASED.into(),
+            }),
+            other => other.clone(),
+        }
+    }
+
     /// The input topic family this type belongs on.
     pub fn family(&self) -> TopicFamily {
         match self {

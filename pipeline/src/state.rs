@@ -333,8 +333,18 @@ impl PartitionState {
         c.touch(at);
         c.events_applied += 1;
         match &ev.payload {
-            Payload::ContactCreated(cc) => c.apply_created(cc, at),
-            Payload::ContactUpdated(u) => c.apply_updated(u, at),
+            Payload::ContactCreated(cc) => {
+                c.apply_created(cc, at);
+                if c.erased_at.is_some() {
+                    c.erase_personal_data();
+                }
+            }
+            Payload::ContactUpdated(u) => {
+                c.apply_updated(u, at);
+                if c.erased_at.is_some() {
+                    c.erase_personal_data();
+                }
+            }
             Payload::ContactMerged(_) => unreachable!("handled above"),
             Payload::ContactDeleted(_) => c.deleted_at = min_opt(c.deleted_at, at),
             Payload::ContactErased(_) => {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pipeline::event::Payload;
 use pipeline::profile::ContactProfile;
 use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
@@ -61,6 +62,48 @@ impl ClickHouseSink {
         }
     }
 
+    /// Rewrites a contact's stored events without personal data: the redacted rows carry a
+    /// higher `ingest_seq`, so ReplacingMergeTree keeps them over the originals (at once through
+    /// FINAL, on disk at the next merge). Idempotent: redacting twice gives the same rows.
+    async fn erase(
+        &self,
+        partition: i32,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<(), SinkError> {
+        let rows: Vec<EventRow> = {
+            let work = self
+                .client
+                .query("SELECT ?fields FROM events FINAL WHERE business_id = ? AND contact_id = ? ORDER BY ingest_seq")
+                .bind(business_id)
+                .bind(contact_id)
+                .fetch_all::<EventRow>();
+            match tokio::time::timeout(REQUEST_TIMEOUT * 4, work).await {
+                Ok(res) => res.map_err(|e| classify("erase read", e))?,
+                Err(_) => return Err(SinkError::Transient("erase read timed out".into())),
+            }
+        };
+        let block = self.seq_block(partition) << 20;
+        let mut redacted = Vec::with_capacity(rows.len());
+        for (i, r) in rows.into_iter().enumerate() {
+            let payload = pipeline::decode::payload_from_parts(&r.kind, &r.data).map_err(|e| {
+                SinkError::Permanent(format!("event {} cannot be redacted: {e}", r.event_id))
+            })?;
+            redacted.push(EventRow {
+                data: payload.redacted().data_json(),
+                ingest_seq: block + i as u64,
+                ..r
+            });
+        }
+        tracing::info!(
+            business_id,
+            contact_id,
+            events = redacted.len(),
+            "personal data erased from stored events"
+        );
+        self.insert("events", &redacted).await
+    }
+
     fn seq_block(&self, partition: i32) -> u64 {
         let mut seqs = self.next_seq.lock().expect("seq lock");
         let next = seqs.entry(partition).or_insert(1);
@@ -104,7 +147,14 @@ impl ResultSink for ClickHouseSink {
             .iter()
             .filter_map(SegmentChangeRow::of)
             .collect();
-        self.insert("segment_changes", &segments).await
+        self.insert("segment_changes", &segments).await?;
+        for e in out.events.iter().map(|a| &a.event) {
+            if matches!(e.payload, Payload::ContactErased(_)) {
+                self.erase(out.partition, &e.business_id, &e.contact_id)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
+use pipeline::event::Payload;
 use pipeline::profile::ContactProfile;
 use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
@@ -152,8 +153,69 @@ impl EmbeddedStore {
         let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
         segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
         self.inner.index.upsert(out.profiles.iter().cloned());
+        let erased: Vec<(String, String)> = out
+            .events
+            .iter()
+            .map(|a| &a.event)
+            .filter(|e| matches!(e.payload, Payload::ContactErased(_)))
+            .map(|e| (e.business_id.clone(), e.contact_id.clone()))
+            .collect();
+        if !erased.is_empty() {
+            self.erase(p, &erased)?;
+        }
         self.merge_small(Kind::Events, p)?;
         self.merge_small(Kind::Profiles, p)?;
+        Ok(())
+    }
+
+    /// Rewrites every event and profile segment of `partition` with the personal data of the
+    /// `erased` contacts removed (events redacted, every stored profile version blanked), as
+    /// one segment per kind under the newest seq, then deletes the old files. A crash between
+    /// the two leaves old files that the next erase of the partition rewrites again.
+    fn erase(&self, p: i32, erased: &[(String, String)]) -> Result<(), StoreError> {
+        let hit = |b: &str, c: &str| erased.iter().any(|(x, y)| x == b && y == c);
+        let segs = &self.inner.segments;
+        let files = segs.list(Kind::Events, p)?;
+        if let Some(last) = files.last() {
+            let mut events = self.events(p)?;
+            for e in events
+                .iter_mut()
+                .filter(|e| hit(&e.business_id, &e.contact_id))
+            {
+                let payload =
+                    pipeline::decode::payload_from_parts(&e.kind, &e.data).map_err(|err| {
+                        StoreError::Event {
+                            event_id: e.event_id.clone(),
+                            detail: err.to_string(),
+                        }
+                    })?;
+                e.data = payload.redacted().data_json();
+            }
+            let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
+            segs.write(Kind::Events, p, last.seq, &batch.schema(), &[batch])?;
+            segs.remove(&files[..files.len() - 1])?;
+        }
+        let files = segs.list(Kind::Profiles, p)?;
+        if let Some(last) = files.last() {
+            let mut versions = self.profile_versions(p)?;
+            for v in versions
+                .iter_mut()
+                .filter(|v| hit(&v.business_id, &v.contact_id))
+            {
+                v.name = None;
+                v.email = None;
+                v.phone = None;
+                v.photo_url = None;
+            }
+            let batch = rows::profiles_batch(&versions).map_err(rows_err("profiles"))?;
+            segs.write(Kind::Profiles, p, last.seq, &batch.schema(), &[batch])?;
+            segs.remove(&files[..files.len() - 1])?;
+        }
+        tracing::info!(
+            partition = p,
+            contacts = erased.len(),
+            "personal data erased from the embedded store"
+        );
         Ok(())
     }
 
