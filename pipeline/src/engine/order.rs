@@ -181,3 +181,70 @@ async fn a_replay_after_remembering_emits_nothing() {
         );
     }
 }
+
+#[tokio::test]
+async fn merges_and_deletions_emit_exits_and_move_history_to_the_survivor() {
+    use crate::event::{ContactCreated, ContactMerged, Empty, Event, Payload};
+    let ev = |id: &str, contact: &str, at: &str, payload: Payload| Event {
+        schema_version: 1,
+        event_id: id.into(),
+        business_id: "b".into(),
+        contact_id: contact.into(),
+        occurred_at: DateTime::parse_from_rfc3339(at).unwrap().into(),
+        source: "manual".into(),
+        payload,
+    };
+    let created = |name: &str, tags: &[&str]| {
+        Payload::ContactCreated(ContactCreated {
+            name: name.into(),
+            email: None,
+            phone: None,
+            tags: Some(tags.iter().map(|t| (*t).to_owned()).collect()),
+            status: None,
+            photo_url: None,
+        })
+    };
+    let first = vec![
+        ev(
+            "m1",
+            "dup",
+            "2026-11-20T10:00:00Z",
+            created("Dup", &["vip"]),
+        ),
+        ev("m2", "main", "2026-11-21T10:00:00Z", created("Main", &[])),
+        ev("m3", "gone", "2026-11-21T10:00:00Z", created("Gone", &[])),
+    ];
+    let second = vec![
+        ev(
+            "m4",
+            "main",
+            "2026-11-22T10:00:00Z",
+            Payload::ContactMerged(ContactMerged {
+                merged_contact_id: "dup".into(),
+            }),
+        ),
+        ev(
+            "m5",
+            "gone",
+            "2026-11-22T10:00:00Z",
+            Payload::ContactDeleted(Empty {}),
+        ),
+    ];
+    let now = ms("2026-11-24T12:00:00Z");
+    let (finals, sigs) = run(vec![first, second], now, &[]).await;
+    let of = |c: &str| -> Vec<(String, &str, String)> {
+        sigs.iter()
+            .filter(|s| s.contact_id == c && s.kind == signals::SEGMENT_UPDATED)
+            .map(|s| (s.subject.clone(), s.change, s.reason.clone()))
+            .collect()
+    };
+    assert!(of("dup").contains(&("tag:vip".into(), "exited", "merged into main".into())));
+    assert!(of("main").contains(&("tag:vip".into(), "entered", "tagged vip".into())));
+    assert!(of("gone").contains(&("bronze".into(), "exited", "contact deleted".into())));
+    let main = &finals[&("b".to_owned(), "main".to_owned())];
+    assert!(main.segment_names().any(|s| s == "tag:vip"));
+    assert!(main.last_interaction_at >= Some(ms("2026-11-22T10:00:00Z")));
+    let dup = &finals[&("b".to_owned(), "dup".to_owned())];
+    assert_eq!(dup.merged_into.as_deref(), Some("main"));
+    assert!(dup.segments.is_empty() && dup.next_actions.is_empty());
+}
