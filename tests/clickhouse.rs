@@ -474,36 +474,13 @@ async fn a_clickhouse_outage_loses_nothing_and_commits_nothing_unacknowledged() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn erase_removes_personal_data_from_clickhouse_and_keeps_the_counts() {
-    use pipeline::event::{ContactCreated, Empty, NoteCreated, Payload};
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.clickhouse = clickhouse();
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
     let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    let created = Payload::ContactCreated(ContactCreated {
-        name: "Grace Hopper".into(),
-        email: Some("grace@example.com".into()),
-        phone: Some("+1 555 0100".into()),
-        tags: None,
-        status: None,
-        photo_url: None,
-    });
-    let note = Payload::NoteCreated(NoteCreated {
-        note_id: "n1".into(),
-        body: "prefers mornings; lives at 1 Navy Way".into(),
-    });
-    let msgs = vec![
-        msg("x1", "gdpr", "g1", "2026-11-18T10:00:00Z", created),
-        msg("x2", "gdpr", "g1", "2026-11-18T11:00:00Z", note),
-        msg(
-            "x3",
-            "gdpr",
-            "g1",
-            "2026-11-19T10:00:00Z",
-            Payload::ContactErased(Empty {}),
-        ),
-    ];
+    let msgs = common::script::gdpr();
     keyflow::demo::produce_all(&producer, &cfg.topics, &msgs)
         .await
         .unwrap();
@@ -521,7 +498,7 @@ async fn erase_removes_personal_data_from_clickhouse_and_keeps_the_counts() {
         .unwrap();
     assert_eq!(data.len(), 3, "the events (and so the counts) are kept");
     let all = data.join("\n");
-    for secret in ["Grace", "grace@example.com", "15550100", "Navy Way"] {
+    for secret in common::script::SECRETS {
         assert!(!all.contains(secret), "{secret} still stored: {all}");
     }
     #[derive(clickhouse::Row, serde::Deserialize)]

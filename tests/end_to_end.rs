@@ -306,28 +306,13 @@ async fn refuses_input_topics_that_are_not_co_partitioned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn erase_removes_personal_data_from_the_embedded_store() {
-    use pipeline::event::{ContactCreated, Empty, NoteCreated, Payload};
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
     let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    let created = Payload::ContactCreated(ContactCreated {
-        name: "Grace Hopper".into(),
-        email: Some("grace@example.com".into()),
-        phone: None,
-        tags: None,
-        status: None,
-        photo_url: None,
-    });
-    let note = Payload::NoteCreated(NoteCreated {
-        note_id: "n1".into(),
-        body: "lives at 1 Navy Way".into(),
-    });
-    let first = vec![
-        msg("x1", "gdpr", "g1", "2026-11-18T10:00:00Z", created),
-        msg("x2", "gdpr", "g1", "2026-11-18T11:00:00Z", note),
-    ];
+    let [created, note, erase] = common::script::gdpr();
+    let first = vec![created, note];
     keyflow::demo::produce_all(&producer, &cfg.topics, &first)
         .await
         .unwrap();
@@ -338,13 +323,7 @@ async fn erase_removes_personal_data_from_the_embedded_store() {
     .await;
     // Stored as given first (a later batch erases it).
     let base = format!("http://{}/v1/businesses/gdpr/contacts/g1", running.api_addr);
-    let erase = vec![msg(
-        "x3",
-        "gdpr",
-        "g1",
-        "2026-11-19T10:00:00Z",
-        Payload::ContactErased(Empty {}),
-    )];
+    let erase = vec![erase];
     keyflow::demo::produce_all(&producer, &cfg.topics, &erase)
         .await
         .unwrap();
@@ -372,7 +351,7 @@ async fn erase_removes_personal_data_from_the_embedded_store() {
         }
     }
     let text = String::from_utf8_lossy(&bytes);
-    for secret in ["Grace", "grace@example.com", "Navy Way"] {
+    for secret in common::script::SECRETS {
         assert!(!text.contains(secret), "{secret} is still in the store");
     }
     let p = running.embedded().partitions().unwrap();

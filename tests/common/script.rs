@@ -169,3 +169,29 @@ pub fn script() -> Vec<DemoMessage> {
         ),
     ]
 }
+
+/// Personal data the erase tests look for after `contact.erased` (the phone normalised).
+pub const SECRETS: [&str; 4] = ["Grace", "grace@example.com", "15550100", "Navy Way"];
+
+/// Contact g1 of business gdpr: created with personal data, then a note about her; then
+/// (the third message) erased.
+pub fn gdpr() -> [DemoMessage; 3] {
+    let created = Payload::ContactCreated(ContactCreated {
+        name: "Grace Hopper".into(),
+        email: Some("grace@example.com".into()),
+        phone: Some("+1 555 0100".into()),
+        tags: None,
+        status: None,
+        photo_url: None,
+    });
+    let note = Payload::NoteCreated(NoteCreated {
+        note_id: "n1".into(),
+        body: "prefers mornings; lives at 1 Navy Way".into(),
+    });
+    let erased = Payload::ContactErased(Empty {});
+    [
+        msg("x1", "gdpr", "g1", "2026-11-18T10:00:00Z", created),
+        msg("x2", "gdpr", "g1", "2026-11-18T11:00:00Z", note),
+        msg("x3", "gdpr", "g1", "2026-11-19T10:00:00Z", erased),
+    ]
+}

@@ -27,6 +27,25 @@ fn unavailable(e: clickhouse::error::Error) -> ReadError {
 }
 
 impl ClickHouseReader {
+    /// `rows` as profiles; no rows is an empty list for a known business, `None` otherwise.
+    async fn found(&self, business_id: &str, rows: Vec<ProfileRow>) -> Result<Top, ReadError> {
+        if rows.is_empty() {
+            let known = self
+                .client
+                .query("SELECT count() FROM contact_profiles WHERE business_id = ?")
+                .bind(business_id)
+                .fetch_one::<u64>()
+                .await
+                .map_err(unavailable)?;
+            return Ok((known > 0).then(Vec::new));
+        }
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| Arc::new(ContactProfile::from(r)))
+                .collect(),
+        ))
+    }
+
     pub fn new(client: clickhouse::Client, ttl: Duration) -> Self {
         Self {
             client,
@@ -76,22 +95,7 @@ impl ProfileReader for ClickHouseReader {
             .fetch_all::<ProfileRow>()
             .await
             .map_err(unavailable)?;
-        let top = if rows.is_empty() {
-            let known = self
-                .client
-                .query("SELECT count() FROM contact_profiles WHERE business_id = ?")
-                .bind(business_id)
-                .fetch_one::<u64>()
-                .await
-                .map_err(unavailable)?;
-            (known > 0).then(Vec::new)
-        } else {
-            Some(
-                rows.into_iter()
-                    .map(|r| Arc::new(ContactProfile::from(r)))
-                    .collect(),
-            )
-        };
+        let top = self.found(business_id, rows).await?;
         self.cache
             .lock()
             .expect("cache lock")
@@ -111,20 +115,6 @@ impl ProfileReader for ClickHouseReader {
             .fetch_all::<ProfileRow>()
             .await
             .map_err(unavailable)?;
-        if rows.is_empty() {
-            let known = self
-                .client
-                .query("SELECT count() FROM contact_profiles WHERE business_id = ?")
-                .bind(business_id)
-                .fetch_one::<u64>()
-                .await
-                .map_err(unavailable)?;
-            return Ok((known > 0).then(Vec::new));
-        }
-        Ok(Some(
-            rows.into_iter()
-                .map(|r| Arc::new(ContactProfile::from(r)))
-                .collect(),
-        ))
+        self.found(business_id, rows).await
     }
 }
