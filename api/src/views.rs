@@ -91,6 +91,8 @@ pub struct ContactView {
     pub status: String,
     pub tags: Vec<String>,
     pub photo_url: Option<String>,
+    /// Ids of contacts merged into this one.
+    pub aliases: Vec<String>,
     pub meta: Meta,
     pub factors: Vec<FactorView>,
     pub segments: Vec<SegmentView>,
@@ -110,6 +112,7 @@ impl From<&ContactProfile> for ContactView {
             status: p.status.clone(),
             tags: p.tags.clone(),
             photo_url: p.photo_url.clone(),
+            aliases: p.aliases.clone(),
             meta: Meta {
                 lead_score: p.lead_score,
                 last_interaction_at: rfc3339(p.last_interaction_at),

@@ -367,6 +367,7 @@ impl Results {
             deleted: c.deleted_at.is_some(),
             erased: c.erased_at.is_some(),
             merged_into: c.merged_into.as_deref().map(str::to_owned),
+            aliases: c.aliases.clone(),
             lead_score: s.lead_score,
             factors: FACTORS
                 .iter()

@@ -73,6 +73,8 @@ pub struct ContactProfile {
     pub deleted: bool,
     pub erased: bool,
     pub merged_into: Option<String>,
+    /// Ids of contacts merged into this one: they appear nowhere else.
+    pub aliases: Vec<String>,
     pub lead_score: i64,
     pub factors: Vec<Factor>,
     pub rule_version: String,
@@ -147,6 +149,7 @@ impl ContactProfile {
             self.deleted,
             self.erased,
             &self.merged_into,
+            &self.aliases,
         )
             .hash(&mut h);
         (self.lead_score, &self.factors, &self.rule_version).hash(&mut h);

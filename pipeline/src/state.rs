@@ -102,6 +102,8 @@ pub struct ContactState {
     pub erased_at: Option<Ms>,
     /// The contact this one was merged into; it is then excluded from results.
     pub merged_into: Option<Arc<str>>,
+    /// Ids of the contacts merged into this one (sorted): where their history went.
+    pub aliases: Vec<String>,
     pub last_interaction_at: Option<Ms>,
     /// Instants of the contact's events, sorted; pruned to the interaction window on evaluation.
     pub interactions: Vec<Ms>,
@@ -250,6 +252,9 @@ impl ContactState {
             self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
         }
         self.interactions.extend(other.interactions.iter().copied());
+        self.aliases.extend(other.aliases.iter().cloned());
+        self.aliases.sort();
+        self.aliases.dedup();
         self.interactions.sort_unstable();
         self.events_applied += other.events_applied;
         self.notes.extend(other.notes.iter().cloned());
@@ -435,6 +440,9 @@ impl PartitionState {
         };
         let s = self.contacts.entry(target.clone()).or_default();
         s.absorb(&merged_state);
+        if let Err(i) = s.aliases.binary_search_by(|a| (**a).cmp(merged)) {
+            s.aliases.insert(i, merged.to_owned());
+        }
         s.touch(at);
         s.events_applied += 1;
         self.dirty.insert(target);

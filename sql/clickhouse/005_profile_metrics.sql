@@ -37,4 +37,5 @@ ALTER TABLE contact_profiles
     ADD COLUMN service_names               Array(String),
     ADD COLUMN service_bookings            Array(Int64),
     ADD COLUMN service_completed           Array(Int64),
-    ADD COLUMN service_revenue_cents       Array(Int64)
+    ADD COLUMN service_revenue_cents       Array(Int64),
+    ADD COLUMN aliases                     Array(String)

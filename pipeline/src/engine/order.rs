@@ -246,5 +246,6 @@ async fn merges_and_deletions_emit_exits_and_move_history_to_the_survivor() {
     assert!(main.last_interaction_at >= Some(ms("2026-11-22T10:00:00Z")));
     let dup = &finals[&("b".to_owned(), "dup".to_owned())];
     assert_eq!(dup.merged_into.as_deref(), Some("main"));
+    assert_eq!(main.aliases, ["dup"]);
     assert!(dup.segments.is_empty() && dup.next_actions.is_empty());
 }

@@ -119,6 +119,7 @@ pub struct ProfileRow {
     pub service_bookings: Vec<i64>,
     pub service_completed: Vec<i64>,
     pub service_revenue_cents: Vec<i64>,
+    pub aliases: Vec<String>,
 }
 
 fn split(factors: &[Factor]) -> (Vec<String>, Vec<i64>, Vec<i64>) {
@@ -197,6 +198,7 @@ impl From<&ContactProfile> for ProfileRow {
             service_bookings: p.services.iter().map(|x| x.bookings).collect(),
             service_completed: p.services.iter().map(|x| x.completed).collect(),
             service_revenue_cents: p.services.iter().map(|x| x.revenue_cents).collect(),
+            aliases: p.aliases.clone(),
         }
     }
 }
@@ -228,6 +230,7 @@ impl From<ProfileRow> for ContactProfile {
             deleted: r.deleted != 0,
             erased: r.erased != 0,
             merged_into: r.merged_into,
+            aliases: r.aliases,
             lead_score: r.lead_score,
             factors,
             rule_version: r.rule_version,

@@ -136,6 +136,11 @@ pub fn profile_fields() -> Vec<FieldRef> {
         Field::new("deleted", DataType::Boolean, false),
         Field::new("erased", DataType::Boolean, false),
         utf8("merged_into", true),
+        Field::new(
+            "aliases",
+            DataType::List(Arc::new(utf8("item", false))),
+            false,
+        ),
         Field::new("lead_score", DataType::Int64, false),
         list_of("factors", factor),
         utf8("rule_version", false),
