@@ -158,6 +158,20 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     assert_eq!((size("gold"), size("silver")), (Some(1), Some(2)));
     let (_, q) = get_json(&format!("{base}/crm/next-actions")).await;
     assert!(q["total"].as_i64().unwrap() >= 1, "{q}");
+    let (_, found) = get_json(&format!("{base}/crm/search?q=%2FleadScore%3E70")).await;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["items"][0]["contactId"], "c2");
+    let (_, found) = get_json(&format!("{base}/crm/search?q=%23segment%3Asilver")).await;
+    assert_eq!(found["total"], 2, "{found}");
+    let (code, bad) = get_json(&format!("{base}/crm/search?q=ada%20%2FleadScore%3E%3E70")).await;
+    assert_eq!(code, 400);
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token 2"),
+        "{bad}"
+    );
     let (code, _) = get_json(&format!("{base}/crm/next-actions?limit=0")).await;
     assert_eq!(code, 400);
     let (_, cues) = get_json(&format!("{base}/crm/cues")).await;

@@ -351,3 +351,50 @@ pub async fn ai_predicted_segments(
         "segments": predicted,
     })))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub q: String,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// `crm/search?q=`: contacts matching every token (see `search`), best lead score first (ties:
+/// contact id), paginated. A malformed token is a 400 naming it.
+pub async fn search(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let terms = crate::search::parse(&query.q).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let (offset, limit) = Page {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .bounds()?;
+    let Some(profiles) = s.reader.business(&business_id).await? else {
+        return Err(AppError::NotFound(format!(
+            "business {business_id} not found"
+        )));
+    };
+    let mut hits: Vec<&Arc<ContactProfile>> = profiles
+        .iter()
+        .filter(|p| crate::search::matches(&terms, p))
+        .collect();
+    hits.sort_by(|a, b| {
+        b.lead_score
+            .cmp(&a.lead_score)
+            .then_with(|| a.contact_id.cmp(&b.contact_id))
+    });
+    let items: Vec<crate::views::ContactView> = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| crate::views::ContactView::from(p.as_ref()))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "asOf": rfc3339(Some(as_of(&s))), "query": query.q,
+        "total": hits.len(), "offset": offset, "items": items,
+    })))
+}

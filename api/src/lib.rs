@@ -4,6 +4,7 @@
 pub mod crm;
 pub mod error;
 pub mod routes;
+pub mod search;
 pub mod views;
 
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub fn app(state: AppState) -> Router {
             "/v1/businesses/{business_id}/crm/segments",
             get(crm::segments),
         )
+        .route("/v1/businesses/{business_id}/crm/search", get(crm::search))
         .route(
             "/v1/businesses/{business_id}/crm/ai/next-actions",
             get(crm::ai_next_actions),
