@@ -158,6 +158,22 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     assert_eq!((size("gold"), size("silver")), (Some(1), Some(2)));
     let (_, q) = get_json(&format!("{base}/crm/next-actions")).await;
     assert!(q["total"].as_i64().unwrap() >= 1, "{q}");
+    let (_, silver) = get_json(&format!(
+        "{base}/crm/segments/silver/contacts?sort=outstandingBalance&order=asc"
+    ))
+    .await;
+    let members: Vec<&str> = silver["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["contactId"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["c1", "c5"], "balance 0 before 1000");
+    let (code, _) = get_json(&format!(
+        "{base}/crm/segments/silver/contacts?sort=shoeSize"
+    ))
+    .await;
+    assert_eq!(code, 400);
     let (_, found) = get_json(&format!("{base}/crm/search?q=%2FleadScore%3E70")).await;
     assert_eq!(found["total"], 1, "{found}");
     assert_eq!(found["items"][0]["contactId"], "c2");

@@ -398,3 +398,71 @@ pub async fn search(
         "total": hits.len(), "offset": offset, "items": items,
     })))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct MembersQuery {
+    pub sort: Option<String>,
+    pub order: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// `crm/segments/{segment}/contacts`: the members of one segment, sorted by `sort` (leadScore,
+/// outstandingBalance, lastInteractionAt or name; default leadScore) in `order` (asc or desc;
+/// default desc), ties by contact id, paginated.
+pub async fn segment_members(
+    State(s): State<AppState>,
+    Path((business_id, segment)): Path<(String, String)>,
+    Query(query): Query<MembersQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let (offset, limit) = Page {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .bounds()?;
+    let sort = query.sort.as_deref().unwrap_or("leadScore");
+    let key: fn(&ContactProfile) -> (i64, String) = match sort {
+        "leadScore" => |p| (p.lead_score, String::new()),
+        "outstandingBalance" => |p| (p.outstanding_balance_cents, String::new()),
+        "lastInteractionAt" => |p| (p.last_interaction_at.unwrap_or(i64::MIN), String::new()),
+        "name" => |p| (0, p.name.clone().unwrap_or_default().to_lowercase()),
+        other => {
+            return Err(AppError::BadRequest(format!(
+            "sort {other:?} is not one of leadScore, outstandingBalance, lastInteractionAt, name"
+        )))
+        }
+    };
+    let descending = match query.order.as_deref().unwrap_or("desc") {
+        "desc" => true,
+        "asc" => false,
+        other => {
+            return Err(AppError::BadRequest(format!(
+                "order {other:?} is not asc or desc"
+            )))
+        }
+    };
+    let Some(profiles) = s.reader.business(&business_id).await? else {
+        return Err(AppError::NotFound(format!(
+            "business {business_id} not found"
+        )));
+    };
+    let mut members: Vec<&Arc<ContactProfile>> = profiles
+        .iter()
+        .filter(|p| p.segment_names().any(|m| m == segment))
+        .collect();
+    members.sort_by(|a, b| {
+        let o = key(a).cmp(&key(b));
+        let o = if descending { o.reverse() } else { o };
+        o.then_with(|| a.contact_id.cmp(&b.contact_id))
+    });
+    let items: Vec<crate::views::ContactView> = members
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| crate::views::ContactView::from(p.as_ref()))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "businessId": business_id, "segment": segment, "asOf": rfc3339(Some(as_of(&s))),
+        "total": members.len(), "offset": offset, "items": items,
+    })))
+}

@@ -51,6 +51,10 @@ pub fn app(state: AppState) -> Router {
             "/v1/businesses/{business_id}/crm/segments",
             get(crm::segments),
         )
+        .route(
+            "/v1/businesses/{business_id}/crm/segments/{segment}/contacts",
+            get(crm::segment_members),
+        )
         .route("/v1/businesses/{business_id}/crm/search", get(crm::search))
         .route(
             "/v1/businesses/{business_id}/crm/ai/next-actions",
