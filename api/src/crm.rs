@@ -15,7 +15,7 @@ use pipeline::profile::ContactProfile;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::views::rfc3339;
+use crate::views::{rfc3339, ContactView};
 use crate::AppState;
 
 /// The instant results are complete up to (the engine clock of the last batch), else now.
@@ -26,15 +26,32 @@ fn as_of(s: &AppState) -> i64 {
     }
 }
 
+/// The visible profiles of a business, or a 404 naming it.
+async fn profiles_of(
+    s: &AppState,
+    business_id: &str,
+) -> Result<Vec<Arc<ContactProfile>>, AppError> {
+    s.reader
+        .business(business_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("business {business_id} not found")))
+}
+
+/// One page of `contacts` as contact views.
+fn page_of(contacts: &[&Arc<ContactProfile>], offset: usize, limit: usize) -> Vec<ContactView> {
+    contacts
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| ContactView::from(p.as_ref()))
+        .collect()
+}
+
 async fn load(
     s: &AppState,
     business_id: &str,
 ) -> Result<(Vec<Arc<ContactProfile>>, BusinessViews, i64), AppError> {
-    let Some(profiles) = s.reader.business(business_id).await? else {
-        return Err(AppError::NotFound(format!(
-            "business {business_id} not found"
-        )));
-    };
+    let profiles = profiles_of(s, business_id).await?;
     let now = as_of(s);
     let views = business::views(&profiles, now)
         .await
@@ -290,11 +307,7 @@ pub async fn segments(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let Some(profiles) = s.reader.business(&business_id).await? else {
-        return Err(AppError::NotFound(format!(
-            "business {business_id} not found"
-        )));
-    };
+    let profiles = profiles_of(&s, &business_id).await?;
     let mut sizes: BTreeMap<String, usize> = SEGMENT_DEFINITIONS
         .iter()
         .map(|(n, _)| ((*n).to_owned(), 0))
@@ -373,11 +386,7 @@ pub async fn search(
         offset: query.offset,
     }
     .bounds()?;
-    let Some(profiles) = s.reader.business(&business_id).await? else {
-        return Err(AppError::NotFound(format!(
-            "business {business_id} not found"
-        )));
-    };
+    let profiles = profiles_of(&s, &business_id).await?;
     let mut hits: Vec<&Arc<ContactProfile>> = profiles
         .iter()
         .filter(|p| crate::search::matches(&terms, p))
@@ -387,12 +396,7 @@ pub async fn search(
             .cmp(&a.lead_score)
             .then_with(|| a.contact_id.cmp(&b.contact_id))
     });
-    let items: Vec<crate::views::ContactView> = hits
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|p| crate::views::ContactView::from(p.as_ref()))
-        .collect();
+    let items = page_of(&hits, offset, limit);
     Ok(Json(serde_json::json!({
         "businessId": business_id, "asOf": rfc3339(Some(as_of(&s))), "query": query.q,
         "total": hits.len(), "offset": offset, "items": items,
@@ -441,11 +445,7 @@ pub async fn segment_members(
             )))
         }
     };
-    let Some(profiles) = s.reader.business(&business_id).await? else {
-        return Err(AppError::NotFound(format!(
-            "business {business_id} not found"
-        )));
-    };
+    let profiles = profiles_of(&s, &business_id).await?;
     let mut members: Vec<&Arc<ContactProfile>> = profiles
         .iter()
         .filter(|p| p.segment_names().any(|m| m == segment))
@@ -455,12 +455,7 @@ pub async fn segment_members(
         let o = if descending { o.reverse() } else { o };
         o.then_with(|| a.contact_id.cmp(&b.contact_id))
     });
-    let items: Vec<crate::views::ContactView> = members
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|p| crate::views::ContactView::from(p.as_ref()))
-        .collect();
+    let items = page_of(&members, offset, limit);
     Ok(Json(serde_json::json!({
         "businessId": business_id, "segment": segment, "asOf": rfc3339(Some(as_of(&s))),
         "total": members.len(), "offset": offset, "items": items,
