@@ -1,14 +1,16 @@
 //! The read model: current profiles per business, with the lead-score ranking kept sorted so the
-//! highlights are a range read, not a scan.
+//! highlights are a range read, not a scan; and the recent activity (bounded per contact and
+//! per business) behind the contact page and the live timeline.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use pipeline::profile::ContactProfile;
 
-use crate::read::{ProfileReader, ReadError};
+use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
+use crate::store::rows::StoredEvent;
 
 /// Highlights order: score descending, balance ascending, contact id ascending.
 type RankKey = (Reverse<i64>, i64, String);
@@ -27,9 +29,26 @@ struct Business {
     ranking: BTreeSet<RankKey>,
 }
 
+/// Latest events, in arrival order, bounded per business and per contact.
+#[derive(Debug, Default)]
+struct Recent {
+    /// Seq of the last event recorded (0: none yet).
+    last_seq: u64,
+    by_business: HashMap<String, VecDeque<Arc<Activity>>>,
+    by_contact: HashMap<(String, String), VecDeque<Arc<Activity>>>,
+}
+
+fn push_bounded(q: &mut VecDeque<Arc<Activity>>, a: &Arc<Activity>, bound: usize) {
+    q.push_back(a.clone());
+    while q.len() > bound {
+        q.pop_front();
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ProfileIndex {
     businesses: RwLock<HashMap<String, Business>>,
+    recent: RwLock<Recent>,
 }
 
 impl ProfileIndex {
@@ -53,8 +72,9 @@ impl ProfileIndex {
         }
     }
 
-    /// Forgets the contacts of `partition` (another processor owns it now).
+    /// Forgets the contacts and activity of `partition` (another processor owns it now).
     pub fn drop_partition(&self, partition: i32) {
+        self.forget_activity(|a| a.partition == partition);
         let mut all = self.businesses.write().expect("index lock");
         for b in all.values_mut() {
             let gone: Vec<String> = b
@@ -69,6 +89,80 @@ impl ProfileIndex {
                 }
             }
         }
+    }
+
+    /// Records accepted events (in processing order) as the latest activity.
+    pub fn record<'a, I: IntoIterator<Item = &'a StoredEvent>>(&self, events: I) {
+        let mut r = self.recent.write().expect("activity lock");
+        for e in events {
+            r.last_seq += 1;
+            let a = Arc::new(Activity {
+                seq: r.last_seq,
+                partition: e.partition,
+                event_id: e.event_id.clone(),
+                kind: e.kind.clone(),
+                business_id: e.business_id.clone(),
+                contact_id: e.contact_id.clone(),
+                occurred_at: e.occurred_at,
+                source: e.source.clone(),
+                data: e.data.clone(),
+            });
+            push_bounded(
+                r.by_business.entry(e.business_id.clone()).or_default(),
+                &a,
+                BUSINESS_RECENT,
+            );
+            push_bounded(
+                r.by_contact
+                    .entry((e.business_id.clone(), e.contact_id.clone()))
+                    .or_default(),
+                &a,
+                CONTACT_RECENT,
+            );
+        }
+    }
+
+    /// Replaces the activity of `partition` with `events` (its stored events, in order):
+    /// recovery after a reassignment must not record them twice.
+    pub fn reload_partition(&self, partition: i32, events: &[StoredEvent]) {
+        self.forget_activity(|a| a.partition == partition);
+        self.record(events);
+    }
+
+    /// Rewrites the kept activity of erased contacts with their events' redacted data.
+    pub fn redact(&self, erased: &[(String, String)]) {
+        let mut guard = self.recent.write().expect("activity lock");
+        let r = &mut *guard;
+        let redact = |a: &Arc<Activity>| -> Arc<Activity> {
+            if !erased
+                .iter()
+                .any(|(b, c)| *b == a.business_id && *c == a.contact_id)
+            {
+                return a.clone();
+            }
+            let data = pipeline::decode::payload_from_parts(&a.kind, &a.data)
+                .map(|p| p.redacted().data_json())
+                .unwrap_or_else(|_| "{}".into());
+            Arc::new(Activity {
+                data,
+                ..(**a).clone()
+            })
+        };
+        for q in r.by_business.values_mut().chain(r.by_contact.values_mut()) {
+            for a in q.iter_mut() {
+                *a = redact(a);
+            }
+        }
+    }
+
+    fn forget_activity(&self, gone: impl Fn(&Activity) -> bool) {
+        let mut guard = self.recent.write().expect("activity lock");
+        let r = &mut *guard;
+        for q in r.by_business.values_mut().chain(r.by_contact.values_mut()) {
+            q.retain(|a| !gone(a));
+        }
+        r.by_business.retain(|_, q| !q.is_empty());
+        r.by_contact.retain(|_, q| !q.is_empty());
     }
 
     pub fn get(&self, business_id: &str, contact_id: &str) -> Option<Arc<ContactProfile>> {
@@ -149,6 +243,83 @@ impl ProfileReader for ProfileIndex {
             v.sort_by(|x, y| x.contact_id.cmp(&y.contact_id));
             v
         }))
+    }
+
+    async fn businesses(&self) -> Result<Vec<String>, ReadError> {
+        Ok(ProfileIndex::businesses(self))
+    }
+
+    async fn contact_events(
+        &self,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<Arc<Activity>>, ReadError> {
+        let r = self.recent.read().expect("activity lock");
+        let key = (business_id.to_owned(), contact_id.to_owned());
+        let mut v: Vec<_> = r
+            .by_contact
+            .get(&key)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by_key(|a| std::cmp::Reverse((a.occurred_at, a.seq)));
+        Ok(v)
+    }
+
+    async fn timeline(
+        &self,
+        business_id: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<Arc<Activity>>>, ReadError> {
+        let known = self
+            .businesses
+            .read()
+            .expect("index lock")
+            .contains_key(business_id);
+        let r = self.recent.read().expect("activity lock");
+        let Some(q) = r.by_business.get(business_id) else {
+            return Ok(known.then(Vec::new));
+        };
+        let mut v: Vec<_> = q.iter().cloned().collect();
+        v.sort_by_key(|a| std::cmp::Reverse((a.occurred_at, a.seq)));
+        v.truncate(limit);
+        Ok(Some(v))
+    }
+
+    async fn timeline_since(
+        &self,
+        business_id: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Since, ReadError> {
+        let r = self.recent.read().expect("activity lock");
+        let Some(cursor) = cursor else {
+            return Ok(Since {
+                items: Vec::new(),
+                cursor: r.last_seq.to_string(),
+            });
+        };
+        let after: u64 = cursor
+            .parse()
+            .map_err(|_| ReadError::Invalid(format!("cursor {cursor:?} was not issued here")))?;
+        let items: Vec<_> = r
+            .by_business
+            .get(business_id)
+            .map(|q| {
+                q.iter()
+                    .filter(|a| a.seq > after)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cursor = match items.last() {
+            Some(a) if items.len() == limit => a.seq,
+            _ => r.last_seq.max(after),
+        };
+        Ok(Since {
+            items,
+            cursor: cursor.to_string(),
+        })
     }
 }
 

@@ -87,6 +87,7 @@ impl EmbeddedStore {
         };
         for p in store.inner.segments.partitions()? {
             store.inner.index.upsert(store.latest_profiles(p)?);
+            store.inner.index.reload_partition(p, &store.events(p)?);
         }
         tracing::info!(dir = %store.dir().display(), contacts = store.inner.index.len(), "embedded store opened");
         Ok(store)
@@ -153,6 +154,7 @@ impl EmbeddedStore {
         let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
         segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
         self.inner.index.upsert(out.profiles.iter().cloned());
+        self.inner.index.record(&events);
         let erased: Vec<(String, String)> = out
             .events
             .iter()
@@ -162,6 +164,7 @@ impl EmbeddedStore {
             .collect();
         if !erased.is_empty() {
             self.erase(p, &erased)?;
+            self.inner.index.redact(&erased);
         }
         self.merge_small(Kind::Events, p)?;
         self.merge_small(Kind::Profiles, p)?;
@@ -270,8 +273,10 @@ impl EmbeddedStore {
 
     fn recover_blocking(&self, p: i32) -> Result<Recovered, StoreError> {
         self.inner.segments.clean(p)?;
+        let stored = self.events(p)?;
+        self.inner.index.reload_partition(p, &stored);
         let mut events = Vec::new();
-        for e in self.events(p)? {
+        for e in stored {
             let event = e.to_event().map_err(|detail| StoreError::Event {
                 event_id: e.event_id.clone(),
                 detail,
