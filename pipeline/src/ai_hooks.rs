@@ -36,7 +36,7 @@ fn reached(hook: &'static str, detail: &str) {
 }
 
 /// A prompt for the Cockpit's flow feed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedPrompt {
     pub text: String,
@@ -64,7 +64,7 @@ pub fn feed_prompt(ev: &Event) -> Option<FeedPrompt> {
 }
 
 /// One AI next-action card.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionCard {
     pub contact_id: String,
@@ -116,7 +116,7 @@ pub fn next_action_cards(queue: &[(&ContactProfile, &NextAction)]) -> Vec<Action
 }
 
 /// A predicted segment membership (placeholder).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PredictedSegment {
     pub segment: String,

@@ -152,10 +152,9 @@ impl Processor {
 
     async fn refresh_lag(&self) {
         match source::lag(&self.consumer).await {
-            Ok(lag) => {
-                self.status
-                    .lag
-                    .store(lag, std::sync::atomic::Ordering::Relaxed);
+            Ok(by_partition) => {
+                self.status.set_lag(by_partition);
+                let lag = self.status.lag.load(std::sync::atomic::Ordering::Relaxed);
                 // Ready once caught up; a later backlog does not take it back (the API keeps
                 // serving, and the lag is reported beside every answer).
                 if (0..=self.config.ready_max_lag).contains(&lag) && !self.status.is_ready() {
@@ -328,8 +327,12 @@ impl Processor {
             // on replay, while the other order could lose them.
             self.publish(&out.signals).await?;
             signalled += out.signals.len() as u64;
+            let started = std::time::Instant::now();
             self.with_retry(|sink| async move { sink.write(out).await })
                 .await?;
+            self.status
+                .sink_latency
+                .observe(started.elapsed().as_secs_f64());
             written += out.profiles.len() as u64;
             if let Some(state) = self.partitions.get_mut(&out.partition) {
                 for pr in &out.profiles {

@@ -1,8 +1,17 @@
 //! Live counters and readiness of the processor, shared with the API (`/readyz`, freshness).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
 
-#[derive(Debug, Default)]
+use prometheus_client::metrics::histogram::Histogram;
+
+/// Upper bounds (seconds) of the sink-write latency buckets.
+pub const SINK_LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug)]
 pub struct ProcessorStatus {
     ready: AtomicBool,
     /// Events accepted (duplicates excluded).
@@ -21,6 +30,28 @@ pub struct ProcessorStatus {
     pub lag: AtomicI64,
     /// Engine clock (ms) of the last committed batch: results are complete up to it.
     pub complete_up_to_ms: AtomicI64,
+    /// Lag per input partition (summed over the co-partitioned topics), as last measured.
+    pub lag_by_partition: Mutex<BTreeMap<i32, i64>>,
+    /// Seconds per durable micro-batch write (retries included).
+    pub sink_latency: Histogram,
+}
+
+impl Default for ProcessorStatus {
+    fn default() -> Self {
+        Self {
+            ready: AtomicBool::default(),
+            events_in: AtomicU64::default(),
+            duplicates: AtomicU64::default(),
+            dead_letters: AtomicU64::default(),
+            batches: AtomicU64::default(),
+            profiles_written: AtomicU64::default(),
+            signals: AtomicU64::default(),
+            lag: AtomicI64::new(-1),
+            complete_up_to_ms: AtomicI64::default(),
+            lag_by_partition: Mutex::default(),
+            sink_latency: Histogram::new(SINK_LATENCY_BUCKETS),
+        }
+    }
 }
 
 impl ProcessorStatus {
@@ -38,5 +69,16 @@ impl ProcessorStatus {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Records a lag measurement: the total and each partition's share.
+    pub fn set_lag(&self, by_partition: BTreeMap<i32, i64>) {
+        let total = if by_partition.is_empty() {
+            -1
+        } else {
+            by_partition.values().sum()
+        };
+        self.lag.store(total, Ordering::Relaxed);
+        *self.lag_by_partition.lock().expect("lag lock") = by_partition;
     }
 }

@@ -1,7 +1,7 @@
 //! The consumer the processor reads through: a consumer group over the co-partitioned input
 //! topics, offsets stored and committed by the processor only after the sink confirmed a batch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,26 +88,27 @@ pub fn subscribe(
     Ok((Arc::new(consumer), context))
 }
 
-/// Messages between the committed offsets and the ends of the assigned partitions.
-pub async fn lag(consumer: &Arc<Source>) -> Result<i64, KafkaError> {
+/// Messages between the committed offsets and the ends of the assigned partitions, per
+/// partition number (summed over the topics); empty when nothing is assigned.
+pub async fn lag(consumer: &Arc<Source>) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let consumer = consumer.clone();
     tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(5);
         let assigned = consumer.assignment()?;
+        let mut by_partition = BTreeMap::new();
         if assigned.count() == 0 {
-            return Ok(-1);
+            return Ok(by_partition);
         }
         let committed = consumer.committed_offsets(assigned, timeout)?;
-        let mut total = 0;
         for e in committed.elements() {
             let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
             let at = match e.offset() {
                 Offset::Offset(o) => o,
                 _ => low,
             };
-            total += (high - at).max(0);
+            *by_partition.entry(e.partition()).or_insert(0) += (high - at).max(0);
         }
-        Ok(total)
+        Ok(by_partition)
     })
     .await
     .expect("lag task does not panic")
