@@ -29,6 +29,9 @@ pub struct Config {
     pub broker_addr: SocketAddr,
     /// Listen address of the HTTP API.
     pub api_addr: SocketAddr,
+    /// `[api]`: bearer keys (`admin_key`, `[api.keys] <business> = ["..."]`) and
+    /// `cors_origins`. Without any key an admin key is generated into the data directory.
+    pub api: api::ApiConfig,
     pub topics: TopicsConfig,
     pub ingest: IngestConfig,
     pub processing: ProcessingConfig,
@@ -51,6 +54,7 @@ impl Default for Config {
             brokers: None,
             broker_addr: "127.0.0.1:9092".parse().expect("valid default"),
             api_addr: "127.0.0.1:8080".parse().expect("valid default"),
+            api: api::ApiConfig::default(),
             topics: TopicsConfig::default(),
             ingest: IngestConfig::default(),
             processing: ProcessingConfig::default(),
@@ -72,6 +76,9 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   brokers                     KEYFLOW_BROKERS                    (unset: embedded broker)
   broker_addr                 KEYFLOW_BROKER_ADDR                127.0.0.1:9092
   api_addr                    KEYFLOW_API_ADDR                   127.0.0.1:8080
+  api.admin_key               KEYFLOW_API__ADMIN_KEY             (unset: generated into data_dir/admin.key)
+  api.keys.<business>         [api.keys] biz_1 = [\"...\"]         keys of one business (16+ characters)
+  api.cors_origins            KEYFLOW_API__CORS_ORIGINS          [] (same origin only; [\"*\"] for any)
   topics.contacts|invoices|bookings|tasks|dlq|signals
                               KEYFLOW_TOPICS__CONTACTS ...       crm.contacts, crm.invoices, crm.bookings,
                                                                  crm.tasks, crm.dlq, crm.signals
@@ -204,6 +211,7 @@ impl Config {
             self.processing.validate(),
             self.scoring.validate(),
             self.metrics.validate(),
+            self.api.validate(),
         ];
         for c in checks {
             c.map_err(anyhow::Error::msg)?;

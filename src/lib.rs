@@ -5,6 +5,9 @@ pub mod config;
 pub mod demo;
 pub mod run;
 
+/// The API crate, re-exported for tests (keys, app state).
+pub use api;
+
 /// Resolves on ctrl-c or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -25,6 +25,8 @@ use crate::config::Config;
 /// A running KeyFlow: stop it with [`Running::stop`].
 pub struct Running {
     pub api_addr: std::net::SocketAddr,
+    /// The admin key in force (configured or generated), for the demo's Cockpit link.
+    pub admin_key: Option<api::Secret>,
     /// `bootstrap.servers` of the broker in use.
     pub bootstrap: String,
     /// The embedded store, unless ClickHouse is the store.
@@ -65,6 +67,39 @@ async fn stores(
     }
 }
 
+/// The `[api]` settings in force: as configured, or, without any key, with an admin key
+/// generated once into `<data_dir>/admin.key` (mode 0600) and reused after. The key itself is
+/// never logged; the log names the file.
+fn api_keys(cfg: &Config) -> anyhow::Result<api::ApiConfig> {
+    let mut api = cfg.api.clone();
+    if api.has_keys() {
+        return Ok(api);
+    }
+    let path = cfg.data_dir.join("admin.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) if k.trim().len() >= api::auth::MIN_KEY_LEN => k.trim().to_owned(),
+        _ => {
+            let bytes: [u8; 24] = rand::random();
+            let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            write_private(&path, &key)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            key
+        }
+    };
+    tracing::warn!(file = %path.display(), "no API key configured: using the admin key in this file");
+    api.admin_key = Some(api::Secret::new(key));
+    Ok(api)
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
 /// Serves the API from ClickHouse alone until ctrl-c: an API replica needs no processor.
 pub async fn serve_api_only(cfg: &Config) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -72,6 +107,8 @@ pub async fn serve_api_only(cfg: &Config) -> anyhow::Result<()> {
         "keyflow api serves from ClickHouse: set --clickhouse-url"
     );
     let (_, reader, _) = stores(cfg).await?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let keys = api_keys(cfg)?;
     let status = Arc::new(ProcessorStatus::default());
     status.set_ready(true);
     let listener = tokio::net::TcpListener::bind(cfg.api_addr).await?;
@@ -81,7 +118,7 @@ pub async fn serve_api_only(cfg: &Config) -> anyhow::Result<()> {
     );
     api::serve(
         listener,
-        api::AppState { reader, status },
+        api::AppState::new(reader, status, keys),
         crate::shutdown_signal(),
     )
     .await?;
@@ -147,10 +184,9 @@ pub async fn start_with(
             )
         })?;
     let api_addr = listener.local_addr()?;
-    let state = api::AppState {
-        reader,
-        status: status.clone(),
-    };
+    let keys = api_keys(cfg)?;
+    let admin_key = keys.admin_key.clone();
+    let state = api::AppState::new(reader, status.clone(), keys);
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(api::serve(listener, state, async move {
         api_shutdown.cancelled().await
@@ -158,6 +194,7 @@ pub async fn start_with(
     tracing::info!(%api_addr, "API listening");
     Ok(Running {
         api_addr,
+        admin_key,
         bootstrap,
         store,
         status,

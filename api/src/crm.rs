@@ -12,6 +12,7 @@ use axum::Json;
 use pipeline::ai_hooks::{self, ActionCard, PredictedSegment};
 use pipeline::business::{self, BusinessViews, Cues};
 use pipeline::profile::ContactProfile;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
@@ -19,7 +20,7 @@ use crate::views::{rfc3339, ContactView};
 use crate::AppState;
 
 /// The instant results are complete up to (the engine clock of the last batch), else now.
-fn as_of(s: &AppState) -> i64 {
+pub(crate) fn as_of(s: &AppState) -> i64 {
     match s.status.complete_up_to_ms.load(Ordering::Relaxed) {
         0 => chrono::Utc::now().timestamp_millis(),
         ms => ms,
@@ -27,7 +28,7 @@ fn as_of(s: &AppState) -> i64 {
 }
 
 /// The visible profiles of a business, or a 404 naming it.
-async fn profiles_of(
+pub(crate) async fn profiles_of(
     s: &AppState,
     business_id: &str,
 ) -> Result<Vec<Arc<ContactProfile>>, AppError> {
@@ -59,7 +60,7 @@ async fn load(
     Ok((profiles, views, now))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Card {
     pub contact_id: String,
@@ -73,7 +74,7 @@ pub struct Card {
     pub action: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Spotlights {
     pub lead_score: Vec<Card>,
@@ -81,7 +82,7 @@ pub struct Spotlights {
     pub revenue: Vec<Card>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HighlightsView {
     pub business_id: String,
@@ -125,14 +126,14 @@ pub async fn highlights(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Fan {
     pub contact_id: String,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceItem {
     pub service_id: String,
@@ -146,10 +147,19 @@ pub struct ServiceItem {
     pub top_fans: Vec<Fan>,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicesView {
+    pub business_id: String,
+    pub as_of: Option<String>,
+    /// Ranked by revenue, then volume.
+    pub services: Vec<ServiceItem>,
+}
+
 pub async fn services(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<ServicesView>, AppError> {
     let (profiles, v, now) = load(&s, &business_id).await?;
     let by_id = business::by_id(&profiles);
     let items: Vec<ServiceItem> = v
@@ -173,12 +183,14 @@ pub async fn services(
                 .collect(),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "asOf": rfc3339(Some(now)), "services": items,
-    })))
+    Ok(Json(ServicesView {
+        business_id,
+        as_of: rfc3339(Some(now)),
+        services: items,
+    }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CuesView {
     pub paid_invoices: i64,
@@ -203,19 +215,31 @@ impl From<&Cues> for CuesView {
     }
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CuesResponse {
+    pub business_id: String,
+    pub as_of: Option<String>,
+    pub cues: CuesView,
+}
+
 pub async fn cues(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<CuesResponse>, AppError> {
     let (_, v, now) = load(&s, &business_id).await?;
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "asOf": rfc3339(Some(now)), "cues": CuesView::from(&v.cues),
-    })))
+    Ok(Json(CuesResponse {
+        business_id,
+        as_of: rfc3339(Some(now)),
+        cues: CuesView::from(&v.cues),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct Page {
+    /// Items per page, 1–500, default 50.
     pub limit: Option<usize>,
+    /// Items skipped, default 0.
     pub offset: Option<usize>,
 }
 
@@ -231,7 +255,7 @@ impl Page {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueView {
     pub contact_id: String,
@@ -244,11 +268,22 @@ pub struct QueueView {
     pub message: String,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueResponse {
+    pub business_id: String,
+    pub as_of: Option<String>,
+    pub total: usize,
+    pub offset: usize,
+    /// Highest priority first.
+    pub items: Vec<QueueView>,
+}
+
 pub async fn next_actions(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
     Query(page): Query<Page>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<QueueResponse>, AppError> {
     let (offset, limit) = page.bounds()?;
     let (profiles, v, now) = load(&s, &business_id).await?;
     let by_id = business::by_id(&profiles);
@@ -270,10 +305,13 @@ pub async fn next_actions(
             message: q.message.clone(),
         })
         .collect();
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "asOf": rfc3339(Some(now)),
-        "total": v.queue.len(), "offset": offset, "items": items,
-    })))
+    Ok(Json(QueueResponse {
+        business_id,
+        as_of: rfc3339(Some(now)),
+        total: v.queue.len(),
+        offset,
+        items,
+    }))
 }
 
 /// What each built-in segment means (defaults; thresholds are configurable).
@@ -303,21 +341,35 @@ pub const SEGMENT_DEFINITIONS: &[(&str, &str)] = &[
     ("bronze", "lead score below 40"),
 ];
 
-pub async fn segments(
-    State(s): State<AppState>,
-    Path(business_id): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
-    let profiles = profiles_of(&s, &business_id).await?;
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentSize {
+    pub segment: String,
+    pub size: usize,
+    pub definition: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentsView {
+    pub business_id: String,
+    pub as_of: Option<String>,
+    pub segments: Vec<SegmentSize>,
+}
+
+/// Every segment the business has or can have (built-ins first by name, then tags), with its
+/// size and definition.
+pub(crate) fn segment_sizes(profiles: &[Arc<ContactProfile>]) -> Vec<SegmentSize> {
     let mut sizes: BTreeMap<String, usize> = SEGMENT_DEFINITIONS
         .iter()
         .map(|(n, _)| ((*n).to_owned(), 0))
         .collect();
-    for p in &profiles {
+    for p in profiles {
         for m in p.segment_names() {
             *sizes.entry(m.to_owned()).or_default() += 1;
         }
     }
-    let list: Vec<serde_json::Value> = sizes
+    sizes
         .into_iter()
         .map(|(name, size)| {
             let definition = SEGMENT_DEFINITIONS
@@ -325,52 +377,103 @@ pub async fn segments(
                 .find(|(n, _)| *n == name)
                 .map(|(_, d)| (*d).to_owned())
                 .unwrap_or_else(|| format!("contacts tagged {}", name.trim_start_matches("tag:")));
-            serde_json::json!({"segment": name, "size": size, "definition": definition})
+            SegmentSize {
+                segment: name,
+                size,
+                definition,
+            }
         })
-        .collect();
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "asOf": rfc3339(Some(as_of(&s))), "segments": list,
-    })))
+        .collect()
+}
+
+pub async fn segments(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+) -> Result<Json<SegmentsView>, AppError> {
+    let profiles = profiles_of(&s, &business_id).await?;
+    Ok(Json(SegmentsView {
+        business_id,
+        as_of: rfc3339(Some(as_of(&s))),
+        segments: segment_sizes(&profiles),
+    }))
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AiCards {
+    pub business_id: String,
+    pub stub: bool,
+    pub hook_point: String,
+    pub cards: Vec<ActionCard>,
 }
 
 pub async fn ai_next_actions(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<AiCards>, AppError> {
     let (profiles, _, _) = load(&s, &business_id).await?;
     let queue: Vec<_> = profiles
         .iter()
         .flat_map(|p| p.next_actions.iter().map(move |a| (p.as_ref(), a)))
         .collect();
     let cards: Vec<ActionCard> = ai_hooks::next_action_cards(&queue);
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "stub": true, "hookPoint": ai_hooks::NEXT_ACTION_CARDS,
-        "cards": cards,
-    })))
+    Ok(Json(AiCards {
+        business_id,
+        stub: true,
+        hook_point: ai_hooks::NEXT_ACTION_CARDS.into(),
+        cards,
+    }))
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PredictedView {
+    pub contact_id: String,
+    pub stub: bool,
+    pub hook_point: String,
+    pub segments: Vec<PredictedSegment>,
 }
 
 pub async fn ai_predicted_segments(
     State(s): State<AppState>,
     Path((business_id, contact_id)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<PredictedView>, AppError> {
     let Some(p) = s.reader.contact(&business_id, &contact_id).await? else {
         return Err(AppError::NotFound(format!(
             "contact {contact_id} of business {business_id} not found"
         )));
     };
     let predicted: Vec<PredictedSegment> = ai_hooks::predicted_segments(&p);
-    Ok(Json(serde_json::json!({
-        "contactId": contact_id, "stub": true, "hookPoint": ai_hooks::PREDICTIVE_SEGMENTS,
-        "segments": predicted,
-    })))
+    Ok(Json(PredictedView {
+        contact_id,
+        stub: true,
+        hook_point: ai_hooks::PREDICTIVE_SEGMENTS.into(),
+        segments: predicted,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct SearchQuery {
+    /// Free text, `#tag:x`, `#segment:x` and `/metric<op>number` tokens, ANDed.
     #[serde(default)]
     pub q: String,
+    /// Items per page, 1–500, default 50.
     pub limit: Option<usize>,
+    /// Items skipped, default 0.
     pub offset: Option<usize>,
+}
+
+/// A page of contacts.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactsPage {
+    pub business_id: String,
+    pub as_of: Option<String>,
+    /// The query (search) or segment (segment members) this page answers.
+    pub query: String,
+    pub total: usize,
+    pub offset: usize,
+    pub items: Vec<ContactView>,
 }
 
 /// `crm/search?q=`: contacts matching every token (see `search`), best lead score first (ties:
@@ -379,7 +482,7 @@ pub async fn search(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
     Query(query): Query<SearchQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<ContactsPage>, AppError> {
     let terms = crate::search::parse(&query.q).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let (offset, limit) = Page {
         limit: query.limit,
@@ -397,17 +500,25 @@ pub async fn search(
             .then_with(|| a.contact_id.cmp(&b.contact_id))
     });
     let items = page_of(&hits, offset, limit);
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "asOf": rfc3339(Some(as_of(&s))), "query": query.q,
-        "total": hits.len(), "offset": offset, "items": items,
-    })))
+    Ok(Json(ContactsPage {
+        business_id,
+        as_of: rfc3339(Some(as_of(&s))),
+        query: query.q,
+        total: hits.len(),
+        offset,
+        items,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct MembersQuery {
+    /// leadScore (default), outstandingBalance, lastInteractionAt or name.
     pub sort: Option<String>,
+    /// desc (default) or asc.
     pub order: Option<String>,
+    /// Items per page, 1–500, default 50.
     pub limit: Option<usize>,
+    /// Items skipped, default 0.
     pub offset: Option<usize>,
 }
 
@@ -418,7 +529,7 @@ pub async fn segment_members(
     State(s): State<AppState>,
     Path((business_id, segment)): Path<(String, String)>,
     Query(query): Query<MembersQuery>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<ContactsPage>, AppError> {
     let (offset, limit) = Page {
         limit: query.limit,
         offset: query.offset,
@@ -456,8 +567,48 @@ pub async fn segment_members(
         o.then_with(|| a.contact_id.cmp(&b.contact_id))
     });
     let items = page_of(&members, offset, limit);
-    Ok(Json(serde_json::json!({
-        "businessId": business_id, "segment": segment, "asOf": rfc3339(Some(as_of(&s))),
-        "total": members.len(), "offset": offset, "items": items,
-    })))
+    Ok(Json(ContactsPage {
+        business_id,
+        as_of: rfc3339(Some(as_of(&s))),
+        query: segment,
+        total: members.len(),
+        offset,
+        items,
+    }))
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SuggestQuery {
+    /// The query typed so far; the last token is completed.
+    #[serde(default)]
+    pub q: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestions {
+    pub business_id: String,
+    pub query: String,
+    pub items: Vec<crate::search::Suggestion>,
+}
+
+/// `crm/search/suggest?q=`: completions of the last token: commands (`/leadScore>`), segment
+/// names (`#segment:silver`), tags (`#tag:vip`) and contact names.
+pub async fn suggest(
+    State(s): State<AppState>,
+    Path(business_id): Path<String>,
+    Query(query): Query<SuggestQuery>,
+) -> Result<Json<Suggestions>, AppError> {
+    let profiles = profiles_of(&s, &business_id).await?;
+    let segments: Vec<String> = segment_sizes(&profiles)
+        .into_iter()
+        .map(|sz| sz.segment)
+        .filter(|n| !n.starts_with("tag:"))
+        .collect();
+    let items = crate::search::suggest(&query.q, &profiles, &segments, 8);
+    Ok(Json(Suggestions {
+        business_id,
+        query: query.q,
+        items,
+    }))
 }

@@ -160,6 +160,114 @@ pub fn matches(terms: &[Term], p: &ContactProfile) -> bool {
     })
 }
 
+/// One completion: `value` is the whole query with its last token completed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    /// command, segment, tag or contact.
+    pub kind: String,
+    pub value: String,
+    pub label: String,
+}
+
+/// Completions of the last token of `q` (all commands when it is empty), at most `limit`:
+/// `/` → metric commands, `#` → `#segment:` and `#tag:` names, other text → contact names
+/// (best lead score first).
+pub fn suggest(
+    q: &str,
+    profiles: &[std::sync::Arc<ContactProfile>],
+    segments: &[String],
+    limit: usize,
+) -> Vec<Suggestion> {
+    let ends_with_space = q.is_empty() || q.ends_with(char::is_whitespace);
+    let last = if ends_with_space {
+        ""
+    } else {
+        q.split_whitespace().last().unwrap_or("")
+    };
+    let head = &q[..q.len() - last.len()];
+    let item = |kind: &str, token: String, label: String| Suggestion {
+        kind: kind.into(),
+        value: format!("{head}{token}"),
+        label,
+    };
+    let lower = last.to_lowercase();
+    let mut out = Vec::new();
+    if last.is_empty() || last.starts_with('/') {
+        let typed = lower.trim_start_matches('/');
+        for (name, _) in METRICS {
+            if name.to_lowercase().starts_with(typed) {
+                out.push(item(
+                    "command",
+                    format!("/{name}>"),
+                    format!("/{name} > number (also >=, <, <=, =, !=)"),
+                ));
+            }
+        }
+    }
+    if last.is_empty() || last.starts_with('#') {
+        let typed = lower.trim_start_matches('#');
+        for seg in segments {
+            let token = format!("segment:{seg}");
+            if token.starts_with(typed) || (!typed.is_empty() && seg.starts_with(typed)) {
+                out.push(item(
+                    "segment",
+                    format!("#{token}"),
+                    format!("segment {seg}"),
+                ));
+            }
+        }
+        let mut tags: Vec<&str> = profiles
+            .iter()
+            .flat_map(|p| p.tags.iter().map(String::as_str))
+            .collect();
+        tags.sort_unstable();
+        tags.dedup();
+        for tag in tags {
+            let token = format!("tag:{}", tag.to_lowercase());
+            if token.starts_with(typed)
+                || (!typed.is_empty() && tag.to_lowercase().starts_with(typed))
+            {
+                out.push(item("tag", format!("#tag:{tag}"), format!("tag {tag}")));
+            }
+        }
+    }
+    if !last.is_empty() && !last.starts_with(['/', '#']) {
+        let mut hits: Vec<&ContactProfile> = profiles
+            .iter()
+            .map(|p| p.as_ref())
+            .filter(|p| {
+                p.name.as_deref().is_some_and(|n| {
+                    n.to_lowercase()
+                        .split_whitespace()
+                        .any(|w| w.starts_with(&lower))
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            b.lead_score
+                .cmp(&a.lead_score)
+                .then_with(|| a.contact_id.cmp(&b.contact_id))
+        });
+        for p in hits {
+            let name = p.name.clone().unwrap_or_default();
+            // A name completes to its first word that matches, so the query stays one token.
+            let word = name
+                .split_whitespace()
+                .find(|w| w.to_lowercase().starts_with(&lower))
+                .unwrap_or(last)
+                .to_owned();
+            out.push(Suggestion {
+                kind: "contact".into(),
+                value: format!("{head}{word}"),
+                label: format!("{name} · score {}", p.lead_score),
+            });
+        }
+    }
+    out.truncate(limit);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +350,48 @@ mod tests {
         assert!(!ok("/paymentReliability<60"), "no value never matches");
         assert!(!ok("#segment:silver"));
         assert!(!ok("babbage"));
+    }
+
+    #[test]
+    fn suggestions_complete_the_last_token() {
+        use std::sync::Arc;
+        let p = |id: &str, name: &str, score: i64, tags: &[&str]| {
+            Arc::new(ContactProfile {
+                business_id: "b".into(),
+                contact_id: id.into(),
+                name: Some(name.into()),
+                lead_score: score,
+                tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+                ..Default::default()
+            })
+        };
+        let profiles = vec![
+            p("c1", "Ana Lima", 40, &["vip"]),
+            p("c2", "Anton Berg", 80, &[]),
+        ];
+        let segments = vec!["gold".to_owned(), "silver".to_owned()];
+        let values = |q: &str| -> Vec<String> {
+            suggest(q, &profiles, &segments, 8)
+                .into_iter()
+                .map(|s| s.value)
+                .collect()
+        };
+        assert_eq!(values("/lead"), ["/leadScore>"]);
+        assert_eq!(
+            values("/leadScore>70 #seg"),
+            [
+                "/leadScore>70 #segment:gold",
+                "/leadScore>70 #segment:silver"
+            ]
+        );
+        assert_eq!(values("#sil"), ["#segment:silver"]);
+        assert_eq!(values("#ta"), ["#tag:vip"]);
+        assert_eq!(values("an"), ["Anton", "Ana"]);
+        assert_eq!(values("berg"), ["Berg"]);
+        assert_eq!(
+            suggest("", &profiles, &segments, 50).len(),
+            METRICS.len() + 3
+        );
+        assert!(values("zzz").is_empty());
     }
 }

@@ -9,7 +9,7 @@ pub fn rfc3339(ms: Option<i64>) -> Option<String> {
         .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     pub lead_score: i64,
@@ -34,7 +34,7 @@ pub struct Meta {
     pub promotion_suggested_at: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TopService {
     pub service_id: String,
@@ -44,14 +44,14 @@ pub struct TopService {
     pub share: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentView {
     pub segment: String,
     pub reason: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NextActionView {
     pub kind: String,
@@ -62,7 +62,7 @@ pub struct NextActionView {
     pub message: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FactorView {
     pub factor: String,
@@ -80,7 +80,7 @@ impl From<&Factor> for FactorView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactView {
     pub contact_id: String,
@@ -164,7 +164,7 @@ impl From<&ContactProfile> for ContactView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Highlights {
     pub business_id: String,
@@ -172,7 +172,7 @@ pub struct Highlights {
     pub contacts: Vec<ContactView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Readiness {
     pub ready: bool,

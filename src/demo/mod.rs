@@ -76,8 +76,11 @@ pub async fn run(
         spec.businesses * spec.contacts_per_business,
         history.len()
     );
-    println!("API:  {url}/v1/businesses/lumen-salon/highlights");
-    println!("      {url}/v1/businesses/lumen-salon/contacts/lumen-salon-c00001");
+    // Like a notebook server's login link: the key rides in the fragment, which the browser
+    // never sends, so it stays out of request logs; the page moves it to session storage.
+    let key = running.admin_key.as_ref().map_or("", |k| k.expose());
+    println!("Cockpit: {url}/#business=lumen-salon&key={key}");
+    println!("API:     {url}/v1/businesses/lumen-salon/crm/highlights (Authorization: Bearer <key>; {url}/openapi.json)");
     let producer = producer(&running.bootstrap)?;
     produce_all(&producer, &cfg.topics, &history).await?;
     println!("history produced; streaming {live_rate} live events/s (ctrl-c to stop)");

@@ -39,8 +39,12 @@ pub fn config(dir: &std::path::Path) -> Config {
     cfg.processing.tick_ms = 100;
     cfg.processing.batch_linger_ms = 20;
     cfg.processing.group_id = format!("test-{}", uuid_like());
+    cfg.api.admin_key = Some(keyflow::api::Secret::new(ADMIN_KEY));
     cfg
 }
+
+/// The admin key every test configuration carries.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 pub fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,8 +103,14 @@ pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// GETs `url` with the admin key.
 pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::get(url).await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }

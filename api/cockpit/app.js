@@ -1,0 +1,388 @@
+// KeyFlow's reference Cockpit: plain JavaScript over the API. Every value from the API is put
+// in the page as text (never as HTML). The key lives in session storage and travels only as a
+// bearer header; the demo's link carries it in the URL fragment, which is removed at once.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const state = { key: null, business: null, cursor: null, stream: null, seen: new Set() };
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+function money(cents) {
+  return (cents / 100).toLocaleString(undefined, { style: "currency", currency: "EUR" });
+}
+
+function timeOf(iso) {
+  const d = new Date(iso);
+  return { hm: d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+           day: d.toLocaleDateString([], { month: "short", day: "numeric" }) };
+}
+
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.hidden = true), 2600);
+}
+
+// ---- API -------------------------------------------------------------------------------
+
+function base() { return `/v1/businesses/${encodeURIComponent(state.business)}`; }
+
+function showFreshness(res) {
+  const upTo = res.headers.get("x-keyflow-complete-up-to");
+  const lag = res.headers.get("x-keyflow-consumer-lag");
+  if (!upTo) return;
+  const when = upTo === "unknown" ? "not yet" : new Date(upTo).toLocaleTimeString();
+  $("freshness").textContent = `complete up to ${when} · lag ${lag}`;
+}
+
+async function api(path, options = {}) {
+  const res = await fetch(path, {
+    ...options,
+    headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json" },
+  });
+  showFreshness(res);
+  if (res.status === 401) { logout("That key was not accepted."); throw new Error("unauthorized"); }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
+  return body;
+}
+
+// ---- pieces ------------------------------------------------------------------------------
+
+const PALETTE = ["#5b4de0", "#1f9d6b", "#d9822b", "#2a6fc9", "#c2417a", "#7a8797", "#11826f"];
+function avatar(name, photoUrl, id) {
+  const initials = (name || id || "?").split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
+  let h = 0;
+  for (const ch of id || name || "") h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  const a = el("div", { class: "avatar", style: `background:${PALETTE[h % PALETTE.length]}` }, initials);
+  if (photoUrl) {
+    const img = el("img", { alt: "", src: photoUrl, onerror: () => img.remove() });
+    a.textContent = "";
+    a.append(img);
+    img.addEventListener("error", () => (a.textContent = initials));
+  }
+  return a;
+}
+
+async function act(action, contactId, refId) {
+  try {
+    const ack = await api(`${base()}/crm/actions`, {
+      method: "POST", body: JSON.stringify({ action, contactId, refId: refId || null }),
+    });
+    toast(`${action.replace(/_/g, " ")} → logged at ${ack.hookPoint} (stub)`);
+  } catch (e) { toast(e.message); }
+}
+
+function actionButtons(actions, contactId, refId) {
+  const labels = { call: "Call", book: "Book", tag: "Tag", send_reminder: "Send reminder",
+                   mark_task_done: "Mark task done", view_contact: "View contact" };
+  return el("div", { class: "actions" }, ...actions.map((a) =>
+    el("button", { "data-action": a, onclick: (ev) => {
+      ev.stopPropagation();
+      if (a === "view_contact") openContact(contactId); else act(a, contactId, refId);
+    } }, labels[a] || a)));
+}
+
+function spotlightCard(c) {
+  return el("div", { class: "card", "data-testid": "spotlight-card", onclick: () => openContact(c.contactId) },
+    el("div", { class: "who" }, avatar(c.name, c.photoUrl, c.contactId),
+      el("div", {}, el("div", { class: "name", text: c.name || c.contactId }),
+        el("span", { class: `badge ${c.status}`, text: c.status }))),
+    el("div", { class: "score" }, el("b", { text: String(c.leadScore) }), el("span", { class: "muted", text: "lead score" })),
+    el("div", { class: "bar" }, el("i", { style: `width:${Math.max(0, Math.min(100, c.leadScore))}%` })),
+    el("div", { class: "row" }, el("span", { text: "Unpaid balance" }), el("strong", { text: money(c.unpaidBalance) })),
+    actionButtons(["call", "book", "tag"], c.contactId));
+}
+
+// ---- panels ------------------------------------------------------------------------------
+
+async function loadSpotlight() {
+  const h = await api(`${base()}/crm/highlights`);
+  $("spotlight").replaceChildren(...h.spotlights.leadScore.map(spotlightCard));
+}
+
+async function loadAiCards() {
+  const r = await api(`${base()}/crm/ai/next-actions`);
+  const cards = r.cards.slice(0, 3).map((c) =>
+    el("div", { class: "ai-card", "data-testid": "ai-card" },
+      el("div", { class: "title", text: c.title }),
+      el("div", { class: "body", text: c.body }),
+      el("div", { class: "row" }, el("span", { class: "contact", text: c.contactName || c.contactId }),
+        el("span", { class: "stub", text: `stub · ${c.hookPoint}` }))));
+  $("ai-cards").replaceChildren(...(cards.length ? cards : [el("p", { class: "muted", text: "Nothing waiting." })]));
+}
+
+async function loadCues() {
+  const { cues } = await api(`${base()}/crm/cues`);
+  const items = [
+    [cues.paidInvoices, `invoices paid (${money(cues.paidAmount)})`],
+    [cues.bookingsPendingConfirmation, "bookings to confirm"],
+    [cues.overdueInvoices, "overdue invoices"],
+    [cues.overdueTasks, "overdue tasks"],
+    [cues.promotionsSuggested, "leads ready to promote"],
+  ];
+  $("cues").replaceChildren(...items.map(([n, label]) => el("div", { class: "cue" }, el("b", { text: String(n) }), el("span", { text: label }))));
+}
+
+async function loadSegments() {
+  const { segments } = await api(`${base()}/crm/segments`);
+  $("segments").replaceChildren(...segments.filter((s) => s.size > 0).map((s) =>
+    el("span", { class: `chip ${s.segment}`, title: s.definition, onclick: () => runSearch(`#segment:${s.segment}`) },
+      s.segment, el("b", { text: String(s.size) }))));
+}
+
+function timelineItem(a, fresh) {
+  const t = timeOf(a.occurredAt);
+  return el("li", { class: fresh ? "fresh" : "", "data-testid": "timeline-item", "data-event": a.eventId },
+    el("time", { datetime: a.occurredAt }, t.hm, el("br"), t.day),
+    el("div", { class: "what" },
+      el("div", { class: "line" }, el("span", { class: `t-badge t-${a.badge}`, text: a.badge }),
+        el("span", { class: "title", text: a.title, title: a.title })),
+      el("span", { class: "contact", text: a.contactName || a.contactId, onclick: () => openContact(a.contactId) }),
+      actionButtons(a.actions, a.contactId, a.data.task_id || a.data.invoice_id)));
+}
+
+async function loadTimeline() {
+  const t = await api(`${base()}/crm/timeline?limit=60`);
+  state.seen = new Set(t.items.map((a) => a.eventId));
+  $("timeline").replaceChildren(...t.items.map((a) => timelineItem(a, false)));
+  state.cursor = t.cursor;
+  streamTimeline();
+}
+
+// Server-Sent Events read with fetch, so the key goes in a header (EventSource cannot send one).
+async function streamTimeline() {
+  if (state.stream) state.stream.abort();
+  const ctrl = new AbortController();
+  state.stream = ctrl;
+  const business = state.business;
+  while (!ctrl.signal.aborted && business === state.business) {
+    try {
+      const res = await fetch(`${base()}/crm/timeline/stream?after=${encodeURIComponent(state.cursor)}`,
+        { headers: { Authorization: `Bearer ${state.key}` }, signal: ctrl.signal });
+      if (!res.ok) throw new Error(`stream HTTP ${res.status}`);
+      $("live").className = "live";
+      $("live").textContent = "● live";
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += value;
+        let cut;
+        while ((cut = buf.indexOf("\n\n")) >= 0) {
+          handleSse(buf.slice(0, cut));
+          buf = buf.slice(cut + 2);
+        }
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted) return;
+    }
+    $("live").className = "live off";
+    $("live").textContent = "● reconnecting";
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function handleSse(chunk) {
+  let event = "message", data = "", id = null;
+  for (const line of chunk.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trim();
+    else if (line.startsWith("id:")) id = line.slice(3).trim();
+  }
+  if (id) state.cursor = id;
+  if (event !== "activity") return;
+  const a = JSON.parse(data);
+  if (state.seen.has(a.eventId)) return;
+  state.seen.add(a.eventId);
+  const list = $("timeline");
+  list.prepend(timelineItem(a, true));
+  while (list.children.length > 200) list.lastChild.remove();
+  clearTimeout(handleSse.refresh);
+  handleSse.refresh = setTimeout(refreshPanels, 1500);
+}
+
+// ---- search ------------------------------------------------------------------------------
+
+async function runSearch(q) {
+  $("search").value = q;
+  hideSuggest();
+  const panel = $("results");
+  panel.hidden = false;
+  try {
+    const r = await api(`${base()}/crm/search?q=${encodeURIComponent(q)}&limit=25`);
+    $("results-meta").textContent = `${r.total} match${r.total === 1 ? "" : "es"} for ${q}`;
+    $("results-list").replaceChildren(...r.items.map((c) =>
+      el("li", { "data-testid": "search-result", "data-score": String(c.meta.leadScore), onclick: () => openContact(c.contactId) },
+        avatar(c.name, c.photoUrl, c.contactId),
+        el("div", {}, el("div", { class: "name", text: c.name || c.contactId }),
+          el("div", { class: "muted", text: `${c.status} · ${money(c.meta.outstandingBalance)} unpaid · ${c.segments.map((s) => s.segment).join(", ")}` })),
+        el("span", { class: "score-pill", text: String(c.meta.leadScore) }))));
+  } catch (e) {
+    $("results-meta").textContent = e.message;
+    $("results-list").replaceChildren();
+  }
+}
+
+let suggestIndex = -1;
+function hideSuggest() { $("suggest").hidden = true; suggestIndex = -1; }
+
+async function updateSuggest() {
+  const q = $("search").value;
+  try {
+    const r = await api(`${base()}/crm/search/suggest?q=${encodeURIComponent(q)}`);
+    if ($("search").value !== q) return;
+    const ul = $("suggest");
+    ul.replaceChildren(...r.items.map((s) =>
+      el("li", { role: "option", "data-value": s.value, onmousedown: (ev) => { ev.preventDefault(); pick(s.value); } },
+        el("span", { class: "kind", text: s.kind }), el("code", { text: s.value }), el("span", { class: "muted", text: s.label }))));
+    ul.hidden = r.items.length === 0;
+    suggestIndex = -1;
+  } catch (e) { hideSuggest(); }
+}
+
+function pick(value) {
+  $("search").value = value;
+  $("search").focus();
+  if (/[<>=]$|:$/.test(value)) updateSuggest(); else hideSuggest();
+}
+
+function wireSearch() {
+  const input = $("search");
+  input.addEventListener("input", () => { clearTimeout(wireSearch.t); wireSearch.t = setTimeout(updateSuggest, 120); });
+  input.addEventListener("focus", updateSuggest);
+  input.addEventListener("blur", () => setTimeout(hideSuggest, 150));
+  input.addEventListener("keydown", (ev) => {
+    const items = [...$("suggest").children];
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (!items.length) return;
+      suggestIndex = (suggestIndex + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+      items.forEach((li, i) => li.classList.toggle("active", i === suggestIndex));
+    } else if (ev.key === "Enter") {
+      ev.preventDefault();
+      if (suggestIndex >= 0 && !$("suggest").hidden) pick(items[suggestIndex].dataset.value);
+      else if (input.value.trim()) runSearch(input.value.trim());
+    } else if (ev.key === "Escape") hideSuggest();
+  });
+  $("results-close").addEventListener("click", () => ($("results").hidden = true));
+}
+
+// ---- contact drawer ------------------------------------------------------------------------
+
+async function openContact(id) {
+  const drawer = $("drawer");
+  drawer.classList.add("open");
+  drawer.setAttribute("aria-hidden", "false");
+  const body = $("drawer-body");
+  body.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
+  let c;
+  try { c = await api(`${base()}/contacts/${encodeURIComponent(id)}?limit=10`); }
+  catch (e) { body.replaceChildren(el("p", { class: "error", text: e.message })); return; }
+  const m = c.meta;
+  const maxPts = Math.max(1, ...c.factors.map((f) => Math.abs(f.points)));
+  body.replaceChildren(
+    el("div", { class: "who", "data-testid": "drawer-contact" }, avatar(c.name, c.photoUrl, c.contactId),
+      el("div", {}, el("h2", { text: c.name || c.contactId }),
+        el("div", { class: "muted", text: [c.email, c.phone].filter(Boolean).join(" · ") }))),
+    el("div", { class: "chips", style: "margin-top:10px" },
+      el("span", { class: `badge ${c.status}`, text: c.status }),
+      ...c.tags.map((t) => el("span", { class: "chip", text: `#${t}` })),
+      ...c.segments.map((s) => el("span", { class: `chip ${s.segment}`, title: s.reason, text: s.segment }))),
+    actionButtons(["call", "book", "tag"], c.contactId),
+    el("h3", { text: "Metrics" }),
+    el("div", { class: "meta" },
+      ...[["Lead score", m.leadScore], ["Unpaid", money(m.outstandingBalance)],
+          ["Payment reliability", m.paymentReliability === null ? "–" : `${m.paymentReliability}%`],
+          ["Avg days late", m.avgDaysLate ?? "–"], ["Top service", m.topService ? m.topService.name || m.topService.serviceId : "–"],
+          ["Last interaction", m.lastInteractionAt ? new Date(m.lastInteractionAt).toLocaleDateString() : "–"],
+          ["Median gap (days)", m.medianGapDays ?? "–"], ["Bookings (recent)", m.recentBookings], ["Revenue", money(m.revenue)]]
+        .map(([k, v]) => el("div", {}, el("span", { text: k }), String(v)))),
+    el("h3", { text: `Why ${m.leadScore}: score factors` }),
+    el("div", { class: "factors", "data-testid": "factors" }, ...c.factors.map((f) =>
+      el("div", { class: "factor" }, el("span", { text: `${f.factor} ×${f.count}` }),
+        el("div", { class: "bar" }, el("i", { class: f.points < 0 ? "neg" : "", style: `width:${(Math.abs(f.points) / maxPts) * 100}%` })),
+        el("b", { text: `${f.points > 0 ? "+" : ""}${f.points}` })))),
+    section("Next actions", c.nextActions, (a) => [a.message, `priority ${a.priority.toFixed(1)}`]),
+    section("Invoices", c.invoices.items, (i) => [`${i.invoiceId} · ${i.amountCents === null ? "" : money(i.amountCents)}`, i.status]),
+    section("Bookings", c.bookings.items, (b) => [`${b.serviceName || b.serviceId || b.bookingId} · ${b.startsAt ? new Date(b.startsAt).toLocaleDateString() : ""}`, b.status]),
+    section("Tasks", c.tasks.items, (t) => [t.title || t.taskId, t.status]),
+    section("Notes", c.notes.items, (n) => [n.body, n.createdAt ? new Date(n.createdAt).toLocaleDateString() : ""]),
+    section("Recent events", c.events.items, (e) => [e.title, timeOf(e.occurredAt).day]));
+}
+
+function section(title, items, row) {
+  const frag = el("div", {}, el("h3", { text: title }));
+  if (!items.length) frag.append(el("p", { class: "muted", text: "None." }));
+  else frag.append(el("ul", { class: "list" }, ...items.map((i) => {
+    const [left, right] = row(i);
+    return el("li", {}, el("span", { text: left }), el("span", { class: "muted", text: right }));
+  })));
+  return frag;
+}
+
+// ---- start -------------------------------------------------------------------------------
+
+async function refreshPanels() {
+  await Promise.allSettled([loadSpotlight(), loadAiCards(), loadCues(), loadSegments()]);
+}
+
+async function selectBusiness(b) {
+  state.business = b;
+  sessionStorage.setItem("keyflow.business", b);
+  $("results").hidden = true;
+  await refreshPanels();
+  await loadTimeline().catch((e) => toast(e.message));
+}
+
+function logout(message) {
+  sessionStorage.removeItem("keyflow.key");
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message || "";
+}
+
+async function start() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get("key")) sessionStorage.setItem("keyflow.key", hash.get("key"));
+  if (hash.get("business")) sessionStorage.setItem("keyflow.business", hash.get("business"));
+  if (location.hash) history.replaceState(null, "", location.pathname);
+  state.key = sessionStorage.getItem("keyflow.key");
+  if (!state.key) { logout(); return; }
+  let list;
+  try { list = (await api("/v1/businesses")).businesses; } catch (e) { return; }
+  $("login").hidden = true;
+  $("app").hidden = false;
+  const wanted = sessionStorage.getItem("keyflow.business");
+  const select = $("business");
+  select.replaceChildren(...list.map((b) => el("option", { value: b, text: b })));
+  const first = list.includes(wanted) ? wanted : list[0];
+  if (!first) { toast("No business has data yet."); return; }
+  select.value = first;
+  select.onchange = () => selectBusiness(select.value);
+  await selectBusiness(first);
+  setInterval(refreshPanels, 30000);
+}
+
+$("login").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  sessionStorage.setItem("keyflow.key", $("key").value.trim());
+  start();
+});
+$("drawer-close").addEventListener("click", () => { $("drawer").classList.remove("open"); $("drawer").setAttribute("aria-hidden", "true"); });
+wireSearch();
+start();
