@@ -136,7 +136,19 @@ impl ProfileReader for ClickHouseReader {
         business_id: &str,
         contact_id: &str,
     ) -> Result<Vec<Arc<Activity>>, ReadError> {
-        self.contact_activity(business_id, contact_id).await
+        let rows = self
+            .client
+            .query(
+                "SELECT ?fields FROM events FINAL WHERE business_id = ? AND contact_id = ? \
+                 ORDER BY occurred_at_ms DESC, ingest_seq DESC LIMIT ?",
+            )
+            .bind(business_id)
+            .bind(contact_id)
+            .bind(CONTACT_RECENT as u64)
+            .fetch_all::<EventRow>()
+            .await
+            .map_err(unavailable)?;
+        Ok(rows.into_iter().map(activity).collect())
     }
 
     async fn timeline(
@@ -144,7 +156,21 @@ impl ProfileReader for ClickHouseReader {
         business_id: &str,
         limit: usize,
     ) -> Result<Option<Vec<Arc<Activity>>>, ReadError> {
-        self.business_activity(business_id, limit).await
+        let rows = self
+            .client
+            .query(
+                "SELECT ?fields FROM events FINAL WHERE business_id = ? \
+                 ORDER BY occurred_at_ms DESC, ingest_seq DESC LIMIT ?",
+            )
+            .bind(business_id)
+            .bind(limit.min(BUSINESS_RECENT) as u64)
+            .fetch_all::<EventRow>()
+            .await
+            .map_err(unavailable)?;
+        if rows.is_empty() {
+            return Ok(self.known(business_id).await?.then(Vec::new));
+        }
+        Ok(Some(rows.into_iter().map(activity).collect()))
     }
 
     async fn timeline_since(
@@ -153,7 +179,49 @@ impl ProfileReader for ClickHouseReader {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Since, ReadError> {
-        self.activity_since(business_id, cursor, limit).await
+        let Some(cursor) = cursor else {
+            return Ok(Since {
+                items: Vec::new(),
+                cursor: format_cursor(&self.ends(business_id).await?),
+            });
+        };
+        let mut next = parse_cursor(cursor)?;
+        // Never an empty array literal: 18.16 cannot type `[]`.
+        let bound: Vec<u64> = if next.is_empty() {
+            vec![0]
+        } else {
+            next.clone()
+        };
+        let rows = self
+            .client
+            .query(
+                "SELECT ?fields FROM events WHERE business_id = ? \
+                 AND ingest_seq >= arrayElement(?, partition + 1) \
+                 ORDER BY ingest_seq, partition LIMIT ?",
+            )
+            .bind(business_id)
+            .bind(bound)
+            .bind(limit as u64)
+            .fetch_all::<EventRow>()
+            .await
+            .map_err(unavailable)?;
+        let mut seen = std::collections::HashSet::new();
+        let mut items = Vec::new();
+        for r in rows {
+            let p = r.partition.max(0) as usize;
+            if next.len() <= p {
+                next.resize(p + 1, 0);
+            }
+            next[p] = next[p].max(r.ingest_seq + 1);
+            // A replayed batch may have inserted the same event twice before a merge.
+            if seen.insert(r.event_id.clone()) {
+                items.push(activity(r));
+            }
+        }
+        Ok(Since {
+            items,
+            cursor: format_cursor(&next),
+        })
     }
 }
 
@@ -227,99 +295,6 @@ impl ClickHouseReader {
             next[p] = r.next;
         }
         Ok(next)
-    }
-
-    pub(crate) async fn contact_activity(
-        &self,
-        business_id: &str,
-        contact_id: &str,
-    ) -> Result<Vec<Arc<Activity>>, ReadError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT ?fields FROM events FINAL WHERE business_id = ? AND contact_id = ? \
-                 ORDER BY occurred_at_ms DESC, ingest_seq DESC LIMIT ?",
-            )
-            .bind(business_id)
-            .bind(contact_id)
-            .bind(CONTACT_RECENT as u64)
-            .fetch_all::<EventRow>()
-            .await
-            .map_err(unavailable)?;
-        Ok(rows.into_iter().map(activity).collect())
-    }
-
-    pub(crate) async fn business_activity(
-        &self,
-        business_id: &str,
-        limit: usize,
-    ) -> Result<Option<Vec<Arc<Activity>>>, ReadError> {
-        let rows = self
-            .client
-            .query(
-                "SELECT ?fields FROM events FINAL WHERE business_id = ? \
-                 ORDER BY occurred_at_ms DESC, ingest_seq DESC LIMIT ?",
-            )
-            .bind(business_id)
-            .bind(limit.min(BUSINESS_RECENT) as u64)
-            .fetch_all::<EventRow>()
-            .await
-            .map_err(unavailable)?;
-        if rows.is_empty() {
-            return Ok(self.known(business_id).await?.then(Vec::new));
-        }
-        Ok(Some(rows.into_iter().map(activity).collect()))
-    }
-
-    pub(crate) async fn activity_since(
-        &self,
-        business_id: &str,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<Since, ReadError> {
-        let Some(cursor) = cursor else {
-            return Ok(Since {
-                items: Vec::new(),
-                cursor: format_cursor(&self.ends(business_id).await?),
-            });
-        };
-        let mut next = parse_cursor(cursor)?;
-        // Never an empty array literal: 18.16 cannot type `[]`.
-        let bound: Vec<u64> = if next.is_empty() {
-            vec![0]
-        } else {
-            next.clone()
-        };
-        let rows = self
-            .client
-            .query(
-                "SELECT ?fields FROM events WHERE business_id = ? \
-                 AND ingest_seq >= arrayElement(?, partition + 1) \
-                 ORDER BY ingest_seq, partition LIMIT ?",
-            )
-            .bind(business_id)
-            .bind(bound)
-            .bind(limit as u64)
-            .fetch_all::<EventRow>()
-            .await
-            .map_err(unavailable)?;
-        let mut seen = std::collections::HashSet::new();
-        let mut items = Vec::new();
-        for r in rows {
-            let p = r.partition.max(0) as usize;
-            if next.len() <= p {
-                next.resize(p + 1, 0);
-            }
-            next[p] = next[p].max(r.ingest_seq + 1);
-            // A replayed batch may have inserted the same event twice before a merge.
-            if seen.insert(r.event_id.clone()) {
-                items.push(activity(r));
-            }
-        }
-        Ok(Since {
-            items,
-            cursor: format_cursor(&next),
-        })
     }
 }
 
