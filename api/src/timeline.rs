@@ -104,7 +104,8 @@ pub struct Timeline {
     pub cursor: String,
 }
 
-/// Current names of the contacts behind `items`, one read per contact.
+/// Current names of the contacts behind `items` not yet `known`, one read per new contact
+/// (the stream meets few new contacts per poll and remembers them).
 async fn names(
     s: &AppState,
     business_id: &str,
@@ -149,8 +150,12 @@ pub async fn timeline(
             "business {business_id} not found"
         )));
     };
-    let mut known = HashMap::new();
-    names(&s, &business_id, &items, &mut known).await;
+    // One read of the business for every name, rather than one read per contact.
+    let known: HashMap<String, Option<String>> = profiles_of(&s, &business_id)
+        .await?
+        .iter()
+        .map(|p| (p.contact_id.clone(), p.name.clone()))
+        .collect();
     Ok(Json(Timeline {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),
