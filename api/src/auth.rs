@@ -119,12 +119,20 @@ impl ApiConfig {
     }
 }
 
-/// The business id of a `/v1/businesses/{id}/...` path.
-fn business_of(path: &str) -> Option<&str> {
-    path.strip_prefix("/v1/businesses/")?
+/// The business id of a `/v1/businesses/{id}/...` path, percent-decoded as the router decodes
+/// it for the handlers (comparing the raw segment would let `%xx` spellings through).
+fn business_of(path: &str) -> Option<Result<String, ()>> {
+    let raw = path
+        .strip_prefix("/v1/businesses/")?
         .split('/')
         .next()
-        .filter(|s| !s.is_empty())
+        .filter(|s| !s.is_empty())?;
+    Some(
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| ()),
+    )
 }
 
 /// Middleware over `/v1/`: 401 without a known key, 403 on another business's data.
@@ -147,7 +155,11 @@ pub async fn require_key(State(s): State<AppState>, mut req: Request, next: Next
         return AppError::Unauthorized("unknown API key".into()).into_response();
     };
     if let Some(business) = business_of(path) {
-        if !grant.allows(business) {
+        let Ok(business) = business else {
+            return AppError::BadRequest("the business id is not valid UTF-8".into())
+                .into_response();
+        };
+        if !grant.allows(&business) {
             return AppError::Forbidden(format!("this key does not grant business {business}"))
                 .into_response();
         }
@@ -194,8 +206,16 @@ mod tests {
 
     #[test]
     fn the_business_is_read_from_the_path() {
-        assert_eq!(business_of("/v1/businesses/b1/crm/x"), Some("b1"));
-        assert_eq!(business_of("/v1/businesses/b1"), Some("b1"));
+        assert_eq!(
+            business_of("/v1/businesses/b1/crm/x"),
+            Some(Ok("b1".into()))
+        );
+        assert_eq!(business_of("/v1/businesses/b1"), Some(Ok("b1".into())));
+        assert_eq!(
+            business_of("/v1/businesses/%62%31/x"),
+            Some(Ok("b1".into()))
+        );
+        assert_eq!(business_of("/v1/businesses/%FF/x"), Some(Err(())));
         assert_eq!(business_of("/v1/businesses"), None);
         assert_eq!(business_of("/v1/businesses/"), None);
     }

@@ -393,6 +393,7 @@ async fn keys_decide_what_is_readable() {
     assert_eq!(s, StatusCode::OK);
     for uri in [
         "/v1/businesses/other/crm/highlights",
+        "/v1/businesses/%6Fther/crm/highlights",
         "/v1/businesses/other/contacts/o1",
         "/v1/businesses/other/crm/search?q=olga",
         "/v1/businesses/other/crm/timeline/stream",
