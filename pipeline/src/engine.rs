@@ -7,13 +7,13 @@ mod inputs;
 mod outputs;
 mod timers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::{BusinessOverride, BusinessRules, ScoringConfig};
 use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
@@ -104,6 +104,9 @@ impl Rules {
     }
 }
 
+/// A contact and the partition whose state holds it.
+type PartitionKey = (i32, ContactKey);
+
 /// Evaluates metrics for contacts of one partition.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -139,9 +142,7 @@ impl Engine {
         &self.rules
     }
 
-    /// Evaluates `keys` at `now`, schedules each contact's next time-driven change, and returns
-    /// the profiles of contacts that exist in `state`. Contacts are evaluated in groups that
-    /// share their business rules.
+    /// Evaluates `keys` of one partition at `now`; see [`Engine::evaluate_all`].
     pub async fn evaluate(
         &self,
         state: &mut PartitionState,
@@ -149,35 +150,54 @@ impl Engine {
         now: Ms,
         partition: i32,
     ) -> Result<Vec<ContactProfile>, EngineError> {
-        let mut groups: Vec<(Arc<BusinessRules>, Vec<ContactKey>)> = Vec::new();
-        for k in keys.iter().filter(|k| state.contacts.contains_key(*k)) {
-            let r = self.rules.for_business(&k.business_id);
-            match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, r)) {
-                Some((_, ks)) => ks.push(k.clone()),
-                None => groups.push((r.clone(), vec![k.clone()])),
+        let mut states = BTreeMap::from([(partition, std::mem::take(state))]);
+        let due = BTreeMap::from([(partition, keys.to_vec())]);
+        let result = self.evaluate_all(&mut states, &due, now).await;
+        *state = states.remove(&partition).expect("put back");
+        result
+    }
+
+    /// Evaluates the `due` contacts of every partition at `now`, schedules each contact's next
+    /// time-driven change, and returns the profiles of contacts that exist in their partition's
+    /// state. Contacts of all partitions that share business rules are evaluated in one run of
+    /// the metric files (planning costs the same for ten contacts as for ten thousand).
+    pub async fn evaluate_all(
+        &self,
+        states: &mut BTreeMap<i32, PartitionState>,
+        due: &BTreeMap<i32, Vec<ContactKey>>,
+        now: Ms,
+    ) -> Result<Vec<ContactProfile>, EngineError> {
+        let mut groups: Vec<(Arc<BusinessRules>, Vec<PartitionKey>)> = Vec::new();
+        for (&p, keys) in due {
+            let Some(state) = states.get(&p) else {
+                continue;
+            };
+            for k in keys.iter().filter(|k| state.contacts.contains_key(*k)) {
+                let r = self.rules.for_business(&k.business_id);
+                match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, r)) {
+                    Some((_, ks)) => ks.push((p, k.clone())),
+                    None => groups.push((r.clone(), vec![(p, k.clone())])),
+                }
             }
         }
         let mut out = Vec::new();
         for (rules, keys) in groups {
-            out.extend(
-                self.evaluate_group(state, &keys, now, partition, &rules)
-                    .await?,
-            );
+            out.extend(self.evaluate_group(states, &keys, now, &rules).await?);
         }
         Ok(out)
     }
 
     async fn evaluate_group(
         &self,
-        state: &mut PartitionState,
-        keys: &[ContactKey],
+        states: &mut BTreeMap<i32, PartitionState>,
+        keys: &[PartitionKey],
         now: Ms,
-        partition: i32,
         rules: &BusinessRules,
     ) -> Result<Vec<ContactProfile>, EngineError> {
         let keep_from = now - rules.metrics.interaction_window_days * DAY_MS;
         let mut inputs = Inputs::default();
-        for (cid, key) in keys.iter().enumerate() {
+        for (cid, (p, key)) in keys.iter().enumerate() {
+            let state = states.get_mut(p).expect("filtered to existing");
             let c = state.contacts.get_mut(key).expect("filtered to existing");
             c.prune_interactions(keep_from);
             inputs.add(cid as u32, key, c);
@@ -186,12 +206,13 @@ impl Engine {
         let r = Results::read(&results)?;
 
         let mut out = Vec::with_capacity(keys.len());
-        for (cid, key) in keys.iter().enumerate() {
+        for (cid, (p, key)) in keys.iter().enumerate() {
+            let state = states.get_mut(p).expect("filtered to existing");
             let c = &state.contacts[key];
-            let p = r.profile(cid as u32, key, c, partition, rules, now);
-            let next = next_change(c, &p, now, rules);
+            let profile = r.profile(cid as u32, key, c, *p, rules, now);
+            let next = next_change(c, &profile, now, rules);
             state.schedule(key, next);
-            out.push(p);
+            out.push(profile);
         }
         Ok(out)
     }
@@ -204,7 +225,9 @@ async fn run_metrics(
     rules: &BusinessRules,
     now: Ms,
 ) -> Result<HashMap<&'static str, Vec<RecordBatch>>, EngineError> {
-    let ctx = SessionContext::new();
+    // One target partition: the inputs are one in-memory batch per table, and repartitioning
+    // them costs more than it parallelises at micro-batch sizes (see benches/RESULTS.md).
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
     let tables = inputs.tables().map_err(|source| EngineError::Shape {
         query: "inputs",
         source,
@@ -250,9 +273,16 @@ async fn run(
         query: name,
         source,
     };
+    let started = std::time::Instant::now();
     let df = ctx.sql(sql).await.map_err(q)?;
     let planned = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(q)?;
+    tracing::trace!(
+        query = name,
+        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "metric file ran"
+    );
     // The executed batches may differ from the plan in nullability: register what ran.
     let schema = batches.first().map_or(planned, RecordBatch::schema);
     register(ctx, name, schema, batches.clone())?;

@@ -2,6 +2,7 @@
 //! included) and the windowed DataFusion engine that turns events into contact profiles.
 
 pub mod ai_hooks;
+pub mod batch;
 pub mod business;
 pub mod clock;
 pub mod config;

@@ -14,6 +14,7 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{self, Batch};
 use crate::clock::SharedClock;
 use crate::config::ProcessingConfig;
 use crate::decode::Decoder;
@@ -21,10 +22,9 @@ use crate::engine::{Engine, EngineError};
 use crate::kafka::dlq::DeadLetters;
 use crate::kafka::signals::SignalProducer;
 use crate::kafka::source::{self, Assignment, Source, SourceContext};
-use crate::profile::ContactProfile;
-use crate::signals::{self, Signal};
-use crate::sink::{AcceptedEvent, PartitionOutput, ResultSink, ScoreChange, SinkError};
-use crate::state::{Applied, ContactKey, Ms, PartitionState};
+use crate::signals::Signal;
+use crate::sink::{ResultSink, SinkError};
+use crate::state::{ContactKey, PartitionState};
 use crate::status::ProcessorStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -248,11 +248,9 @@ impl Processor {
 
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), ProcessorError> {
         let now = self.clock.now().timestamp_millis();
-        let mut outputs: BTreeMap<i32, PartitionOutput> = BTreeMap::new();
+        let mut work = Batch::default();
         let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
         let mut pending_dead = Vec::new();
-        let mut caused: HashMap<ContactKey, Vec<String>> = HashMap::new();
-        let (mut accepted, mut duplicates) = (0u64, 0u64);
 
         for msg in &batch {
             let (topic, p, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
@@ -264,27 +262,7 @@ impl Processor {
             {
                 Ok(event) => {
                     let state = self.partitions.get_mut(&p).expect("partition loaded");
-                    if state.apply(&event) == Applied::Duplicate {
-                        duplicates += 1;
-                        continue;
-                    }
-                    accepted += 1;
-                    let feed = signals::feed(&event, p, now);
-                    caused
-                        .entry(ContactKey::new(&event.business_id, &event.contact_id))
-                        .or_default()
-                        .push(event.event_id.clone());
-                    let out = outputs.entry(p).or_insert_with(|| PartitionOutput {
-                        partition: p,
-                        ..Default::default()
-                    });
-                    out.signals.extend(feed);
-                    out.events.push(AcceptedEvent {
-                        event,
-                        topic,
-                        partition: p,
-                        offset,
-                    });
+                    work.accept(state, event, topic, p, offset, now);
                 }
                 Err(why) => {
                     tracing::warn!(topic, partition = p, offset, reason = %why, "dead-lettered");
@@ -292,33 +270,10 @@ impl Processor {
                 }
             }
         }
-
-        for (&p, state) in self.partitions.iter_mut() {
-            let due = state.take_due(now);
-            if due.is_empty() {
-                continue;
-            }
-            let profiles = self.engine.evaluate(state, &due, now, p).await?;
-            let out = outputs.entry(p).or_insert_with(|| PartitionOutput {
-                partition: p,
-                ..Default::default()
-            });
-            for pr in profiles {
-                let key = ContactKey::new(&pr.business_id, &pr.contact_id);
-                let Some(c) = state.contacts.get(&key) else {
-                    continue;
-                };
-                if c.last_written == Some(pr.fingerprint()) {
-                    continue;
-                }
-                let ids = caused.get(&key).map_or(&[][..], Vec::as_slice);
-                if c.last_score != Some(pr.lead_score) {
-                    out.changes.push(score_change(&pr, c.last_score, ids, now));
-                }
-                out.signals.extend(signals::diff(c, &pr, ids));
-                out.profiles.push(pr);
-            }
-        }
+        work.evaluate(&self.engine, &mut self.partitions, now)
+            .await?;
+        let (accepted, duplicates) = (work.accepted, work.duplicates);
+        let outputs = work.outputs;
 
         let mut written = 0u64;
         let mut signalled = 0u64;
@@ -335,12 +290,7 @@ impl Processor {
                 .observe(started.elapsed().as_secs_f64());
             written += out.profiles.len() as u64;
             if let Some(state) = self.partitions.get_mut(&out.partition) {
-                for pr in &out.profiles {
-                    let key = ContactKey::new(&pr.business_id, &pr.contact_id);
-                    if let Some(c) = state.contacts.get_mut(&key) {
-                        c.remember(pr);
-                    }
-                }
+                batch::remember(state, out);
             }
         }
 
@@ -427,20 +377,5 @@ impl Processor {
                 Err(err) => return Err(err.into()),
             }
         }
-    }
-}
-
-fn score_change(pr: &ContactProfile, old: Option<i64>, ids: &[String], now: Ms) -> ScoreChange {
-    ScoreChange {
-        business_id: pr.business_id.clone(),
-        contact_id: pr.contact_id.clone(),
-        partition: pr.partition,
-        old_score: old,
-        new_score: pr.lead_score,
-        factors: pr.factors.clone(),
-        rule_version: pr.rule_version.clone(),
-        reason: if ids.is_empty() { "time" } else { "events" },
-        caused_by: ids.to_vec(),
-        evaluated_at: now,
     }
 }
