@@ -7,5 +7,5 @@ SELECT q.contact_id, q.kind, q.ref_id, q.since,
        (p.now - q.since) / p.day_ms AS age_days,
        ROUND(CAST((p.now - q.since) / p.day_ms AS DOUBLE) * (1.0 + CAST(q.lead_score AS DOUBLE) / 100.0), 2) AS priority,
        q.message
-FROM queue q CROSS JOIN params p
+FROM params p CROSS JOIN queue q
 ORDER BY priority DESC, q.since ASC, q.contact_id, q.ref_id

@@ -18,11 +18,11 @@ WITH b AS (
          SUM(CASE WHEN live AND b.starts_at > p.now
                    AND (b.confirmed_at IS NULL OR b.confirmed_at > p.now)
                    AND (b.completed_at IS NULL OR b.completed_at > p.now) THEN 1 ELSE 0 END) AS pending
-  FROM (
+  FROM params p CROSS JOIN (
     SELECT b.*,
            (b.created_at <= p.now AND (b.cancelled_at IS NULL OR b.cancelled_at > p.now)) AS live
-    FROM bookings b CROSS JOIN params p
-  ) b CROSS JOIN params p
+    FROM params p CROSS JOIN bookings b
+  ) b
   GROUP BY b.cid
 ),
 i AS (
@@ -31,7 +31,7 @@ i AS (
          SUM(CASE WHEN i.paid_at <= p.now AND i.paid_at > p.now - p.revenue_window_days * p.day_ms THEN i.amount_cents ELSE 0 END) AS revenue,
          SUM(CASE WHEN i.paid_at <= p.now AND i.paid_at > p.now - p.recent_paid_days * p.day_ms THEN 1 ELSE 0 END) AS recent_paid,
          SUM(CASE WHEN i.paid_at <= p.now AND i.paid_at > p.now - p.recent_paid_days * p.day_ms THEN i.amount_cents ELSE 0 END) AS recent_paid_cents
-  FROM invoices i CROSS JOIN params p
+  FROM params p CROSS JOIN invoices i
   GROUP BY i.cid
 )
 SELECT c.cid,
@@ -46,8 +46,8 @@ SELECT c.cid,
        CAST(COALESCE(i.recent_paid_cents, 0) AS BIGINT) AS recent_paid_cents,
        (UPPER(c.status) = 'LEAD' AND c.created_at IS NOT NULL AND c.visible
         AND COALESCE(b.completed_total, 0) >= p.promotion_min_completed) AS promotion_eligible
-FROM contacts c
-CROSS JOIN params p
+FROM params p
+CROSS JOIN contacts c
 LEFT JOIN b ON b.cid = c.cid
 LEFT JOIN i ON i.cid = c.cid
 ORDER BY c.cid

@@ -6,7 +6,7 @@ WITH bk AS (
   SELECT b.cid, b.service_id, MAX(b.service_name) AS service_name,
          COUNT(*) AS bookings,
          SUM(CASE WHEN b.completed_at <= p.now THEN 1 ELSE 0 END) AS completed
-  FROM bookings b CROSS JOIN params p
+  FROM params p CROSS JOIN bookings b
   WHERE b.service_id IS NOT NULL
     AND b.created_at <= p.now
     AND b.created_at > p.now - p.service_window_days * p.day_ms
@@ -17,8 +17,8 @@ rev AS (
   SELECT i.cid, COALESCE(i.service_id, b.service_id) AS service_id,
          MAX(b.service_name) AS service_name,
          SUM(i.amount_cents) AS revenue
-  FROM invoices i
-  CROSS JOIN params p
+  FROM params p
+  CROSS JOIN invoices i
   LEFT JOIN bookings b ON b.cid = i.cid AND b.booking_id = i.booking_id
   WHERE i.paid_at <= p.now
     AND i.paid_at > p.now - p.service_window_days * p.day_ms

@@ -3,12 +3,12 @@
 -- since the last interaction (any time).
 WITH w AS (
   SELECT i.cid, i.at
-  FROM interactions i CROSS JOIN params p
+  FROM params p CROSS JOIN interactions i
   WHERE i.at <= p.now AND i.at > p.now - p.interaction_window_days * p.day_ms
 ),
 gaps AS (
   SELECT w.cid, CAST(w.at - LAG(w.at) OVER (PARTITION BY w.cid ORDER BY w.at) AS DOUBLE) / p.day_ms AS gap
-  FROM w CROSS JOIN params p
+  FROM params p CROSS JOIN w
 ),
 g AS (
   SELECT cid, AVG(gap) AS mean_gap, MEDIAN(gap) AS median_gap
@@ -22,7 +22,7 @@ SELECT c.cid,
        CASE WHEN c.last_interaction_at IS NOT NULL
             THEN GREATEST(0, (p.now - c.last_interaction_at) / p.day_ms)
        END AS days_since_last_interaction
-FROM contacts c
-CROSS JOIN params p
+FROM params p
+CROSS JOIN contacts c
 LEFT JOIN g ON g.cid = c.cid
 ORDER BY c.cid

@@ -12,25 +12,25 @@
 WITH
   b AS (
     SELECT k.cid, COUNT(*) AS n
-    FROM bookings k CROSS JOIN params p
+    FROM params p CROSS JOIN bookings k
     WHERE k.completed_at > p.window_start AND k.completed_at <= p.now
     GROUP BY k.cid
   ),
   paid AS (
     SELECT i.cid, COUNT(*) AS n
-    FROM invoices i CROSS JOIN params p
+    FROM params p CROSS JOIN invoices i
     WHERE i.paid_at > p.window_start AND i.paid_at <= p.now
     GROUP BY i.cid
   ),
   unpaid AS (
     SELECT i.cid, COUNT(*) AS n
-    FROM invoices i CROSS JOIN params p
+    FROM params p CROSS JOIN invoices i
     WHERE i.sent_at <= p.now AND (i.paid_at IS NULL OR i.paid_at > p.now)
     GROUP BY i.cid
   ),
   overdue AS (
     SELECT t.cid, COUNT(*) AS n
-    FROM tasks t CROSS JOIN params p
+    FROM params p CROSS JOIN tasks t
     WHERE t.created_at <= p.now
       AND (t.completed_at IS NULL OR t.completed_at > p.now)
       AND t.due_at < p.now
@@ -54,7 +54,7 @@ WITH
             p.paid_weight         * LEAST(k.invoices_paid, p.paid_cap)              AS paid_points,
            -p.unpaid_weight       * LEAST(k.invoices_unpaid, p.unpaid_cap)          AS unpaid_points,
            -p.overdue_task_weight * LEAST(k.tasks_overdue, p.overdue_task_cap)      AS overdue_points
-    FROM counts k CROSS JOIN params p
+    FROM params p CROSS JOIN counts k
   )
 SELECT cid,
        bookings_completed, bookings_points,

@@ -12,13 +12,13 @@ WITH items AS (
          o.oldest_unpaid_due_at AS since,
          'Invoice #' || o.oldest_unpaid_invoice_id || ' overdue by '
            || CAST(o.days_overdue AS VARCHAR) || ' days — send reminder' AS message
-  FROM outstanding_balance o CROSS JOIN params p
+  FROM params p CROSS JOIN outstanding_balance o
   WHERE o.oldest_unpaid_due_at < p.now
   UNION ALL
   SELECT b.cid, 'booking_unconfirmed', b.booking_id, b.created_at,
          'Booking for ' || COALESCE(b.service_name, b.service_id, 'a service') || ' on '
            || to_char(to_timestamp_millis(b.starts_at), '%Y-%m-%d %H:%M') || ' UTC not confirmed — confirm it'
-  FROM bookings b CROSS JOIN params p
+  FROM params p CROSS JOIN bookings b
   WHERE b.created_at <= p.now
     AND (b.confirmed_at IS NULL OR b.confirmed_at > p.now)
     AND (b.cancelled_at IS NULL OR b.cancelled_at > p.now)
@@ -29,7 +29,7 @@ WITH items AS (
   SELECT t.cid, 'task_stale', t.task_id, t.due_at,
          'Task "' || COALESCE(t.title, t.task_id) || '" overdue by '
            || CAST((p.now - t.due_at) / p.day_ms AS VARCHAR) || ' days — complete or reschedule it'
-  FROM tasks t CROSS JOIN params p
+  FROM params p CROSS JOIN tasks t
   WHERE t.created_at <= p.now
     AND (t.completed_at IS NULL OR t.completed_at > p.now)
     AND t.due_at < p.now
@@ -37,7 +37,7 @@ WITH items AS (
   SELECT c.cid, 'lead_stale', c.contact_id, c.last_interaction_at,
          'Follow up with lead not touched in '
            || CAST((p.now - c.last_interaction_at) / p.day_ms AS VARCHAR) || ' days'
-  FROM contacts c CROSS JOIN params p
+  FROM params p CROSS JOIN contacts c
   WHERE UPPER(c.status) = 'LEAD'
     AND c.last_interaction_at <= p.now - p.lead_stale_days * p.day_ms
 )
@@ -45,9 +45,9 @@ SELECT i.cid, i.kind, i.ref_id, i.since,
        (p.now - i.since) / p.day_ms AS age_days,
        ROUND(CAST((p.now - i.since) / p.day_ms AS DOUBLE) * (1.0 + CAST(s.lead_score AS DOUBLE) / 100.0), 2) AS priority,
        i.message
-FROM items i
+FROM params p
+CROSS JOIN items i
 JOIN contacts c   ON c.cid = i.cid
 JOIN lead_score s ON s.cid = i.cid
-CROSS JOIN params p
 WHERE c.visible
 ORDER BY i.cid, priority DESC, i.kind, i.ref_id

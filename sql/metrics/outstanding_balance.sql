@@ -6,7 +6,7 @@ WITH unpaid AS (
          CASE WHEN i.due_at < p.now THEN 1 ELSE 0 END AS is_overdue,
          CASE WHEN i.due_at < p.now THEN (p.now - i.due_at) / p.day_ms ELSE 0 END AS days_overdue,
          ROW_NUMBER() OVER (PARTITION BY i.cid ORDER BY i.due_at ASC NULLS LAST, i.sent_at ASC, i.invoice_id ASC) AS rn
-  FROM invoices i CROSS JOIN params p
+  FROM params p CROSS JOIN invoices i
   WHERE i.sent_at <= p.now AND (i.paid_at IS NULL OR i.paid_at > p.now)
 )
 SELECT c.cid,

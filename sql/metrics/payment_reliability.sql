@@ -12,7 +12,7 @@ WITH w AS (
            WHEN i.due_at < p.now THEN 'overdue'
          END AS outcome,
          CAST(i.paid_at - i.due_at AS DOUBLE) / p.day_ms AS days_late
-  FROM invoices i CROSS JOIN params p
+  FROM params p CROSS JOIN invoices i
   WHERE i.due_at > p.now - p.reliability_window_days * p.day_ms
 ),
 k AS (

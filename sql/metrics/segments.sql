@@ -16,13 +16,13 @@ WITH s AS (
 m AS (
   SELECT s.cid, 'new_leads_this_week' AS segment,
          'lead created ' || to_char(to_timestamp_millis(s.created_at), '%Y-%m-%d') AS reason
-  FROM s CROSS JOIN params p
+  FROM params p CROSS JOIN s
   WHERE s.is_lead AND s.created_at <= p.now AND s.created_at > p.now - p.new_lead_days * p.day_ms
   UNION ALL
   SELECT s.cid, 'cold_leads_unpaid',
          'lead untouched for ' || CAST(s.days_since_last_interaction AS VARCHAR) || ' days with '
            || CAST(s.unpaid_invoices AS VARCHAR) || ' unpaid invoice(s)'
-  FROM s CROSS JOIN params p
+  FROM params p CROSS JOIN s
   WHERE s.is_lead AND s.last_interaction_at <= p.now - p.cold_lead_days * p.day_ms
     AND s.unpaid_invoices >= 1
   UNION ALL
@@ -30,13 +30,13 @@ m AS (
          CAST(s.top_clients_paid AS VARCHAR) || ' invoices paid and '
            || CAST(s.top_clients_bookings AS VARCHAR) || ' bookings in '
            || CAST(p.top_clients_days AS VARCHAR) || ' days'
-  FROM s CROSS JOIN params p
+  FROM params p CROSS JOIN s
   WHERE s.top_clients_paid >= p.top_clients_min_paid
     AND s.top_clients_bookings >= p.top_clients_min_bookings
   UNION ALL
   SELECT s.cid, 'high_frequency_vip',
          CAST(s.vip_bookings AS VARCHAR) || ' bookings in ' || CAST(p.vip_days AS VARCHAR) || ' days'
-  FROM s CROSS JOIN params p
+  FROM params p CROSS JOIN s
   WHERE s.vip_bookings >= p.vip_min_bookings
   UNION ALL
   SELECT s.cid, 'delayed_payment_follow_up',
@@ -44,7 +44,7 @@ m AS (
               THEN CAST(s.overdue_invoices AS VARCHAR) || ' overdue invoice(s)'
               ELSE 'payment reliability ' || CAST(s.payment_reliability AS VARCHAR) || '%'
          END
-  FROM s CROSS JOIN params p
+  FROM params p CROSS JOIN s
   WHERE s.overdue_invoices >= 1 OR s.payment_reliability < p.delayed_reliability_below
   UNION ALL
   SELECT s.cid,
@@ -52,7 +52,7 @@ m AS (
               WHEN s.lead_score >= p.silver_min_score THEN 'silver'
               ELSE 'bronze' END,
          'lead score ' || CAST(s.lead_score AS VARCHAR)
-  FROM s CROSS JOIN params p
+  FROM params p CROSS JOIN s
   UNION ALL
   SELECT s.cid, 'tag:' || t.tag, 'tagged ' || t.tag
   FROM s JOIN contact_tags t ON t.cid = s.cid

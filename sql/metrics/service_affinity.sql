@@ -3,7 +3,7 @@
 -- most recent booking, then the smaller service id); its share is of all those bookings.
 WITH w AS (
   SELECT b.cid, b.service_id, b.service_name, b.created_at
-  FROM bookings b CROSS JOIN params p
+  FROM params p CROSS JOIN bookings b
   WHERE b.service_id IS NOT NULL
     AND b.created_at <= p.now
     AND b.created_at > p.now - p.affinity_window_days * p.day_ms
