@@ -79,6 +79,8 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   api.admin_key               KEYFLOW_API__ADMIN_KEY             (unset: generated into data_dir/admin.key)
   api.keys.<business>         [api.keys] biz_1 = [\"...\"]         keys of one business (16+ characters)
   api.cors_origins            KEYFLOW_API__CORS_ORIGINS          [] (same origin only; [\"*\"] for any)
+  api.views_max_staleness_ms  KEYFLOW_API__VIEWS_MAX_STALENESS_MS 1000 (highlights/segments/search cache
+                                                                 while the store changes; 0: exact)
   topics.contacts|invoices|bookings|tasks|dlq|signals
                               KEYFLOW_TOPICS__CONTACTS ...       crm.contacts, crm.invoices, crm.bookings,
                                                                  crm.tasks, crm.dlq, crm.signals

@@ -37,7 +37,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The `[api]` settings.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Reads every business (and lists them).
@@ -47,6 +47,21 @@ pub struct ApiConfig {
     /// Origins allowed to call the API from a browser (`["*"]` for any); empty: same origin
     /// only.
     pub cors_origins: Vec<String>,
+    /// How stale a per-business aggregate (highlights, segments, search results) may be served
+    /// while the store keeps changing, in ms; 0 recomputes after every write. Unchanged data is
+    /// always served from the cache.
+    pub views_max_staleness_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            admin_key: None,
+            keys: BTreeMap::new(),
+            cors_origins: Vec::new(),
+            views_max_staleness_ms: 1_000,
+        }
+    }
 }
 
 /// Shortest key accepted: a guessable key is no key.
@@ -177,6 +192,7 @@ mod tests {
             admin_key: Some(Secret::new("admin-key-0123456789")),
             keys: [("biz_1".to_owned(), vec![Secret::new("biz1-key-0123456789")])].into(),
             cors_origins: vec![],
+            ..Default::default()
         }
     }
 

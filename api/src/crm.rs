@@ -28,14 +28,19 @@ pub(crate) fn as_of(s: &AppState) -> i64 {
 }
 
 /// The visible profiles of a business, or a 404 naming it.
+/// Served from the view cache while the store is unchanged (see [`crate::cache`]).
 pub(crate) async fn profiles_of(
     s: &AppState,
     business_id: &str,
-) -> Result<Vec<Arc<ContactProfile>>, AppError> {
-    s.reader
-        .business(business_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("business {business_id} not found")))
+) -> Result<Arc<Vec<Arc<ContactProfile>>>, AppError> {
+    s.views
+        .get(business_id, "profiles", s.reader.generation(), || async {
+            s.reader
+                .business(business_id)
+                .await?
+                .ok_or_else(|| AppError::NotFound(format!("business {business_id} not found")))
+        })
+        .await
 }
 
 /// One page of `contacts` as contact views.
@@ -48,16 +53,21 @@ fn page_of(contacts: &[&Arc<ContactProfile>], offset: usize, limit: usize) -> Ve
         .collect()
 }
 
-async fn load(
-    s: &AppState,
-    business_id: &str,
-) -> Result<(Vec<Arc<ContactProfile>>, BusinessViews, i64), AppError> {
-    let profiles = profiles_of(s, business_id).await?;
-    let now = as_of(s);
-    let views = business::views(&profiles, now)
+/// The business's profiles with the `sql/business/` views over them and the instant they were
+/// computed at; cached like [`profiles_of`].
+type Loaded = (Arc<Vec<Arc<ContactProfile>>>, BusinessViews, i64);
+
+async fn load(s: &AppState, business_id: &str) -> Result<Arc<Loaded>, AppError> {
+    s.views
+        .get(business_id, "views", s.reader.generation(), || async {
+            let profiles = profiles_of(s, business_id).await?;
+            let now = as_of(s);
+            let views = business::views(&profiles, now)
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            Ok((profiles, views, now))
+        })
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok((profiles, views, now))
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -94,8 +104,9 @@ pub async fn highlights(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
 ) -> Result<Json<HighlightsView>, AppError> {
-    let (profiles, v, now) = load(&s, &business_id).await?;
-    let by_id = business::by_id(&profiles);
+    let loaded = load(&s, &business_id).await?;
+    let (profiles, v, now) = (&loaded.0, &loaded.1, loaded.2);
+    let by_id = business::by_id(profiles);
     let cards = |name: &str| -> Vec<Card> {
         v.spotlights
             .iter()
@@ -160,8 +171,9 @@ pub async fn services(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
 ) -> Result<Json<ServicesView>, AppError> {
-    let (profiles, v, now) = load(&s, &business_id).await?;
-    let by_id = business::by_id(&profiles);
+    let loaded = load(&s, &business_id).await?;
+    let (profiles, v, now) = (&loaded.0, &loaded.1, loaded.2);
+    let by_id = business::by_id(profiles);
     let items: Vec<ServiceItem> = v
         .services
         .iter()
@@ -227,7 +239,8 @@ pub async fn cues(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
 ) -> Result<Json<CuesResponse>, AppError> {
-    let (_, v, now) = load(&s, &business_id).await?;
+    let loaded = load(&s, &business_id).await?;
+    let (v, now) = (&loaded.1, loaded.2);
     Ok(Json(CuesResponse {
         business_id,
         as_of: rfc3339(Some(now)),
@@ -285,8 +298,9 @@ pub async fn next_actions(
     Query(page): Query<Page>,
 ) -> Result<Json<QueueResponse>, AppError> {
     let (offset, limit) = page.bounds()?;
-    let (profiles, v, now) = load(&s, &business_id).await?;
-    let by_id = business::by_id(&profiles);
+    let loaded = load(&s, &business_id).await?;
+    let (profiles, v, now) = (&loaded.0, &loaded.1, loaded.2);
+    let by_id = business::by_id(profiles);
     let items: Vec<QueueView> = v
         .queue
         .iter()
@@ -341,7 +355,7 @@ pub const SEGMENT_DEFINITIONS: &[(&str, &str)] = &[
     ("bronze", "lead score below 40"),
 ];
 
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentSize {
     pub segment: String,
@@ -390,11 +404,16 @@ pub async fn segments(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
 ) -> Result<Json<SegmentsView>, AppError> {
-    let profiles = profiles_of(&s, &business_id).await?;
+    let sizes = s
+        .views
+        .get(&business_id, "segments", s.reader.generation(), || async {
+            Ok::<_, AppError>(segment_sizes(&profiles_of(&s, &business_id).await?))
+        })
+        .await?;
     Ok(Json(SegmentsView {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),
-        segments: segment_sizes(&profiles),
+        segments: sizes.as_ref().clone(),
     }))
 }
 
@@ -411,7 +430,8 @@ pub async fn ai_next_actions(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
 ) -> Result<Json<AiCards>, AppError> {
-    let (profiles, _, _) = load(&s, &business_id).await?;
+    let loaded = load(&s, &business_id).await?;
+    let profiles = &loaded.0;
     let queue: Vec<_> = profiles
         .iter()
         .flat_map(|p| p.next_actions.iter().map(move |a| (p.as_ref(), a)))
@@ -489,22 +509,32 @@ pub async fn search(
         offset: query.offset,
     }
     .bounds()?;
-    let profiles = profiles_of(&s, &business_id).await?;
-    let mut hits: Vec<&Arc<ContactProfile>> = profiles
-        .iter()
-        .filter(|p| crate::search::matches(&terms, p))
-        .collect();
-    hits.sort_by(|a, b| {
-        b.lead_score
-            .cmp(&a.lead_score)
-            .then_with(|| a.contact_id.cmp(&b.contact_id))
-    });
-    let items = page_of(&hits, offset, limit);
+    // Keyed by the parsed terms, so spelling variants of one query share an entry.
+    let key = format!("search:{terms:?}");
+    let hits = s
+        .views
+        .get(&business_id, &key, s.reader.generation(), || async {
+            let profiles = profiles_of(&s, &business_id).await?;
+            let mut hits: Vec<Arc<ContactProfile>> = profiles
+                .iter()
+                .filter(|p| crate::search::matches(&terms, p))
+                .cloned()
+                .collect();
+            hits.sort_by(|a, b| {
+                b.lead_score
+                    .cmp(&a.lead_score)
+                    .then_with(|| a.contact_id.cmp(&b.contact_id))
+            });
+            Ok::<_, AppError>(hits)
+        })
+        .await?;
+    let total = hits.len();
+    let items = page_of(&hits.iter().collect::<Vec<_>>(), offset, limit);
     Ok(Json(ContactsPage {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),
         query: query.q,
-        total: hits.len(),
+        total,
         offset,
         items,
     }))

@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod cache;
 pub mod cockpit;
 pub mod crm;
 pub mod error;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::ApiMetrics>,
     /// Cancelled when the server stops: long-lived responses (the timeline stream) end with it.
     pub shutdown: CancellationToken,
+    /// Per-business aggregates, computed once per store generation.
+    pub views: Arc<cache::ViewCache>,
 }
 
 impl AppState {
@@ -55,6 +58,9 @@ impl AppState {
             reader,
             metrics: Arc::new(metrics::ApiMetrics::new(status.clone())),
             status,
+            views: Arc::new(cache::ViewCache::new(std::time::Duration::from_millis(
+                api.views_max_staleness_ms,
+            ))),
             api: Arc::new(api),
             shutdown: CancellationToken::new(),
         }

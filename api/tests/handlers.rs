@@ -116,6 +116,8 @@ fn fixture() -> Fixture {
         ]
         .into(),
         cors_origins: vec!["https://cockpit.example".into()],
+        // Every write is visible at once (the cache is still used while nothing changes).
+        views_max_staleness_ms: 0,
     };
     Fixture {
         app: app(AppState::new(index.clone(), status.clone(), api)),

@@ -4,6 +4,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -49,12 +50,15 @@ fn push_bounded(q: &mut VecDeque<Arc<Activity>>, a: &Arc<Activity>, bound: usize
 pub struct ProfileIndex {
     businesses: RwLock<HashMap<String, Business>>,
     recent: RwLock<Recent>,
+    /// Bumped by every change of the profiles (see [`ProfileReader::generation`]).
+    generation: AtomicU64,
 }
 
 impl ProfileIndex {
     /// Applies newer versions; an older `evaluated_at` than the one held is ignored.
     pub fn upsert<I: IntoIterator<Item = ContactProfile>>(&self, profiles: I) {
         let mut all = self.businesses.write().expect("index lock");
+        self.generation.fetch_add(1, Ordering::Release);
         for p in profiles {
             let b = all.entry(p.business_id.clone()).or_default();
             if let Some(old) = b.contacts.get(&p.contact_id) {
@@ -76,6 +80,7 @@ impl ProfileIndex {
     pub fn drop_partition(&self, partition: i32) {
         self.forget_activity(|a| a.partition == partition);
         let mut all = self.businesses.write().expect("index lock");
+        self.generation.fetch_add(1, Ordering::Release);
         for b in all.values_mut() {
             let gone: Vec<String> = b
                 .contacts
@@ -247,6 +252,10 @@ impl ProfileReader for ProfileIndex {
 
     async fn businesses(&self) -> Result<Vec<String>, ReadError> {
         Ok(ProfileIndex::businesses(self))
+    }
+
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::Acquire))
     }
 
     async fn contact_events(

@@ -80,6 +80,12 @@ pub trait ProfileReader: Send + Sync {
     /// Every business with at least one profile, sorted.
     async fn businesses(&self) -> Result<Vec<String>, ReadError>;
 
+    /// A number that changes whenever any profile changes, when the store can tell (the
+    /// embedded index can; ClickHouse cannot cheaply): lets the API cache aggregates exactly.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
     /// The contact's latest [`CONTACT_RECENT`] events, newest first (by occurrence).
     async fn contact_events(
         &self,

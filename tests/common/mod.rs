@@ -40,6 +40,8 @@ pub fn config(dir: &std::path::Path) -> Config {
     cfg.processing.batch_linger_ms = 20;
     cfg.processing.group_id = format!("test-{}", uuid_like());
     cfg.api.admin_key = Some(keyflow::api::Secret::new(ADMIN_KEY));
+    // Tests read right after writing: aggregates are recomputed after every write.
+    cfg.api.views_max_staleness_ms = 0;
     cfg
 }
 
