@@ -325,6 +325,7 @@ fn demo_stream() -> Vec<keyflow::demo::generator::DemoMessage> {
         contacts_per_business: 40,
         history_days: 30,
         bad_ratio: 0.0,
+        activity_scale: 1,
     };
     generate(&spec, t("2026-11-20T12:00:00Z"))
 }

@@ -54,6 +54,7 @@ async fn restart_mid_stream_equals_an_uninterrupted_run() {
         contacts_per_business: 60,
         history_days: 30,
         bad_ratio: 0.0,
+        activity_scale: 1,
     };
     let stream = generate(
         &spec,

@@ -26,6 +26,9 @@ pub struct DemoSpec {
     pub history_days: i64,
     /// Share of malformed messages (0.0..1.0).
     pub bad_ratio: f64,
+    /// Activity per contact, as a multiple of the demo's (bookings, tasks, notes): with
+    /// `history_days` scaled alike, the same rate of activity over a longer retained window.
+    pub activity_scale: usize,
 }
 
 impl Default for DemoSpec {
@@ -36,6 +39,7 @@ impl Default for DemoSpec {
             contacts_per_business: 750,
             history_days: 30,
             bad_ratio: 0.002,
+            activity_scale: 1,
         }
     }
 }
@@ -226,7 +230,7 @@ impl Gen {
         };
         self.event(business, &id, created, Payload::ContactCreated(created_ev));
 
-        let bookings = self.rng.random_range(0..7);
+        let bookings = self.rng.random_range(0..7) * spec.activity_scale;
         let mut cursor = created;
         for b in 0..bookings {
             let (svc_id, svc_name, price) = services[self.rng.random_range(0..services.len())];
@@ -304,7 +308,7 @@ impl Gen {
             }
         }
 
-        for t in 0..self.rng.random_range(0..3) {
+        for t in 0..self.rng.random_range(0..3) * spec.activity_scale {
             let at = self.between(created, self.now);
             let due = at + Duration::days(self.rng.random_range(1..6));
             let task_id = format!("{id}-t{t}");
@@ -334,7 +338,7 @@ impl Gen {
                 );
             }
         }
-        for k in 0..self.rng.random_range(0..3) {
+        for k in 0..self.rng.random_range(0..3) * spec.activity_scale {
             let at = self.between(created, self.now);
             self.event(
                 business,
