@@ -1,0 +1,264 @@
+//! The engine alone: generated events already in memory go through exactly the processor's
+//! per-batch work ([`pipeline::batch::Batch`]: decode + normalise, windowed state, every metric
+//! file, the embedded store's durable write) with no broker in between. Also the rebuild of
+//! state from that store, as a processor does when it is assigned a partition.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use pipeline::batch::{self, Batch};
+use pipeline::config::{
+    BusinessRules, IngestConfig, MetricsConfig, ProcessingConfig, TopicsConfig,
+};
+use pipeline::decode::Decoder;
+use pipeline::engine::{Engine, Rules};
+use pipeline::sink::ResultSink;
+use pipeline::state::{ContactKey, PartitionState};
+use serde::{Deserialize, Serialize};
+use sinks::store::EmbeddedStore;
+
+use super::{rss_bytes, BenchArgs};
+use crate::demo::generator::{generate, DemoSpec};
+
+/// The fixed instant the generated history ends at (and the engine's clock): same seed, same
+/// numbers.
+pub fn bench_now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-20T12:00:00Z")
+        .expect("valid instant")
+        .with_timezone(&Utc)
+}
+
+/// Businesses the contacts are spread over.
+pub const BUSINESSES: usize = 4;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineResult {
+    pub contacts: usize,
+    /// Retained window as a multiple of the demo's (history and activity per contact alike).
+    pub window_scale: usize,
+    /// Messages fed in (including the generator's malformed ones).
+    pub events: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub batches: u64,
+    pub profiles_written: u64,
+    pub seconds: f64,
+    pub events_per_s: f64,
+    /// Of `seconds`: decode + state, evaluation (all metric files), store writes.
+    pub decode_seconds: f64,
+    pub evaluate_seconds: f64,
+    pub write_seconds: f64,
+    pub generate_seconds: f64,
+    pub rss_generated_mb: f64,
+    pub rss_end_mb: f64,
+    /// (RSS at the end - RSS with the generated input in memory) / accepted events.
+    pub bytes_per_retained_event: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RebuildResult {
+    pub events: u64,
+    pub contacts: u64,
+    pub partitions: usize,
+    /// Reading the store and folding every event into state.
+    pub rebuild_seconds: f64,
+    pub events_per_s: f64,
+    /// Then evaluating every contact once (what a processor does after a rebuild).
+    pub evaluate_seconds: f64,
+    pub rss_end_mb: f64,
+}
+
+/// The `bench-child engine ...` arguments for one run.
+pub fn child_args(args: &BenchArgs, contacts: usize, scale: usize, store: &Path) -> Vec<String> {
+    vec![
+        "engine".into(),
+        "--contacts".into(),
+        contacts.to_string(),
+        "--scale".into(),
+        scale.to_string(),
+        "--seed".into(),
+        args.seed.to_string(),
+        "--store".into(),
+        store.display().to_string(),
+    ]
+}
+
+/// Stable partition of a key (the broker's murmur2 is not needed: any stable spread will do).
+fn partition_of(key: &str, partitions: i32) -> i32 {
+    let h = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (h % partitions as u64) as i32
+}
+
+fn mb(b: u64) -> f64 {
+    b as f64 / 1024.0 / 1024.0
+}
+
+/// Rules with the retained windows scaled: interactions are kept `scale` times longer (up to
+/// the longest window the rules accept, ten years, which covers the longest history here).
+fn rules(scale: usize) -> anyhow::Result<Rules> {
+    let mut metrics = MetricsConfig::default();
+    metrics.interaction_window_days = (metrics.interaction_window_days * scale as i64).min(3650);
+    Ok(Rules::new(
+        BusinessRules {
+            scoring: Default::default(),
+            metrics,
+        },
+        &BTreeMap::new(),
+    )?)
+}
+
+/// Generates the stream, then runs it through batches of the processor's default size.
+pub async fn run_engine(
+    contacts: usize,
+    scale: usize,
+    seed: u64,
+    store_dir: &Path,
+) -> anyhow::Result<EngineResult> {
+    let spec = DemoSpec {
+        seed,
+        businesses: BUSINESSES,
+        contacts_per_business: contacts.div_ceil(BUSINESSES),
+        history_days: 30 * scale as i64,
+        bad_ratio: 0.002,
+        activity_scale: scale,
+    };
+    let now = bench_now();
+    let t = Instant::now();
+    let messages = generate(&spec, now);
+    let generate_seconds = t.elapsed().as_secs_f64();
+    println!(
+        "generated {} events for {} contacts in {generate_seconds:.1} s",
+        messages.len(),
+        spec.businesses * spec.contacts_per_business
+    );
+    let rss_generated = rss_bytes();
+
+    let ingest = IngestConfig::default();
+    let decoder = Decoder::new(ingest.sources.iter().cloned(), ingest.max_event_bytes);
+    let engine = Engine::with_rules(rules(scale)?);
+    if store_dir.exists() {
+        std::fs::remove_dir_all(store_dir)?;
+    }
+    let store = EmbeddedStore::open(store_dir)?;
+    let partitions_n = TopicsConfig::default().partitions;
+    let batch_size = ProcessingConfig::default().batch_max_events;
+    let now_ms = now.timestamp_millis();
+    let mut partitions: BTreeMap<i32, PartitionState> = (0..partitions_n)
+        .map(|p| (p, PartitionState::default()))
+        .collect();
+    let (mut decode_s, mut eval_s, mut write_s) = (0.0, 0.0, 0.0);
+    let (mut accepted, mut rejected, mut batches, mut written) = (0u64, 0u64, 0u64, 0u64);
+    let mut offsets = vec![0i64; partitions_n as usize];
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    for chunk in messages.chunks(batch_size) {
+        let t = Instant::now();
+        let mut work = Batch::default();
+        for m in chunk {
+            let p = partition_of(&m.key, partitions_n);
+            let offset = offsets[p as usize];
+            offsets[p as usize] += 1;
+            match decoder.decode(Some(m.key.as_bytes()), &m.payload) {
+                Ok(ev) => {
+                    let state = partitions.get_mut(&p).expect("every partition");
+                    work.accept(state, ev, "bench".into(), p, offset, now_ms);
+                }
+                Err(_) => rejected += 1,
+            }
+        }
+        let t2 = Instant::now();
+        work.evaluate(&engine, &mut partitions, now_ms).await?;
+        let t3 = Instant::now();
+        for out in work.outputs.values().filter(|o| !o.is_empty()) {
+            store.write(out).await?;
+            written += out.profiles.len() as u64;
+            batch::remember(partitions.get_mut(&out.partition).expect("known"), out);
+        }
+        decode_s += (t2 - t).as_secs_f64();
+        eval_s += (t3 - t2).as_secs_f64();
+        write_s += t3.elapsed().as_secs_f64();
+        accepted += work.accepted;
+        batches += 1;
+        if last_report.elapsed().as_secs() >= 5 {
+            last_report = Instant::now();
+            let done = accepted + rejected;
+            println!(
+                "  {done}/{} events, {:.0} events/s",
+                messages.len(),
+                done as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let rss_end = rss_bytes();
+    let events = messages.len() as u64;
+    Ok(EngineResult {
+        contacts: partitions.values().map(PartitionState::len).sum(),
+        window_scale: scale,
+        events,
+        accepted,
+        rejected,
+        batches,
+        profiles_written: written,
+        seconds,
+        events_per_s: events as f64 / seconds,
+        decode_seconds: decode_s,
+        evaluate_seconds: eval_s,
+        write_seconds: write_s,
+        generate_seconds,
+        rss_generated_mb: mb(rss_generated),
+        rss_end_mb: mb(rss_end),
+        bytes_per_retained_event: rss_end.saturating_sub(rss_generated) as f64
+            / accepted.max(1) as f64,
+    })
+}
+
+/// Rebuilds every partition's state from the store at `store_dir`, then evaluates every contact.
+pub async fn run_rebuild(store_dir: &Path) -> anyhow::Result<RebuildResult> {
+    let store = EmbeddedStore::open(store_dir)?;
+    let engine = Engine::with_rules(rules(1)?);
+    let started = Instant::now();
+    let mut states = BTreeMap::new();
+    let mut events = 0u64;
+    for p in store.partitions()? {
+        let recovered = store.recover(p).await?;
+        let mut state = PartitionState::default();
+        for ev in &recovered.events {
+            state.apply(ev);
+        }
+        for profile in &recovered.profiles {
+            let key = ContactKey::new(&profile.business_id, &profile.contact_id);
+            if let Some(c) = state.contacts.get_mut(&key) {
+                c.remember(profile);
+            }
+        }
+        events += recovered.events.len() as u64;
+        state.mark_all_dirty();
+        println!(
+            "  partition {p}: {} events, {} contacts",
+            recovered.events.len(),
+            state.len()
+        );
+        states.insert(p, state);
+    }
+    let rebuild_seconds = started.elapsed().as_secs_f64();
+    let contacts = states.values().map(PartitionState::len).sum::<usize>() as u64;
+    let t = Instant::now();
+    let mut work = Batch::default();
+    work.evaluate(&engine, &mut states, bench_now().timestamp_millis())
+        .await?;
+    let evaluate_seconds = t.elapsed().as_secs_f64();
+    Ok(RebuildResult {
+        events,
+        contacts,
+        partitions: states.len(),
+        rebuild_seconds,
+        events_per_s: events as f64 / rebuild_seconds,
+        evaluate_seconds,
+        rss_end_mb: mb(rss_bytes()),
+    })
+}

@@ -1,0 +1,450 @@
+//! Through the broker: N generated events produced to an embedded Tansu broker (SQLite storage),
+//! then read by a bare rdkafka consumer (the limit: every message fetched and dropped), by the
+//! pipeline into the embedded store and by the pipeline into ClickHouse, each in its own consumer
+//! group from the start of the topics. Then freshness: with the embedded pipeline caught up,
+//! a live stream at a fixed rate plus probe events, each timed from its send until the API shows
+//! the score it changed.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use pipeline::event::{BookingRef, ContactCreated, Event, Payload, SCHEMA_VERSION};
+use pipeline::kafka::broker::EmbeddedBroker;
+use pipeline::kafka::{client_config, topics};
+use pipeline::status::ProcessorStatus;
+use rand::SeedableRng;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureRecord;
+use serde::{Deserialize, Serialize};
+
+use super::engine::{bench_now, BUSINESSES};
+use super::BenchArgs;
+use crate::config::Config;
+use crate::demo::generator::{generate, live, DemoMessage, DemoSpec};
+use crate::demo::{produce_all, producer, topic_for};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Throughput {
+    pub what: String,
+    pub messages: u64,
+    pub seconds: f64,
+    pub per_s: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KafkaResult {
+    pub produce: Option<Throughput>,
+    pub limit: Option<Throughput>,
+    pub embedded: Option<Throughput>,
+    pub clickhouse: Option<Throughput>,
+    pub clickhouse_error: Option<String>,
+    pub freshness: Option<Freshness>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Freshness {
+    pub rate: u32,
+    pub seconds: u64,
+    pub produced: u64,
+    pub probes: u64,
+    pub timed_out: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+const KEY: &str = "bench-admin-key-0123456789";
+
+fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// A processor configuration over the shared broker, in its own group and data directory.
+fn config(dir: &Path, bootstrap: &str, group: &str) -> anyhow::Result<Config> {
+    let mut cfg = Config {
+        data_dir: dir.to_path_buf(),
+        brokers: Some(bootstrap.to_owned()),
+        api_addr: free_addr()?,
+        ..Default::default()
+    };
+    cfg.processing.group_id = group.to_owned();
+    cfg.api.admin_key = Some(api::Secret::new(KEY));
+    Ok(cfg)
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// The stream for this phase: the demo generator at the size that gives about `n` events.
+fn stream(args: &BenchArgs) -> Vec<DemoMessage> {
+    // The demo averages about 12.8 events per contact.
+    let contacts = (args.events as f64 / 12.8).ceil() as usize;
+    let spec = DemoSpec {
+        seed: args.seed,
+        businesses: BUSINESSES,
+        contacts_per_business: contacts.div_ceil(BUSINESSES),
+        ..Default::default()
+    };
+    let mut all = generate(&spec, bench_now());
+    all.truncate(args.events);
+    all
+}
+
+pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Result<KafkaResult> {
+    let mut r = KafkaResult::default();
+    let broker = EmbeddedBroker::start(free_addr()?, &work.join("broker").join("tansu.db")).await?;
+    let bootstrap = broker.bootstrap();
+    let base = Config::default();
+    topics::ensure_topics(&client_config(&bootstrap, &base.kafka), &base.topics).await?;
+    let messages = stream(args);
+    let n = messages.len() as u64;
+    p(&format!(
+        "kafka: producing {n} events to the embedded broker ({bootstrap})"
+    ));
+    let t = Instant::now();
+    produce_all(&producer(&bootstrap)?, &base.topics, &messages).await?;
+    let produce = throughput("produce (acks=all)", n, t.elapsed().as_secs_f64());
+    p(&format!("kafka: produced at {:.0} events/s", produce.per_s));
+    r.produce = Some(produce);
+    drop(messages);
+
+    let limit = bare_consumer(&bootstrap, &base, n).await?;
+    p(&format!(
+        "kafka: bare consumer (the limit): {:.0} messages/s",
+        limit.per_s
+    ));
+    r.limit = Some(limit);
+
+    p("kafka: pipeline into the embedded store");
+    let cfg = config(&work.join("pipe-embedded"), &bootstrap, "bench-embedded")?;
+    let running =
+        crate::run::start(&cfg, std::sync::Arc::new(pipeline::clock::SystemClock)).await?;
+    let embedded = drain(&running.status, n, "pipeline -> embedded store").await?;
+    p(&format!(
+        "kafka: pipeline -> embedded store: {:.0} events/s ({:.0}% of the limit)",
+        embedded.per_s,
+        100.0 * embedded.per_s / r.limit.as_ref().map_or(f64::NAN, |l| l.per_s)
+    ));
+    r.embedded = Some(embedded);
+
+    p(&format!(
+        "freshness: {} events/s for {} s with probes",
+        args.fresh_rate, args.fresh_seconds
+    ));
+    let fresh = freshness(args, &running, &base).await?;
+    p(&format!(
+        "freshness: p50 {:.0} ms, p99 {:.0} ms over {} probes ({} timed out)",
+        fresh.p50_ms, fresh.p99_ms, fresh.probes, fresh.timed_out
+    ));
+    r.freshness = Some(fresh);
+    running.stop().await?;
+
+    p("kafka: pipeline into ClickHouse");
+    match clickhouse_pipeline(args, work, &bootstrap, n).await {
+        Ok(t) => {
+            p(&format!(
+                "kafka: pipeline -> ClickHouse: {:.0} events/s ({:.0}% of the limit)",
+                t.per_s,
+                100.0 * t.per_s / r.limit.as_ref().map_or(f64::NAN, |l| l.per_s)
+            ));
+            r.clickhouse = Some(t);
+        }
+        Err(e) => {
+            p(&format!("kafka: ClickHouse pipeline skipped: {e:#}"));
+            r.clickhouse_error = Some(format!("{e:#}"));
+        }
+    }
+    broker.stop().await;
+    Ok(r)
+}
+
+fn throughput(what: &str, messages: u64, seconds: f64) -> Throughput {
+    Throughput {
+        what: what.into(),
+        messages,
+        seconds,
+        per_s: messages as f64 / seconds,
+    }
+}
+
+/// Reads every input topic from the start and drops the messages: the broker's and the client's
+/// limit on this machine. Timed from the first message to the last, like the pipeline.
+async fn bare_consumer(bootstrap: &str, base: &Config, n: u64) -> anyhow::Result<Throughput> {
+    let mut cfg = client_config(bootstrap, &base.kafka);
+    cfg.set("group.id", "bench-bare")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = cfg.create()?;
+    consumer.subscribe(&base.topics.inputs())?;
+    tokio::task::spawn_blocking(move || {
+        let (mut seen, mut first) = (0u64, None);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while seen < n && Instant::now() < deadline {
+            if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                m?;
+                first.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+        }
+        anyhow::ensure!(seen == n, "bare consumer saw {seen} of {n} messages");
+        let secs = first.map_or(f64::NAN, |f| f.elapsed().as_secs_f64());
+        Ok(throughput("bare rdkafka consumer", n, secs))
+    })
+    .await?
+}
+
+/// Waits until the processor has taken in all `n` messages (accepted, duplicate or
+/// dead-lettered, all durably handled); timed from its first message.
+async fn drain(status: &ProcessorStatus, n: u64, what: &str) -> anyhow::Result<Throughput> {
+    let handled = || {
+        ProcessorStatus::get(&status.events_in)
+            + ProcessorStatus::get(&status.duplicates)
+            + ProcessorStatus::get(&status.dead_letters)
+    };
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut first = None;
+    let mut last_print = Instant::now();
+    loop {
+        let h = handled();
+        if h > 0 {
+            first.get_or_insert((Instant::now(), h));
+        }
+        if h >= n {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{what}: only {h} of {n} handled");
+        if last_print.elapsed() > Duration::from_secs(5) {
+            last_print = Instant::now();
+            println!("  {what}: {h}/{n}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (t0, h0) = first.expect("something was handled");
+    Ok(throughput(what, n - h0, t0.elapsed().as_secs_f64()))
+}
+
+async fn clickhouse_pipeline(
+    args: &BenchArgs,
+    work: &Path,
+    bootstrap: &str,
+    n: u64,
+) -> anyhow::Result<Throughput> {
+    let mut cfg = config(&work.join("pipe-clickhouse"), bootstrap, "bench-clickhouse")?;
+    cfg.clickhouse.url = Some(args.clickhouse.clone());
+    cfg.clickhouse.database = "keyflow_bench".into();
+    let sink = sinks::clickhouse::ClickHouseSink::new(&cfg.clickhouse, &args.clickhouse);
+    let ch = sink.client();
+    ch.query("DROP DATABASE IF EXISTS keyflow_bench")
+        .execute()
+        .await
+        .context("ClickHouse does not answer")?;
+    let running =
+        crate::run::start(&cfg, std::sync::Arc::new(pipeline::clock::SystemClock)).await?;
+    let t = drain(&running.status, n, "pipeline -> ClickHouse").await;
+    running.stop().await?;
+    ch.query("DROP DATABASE IF EXISTS keyflow_bench")
+        .execute()
+        .await?;
+    t
+}
+
+fn event(id: String, contact: &str, payload: Payload) -> (String, Vec<u8>) {
+    let ev = Event {
+        schema_version: SCHEMA_VERSION,
+        event_id: id,
+        business_id: "lumen-salon".into(),
+        contact_id: contact.into(),
+        occurred_at: chrono::Utc::now(),
+        source: "manual".into(),
+        payload,
+    };
+    let family = ev.payload.family();
+    (
+        topic_for(&Config::default().topics, family).to_owned(),
+        serde_json::to_vec(&ev).expect("serialises"),
+    )
+}
+
+/// Probe contacts (never touched by the live stream) whose completed-booking count each probe
+/// raises by one; the delay is from the probe's send until the API answers with the new count.
+async fn freshness(
+    args: &BenchArgs,
+    running: &crate::run::Running,
+    base: &Config,
+) -> anyhow::Result<Freshness> {
+    const PROBES: usize = 16;
+    let prod = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &running.bootstrap)
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .create::<rdkafka::producer::FutureProducer>()?;
+    let url = format!("http://{}", running.api_addr);
+    let http = reqwest_like::Http::new(&url, KEY);
+    let probes: Vec<String> = (0..PROBES).map(|i| format!("bench-probe-{i}")).collect();
+    for c in &probes {
+        let (topic, payload) = event(
+            format!("{c}-created"),
+            c,
+            Payload::ContactCreated(ContactCreated {
+                name: format!("Probe {c}"),
+                ..Default::default()
+            }),
+        );
+        prod.send(
+            FutureRecord::to(&topic).key(c).payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    }
+    for c in &probes {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http.completed_bookings(c).await.is_none() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "probe contact {c} never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let spec = DemoSpec {
+        seed: args.seed,
+        businesses: BUSINESSES,
+        contacts_per_business: (args.events as f64 / 12.8 / BUSINESSES as f64).ceil() as usize,
+        ..Default::default()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let produced = Arc::new(AtomicU64::new(0));
+    let total = u64::from(args.fresh_rate) * args.fresh_seconds;
+    let start = Instant::now();
+    let mut probe_tasks = Vec::new();
+    let mut expected = [0i64; PROBES];
+    let probe_every = Duration::from_millis(50);
+    let mut next_probe = start;
+    let mut sent = 0u64;
+    let mut seq = 0u64;
+    while sent < total {
+        let due = (start.elapsed().as_secs_f64() * f64::from(args.fresh_rate)) as u64;
+        while sent < due.min(total) {
+            seq += 1;
+            let m = live(&spec, &mut rng, chrono::Utc::now(), seq);
+            let record = FutureRecord::to(topic_for(&base.topics, m.family))
+                .key(&m.key)
+                .payload(&m.payload);
+            let delivery = prod.send_result(record).map_err(|(e, _)| e)?;
+            let produced = produced.clone();
+            tokio::spawn(async move {
+                if let Ok(Ok(_)) = delivery.await {
+                    produced.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            sent += 1;
+        }
+        if Instant::now() >= next_probe {
+            next_probe += probe_every;
+            let i = probe_tasks.len() % PROBES;
+            expected[i] += 1;
+            let c = probes[i].clone();
+            let (topic, payload) = event(
+                format!("{c}-done-{}", expected[i]),
+                &c,
+                Payload::BookingCompleted(BookingRef {
+                    booking_id: format!("{c}-b{}", expected[i]),
+                }),
+            );
+            let sent_at = Instant::now();
+            let delivery = prod
+                .send_result(FutureRecord::to(&topic).key(&c).payload(&payload))
+                .map_err(|(e, _)| e)?;
+            let (http, want) = (http.clone(), expected[i]);
+            probe_tasks.push(tokio::spawn(async move {
+                let _ = delivery.await;
+                let deadline = sent_at + Duration::from_secs(10);
+                loop {
+                    if http.completed_bookings(&c).await.unwrap_or(0) >= want {
+                        return Some(sent_at.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    if Instant::now() > deadline {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut lat = Vec::new();
+    let mut timed_out = 0;
+    for t in probe_tasks {
+        match t.await? {
+            Some(ms) => lat.push(ms),
+            None => timed_out += 1,
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    Ok(Freshness {
+        rate: args.fresh_rate,
+        seconds: args.fresh_seconds,
+        produced: produced.load(Ordering::Relaxed),
+        probes: lat.len() as u64 + timed_out,
+        timed_out,
+        p50_ms: quantile(&lat, 0.5),
+        p99_ms: quantile(&lat, 0.99),
+        max_ms: lat.last().copied().unwrap_or(f64::NAN),
+    })
+}
+
+/// The few API reads the freshness probes make.
+mod reqwest_like {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::client::legacy::{connect::HttpConnector, Client};
+    use hyper_util::rt::TokioExecutor;
+
+    #[derive(Clone)]
+    pub struct Http {
+        client: Client<HttpConnector, Empty<Bytes>>,
+        base: String,
+        key: String,
+    }
+
+    impl Http {
+        pub fn new(base: &str, key: &str) -> Self {
+            Self {
+                client: Client::builder(TokioExecutor::new()).build_http(),
+                base: base.into(),
+                key: key.into(),
+            }
+        }
+
+        /// The contact's completed-booking count as the API shows it, if the contact exists.
+        pub async fn completed_bookings(&self, contact: &str) -> Option<i64> {
+            let req = hyper::Request::get(format!(
+                "{}/v1/businesses/lumen-salon/contacts/{contact}?limit=1",
+                self.base
+            ))
+            .header("authorization", format!("Bearer {}", self.key))
+            .body(Empty::new())
+            .ok()?;
+            let res = self.client.request(req).await.ok()?;
+            if !res.status().is_success() {
+                return None;
+            }
+            let body = res.into_body().collect().await.ok()?.to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            v["factors"]
+                .as_array()?
+                .iter()
+                .find(|f| f["factor"] == "bookings_completed")
+                .and_then(|f| f["count"].as_i64())
+        }
+    }
+}

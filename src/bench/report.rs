@@ -1,0 +1,311 @@
+//! The harness's report: a markdown table of every figure beside its target, and a PNG chart of
+//! throughput and latency (plotters, text drawn with a system TrueType font).
+
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use super::Results;
+
+fn status(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**not met**"
+    }
+}
+
+fn n(v: f64) -> String {
+    let s = format!("{:.0}", v);
+    let (sign, digits) = s.split_at(usize::from(s.starts_with('-')));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// The markdown report: targets first, then the detail of each phase.
+pub fn markdown(r: &Results) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "Machine: {}\n", r.machine);
+    let _ = writeln!(md, "| Measure | Result | Target | Status |");
+    let _ = writeln!(md, "| --- | --- | --- | --- |");
+    if let Some(k) = &r.kafka {
+        if let (Some(l), Some(e)) = (&k.limit, &k.embedded) {
+            let ratio = e.per_s / l.per_s;
+            let _ = writeln!(md, "| Pipeline -> embedded store vs bare consumer, {} events | {} vs {} events/s = {:.0}% | >= 90% of the limit | {} |", n(e.messages as f64), n(e.per_s), n(l.per_s), ratio * 100.0, status(ratio >= 0.9));
+        }
+        if let (Some(l), Some(c)) = (&k.limit, &k.clickhouse) {
+            let _ = writeln!(md, "| Pipeline -> ClickHouse vs bare consumer | {} vs {} events/s = {:.0}% | (reported) | - |", n(c.per_s), n(l.per_s), 100.0 * c.per_s / l.per_s);
+        }
+        if let Some(f) = &k.freshness {
+            let _ = writeln!(md, "| Freshness at {} events/s (produce -> score visible in the API), {} probes | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {} timed out | p99 < 500 ms | {} |", n(f64::from(f.rate)), f.probes, f.p50_ms, f.p99_ms, f.max_ms, f.timed_out, status(f.p99_ms < 500.0 && f.timed_out == 0));
+        }
+    }
+    if let Some(e) = &r.engine {
+        let _ = writeln!(md, "| Engine alone, {} contacts, {} events in memory | {} events/s | >= 300,000 events/s | {} |", n(e.contacts as f64), n(e.events as f64), n(e.events_per_s), status(e.events_per_s >= 300_000.0));
+    }
+    for a in &r.api {
+        let _ = writeln!(md, "| API `{}` at {} req/s{} | p50 {:.2} ms, p99 {:.2} ms, {} errors ({} req/s answered) | p99 < 10 ms, 0 errors | {} |", a.route, n(f64::from(a.target_rps)), r.engine.as_ref().map_or(String::new(), |e| format!(", {} contacts", n(e.contacts as f64))), a.p50_ms, a.p99_ms, a.errors, n(a.achieved_rps), status(a.p99_ms < 10.0 && a.errors == 0));
+    }
+    if let [one, ten, hundred] = r.growth.as_slice() {
+        let cost = |x: &super::engine::EngineResult| 1.0 - x.events_per_s / one.events_per_s;
+        let _ = writeln!(
+            md,
+            "| Retained window x10: throughput cost | {:.0}% ({} -> {} events/s) | < 20% | {} |",
+            cost(ten) * 100.0,
+            n(one.events_per_s),
+            n(ten.events_per_s),
+            status(cost(ten) < 0.2)
+        );
+        let _ = writeln!(
+            md,
+            "| Retained window x100: throughput cost | {:.0}% ({} events/s) | (reported) | - |",
+            cost(hundred) * 100.0,
+            n(hundred.events_per_s)
+        );
+        let worst = r
+            .growth
+            .iter()
+            .map(|g| g.bytes_per_retained_event)
+            .fold(0.0, f64::max);
+        let _ = writeln!(md, "| Memory per retained event (x1 / x10 / x100) | {} / {} / {} bytes | < 300 bytes | {} |", n(one.bytes_per_retained_event), n(ten.bytes_per_retained_event), n(hundred.bytes_per_retained_event), status(worst < 300.0));
+    }
+    if let Some(b) = &r.rebuild {
+        let ten_m = 10_000_000.0 / b.events_per_s;
+        let _ = writeln!(md, "| Rebuild of state from the store | {} events in {:.1} s ({} events/s; 10M events: {:.0} s at this rate) | 10M events < 60 s | {} |", n(b.events as f64), b.rebuild_seconds, n(b.events_per_s), ten_m, status(ten_m < 60.0));
+        let _ = writeln!(md, "| First evaluation of every contact after the rebuild | {} contacts in {:.1} s | (reported) | - |", n(b.contacts as f64), b.evaluate_seconds);
+    }
+    if let Some(a) = &r.analyst {
+        let best = a.refresh_ms.iter().copied().fold(f64::INFINITY, f64::min);
+        let fresh = r
+            .kafka
+            .as_ref()
+            .and_then(|k| k.freshness.as_ref())
+            .map_or(String::from("n/a"), |f| format!("{:.0} ms", f.p99_ms));
+        let _ = writeln!(md, "| Analyst instead: ClickHouse recompute of every lead score from `events`, {} contacts, {} events | {:.0} ms per refresh (best of {}; all: {}) vs KeyFlow freshness p99 {fresh} | (comparison) | - |", n(a.contacts as f64), n(a.events as f64), best, a.refresh_ms.len(), a.refresh_ms.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(", "));
+    } else if let Some(e) = &r.analyst_error {
+        let _ = writeln!(
+            md,
+            "| Analyst ClickHouse recompute | skipped: {e} | (comparison) | - |"
+        );
+    }
+
+    let _ = writeln!(md, "\n### Detail\n");
+    if let Some(e) = &r.engine {
+        let _ = writeln!(md, "- Engine ({} contacts): generated in {:.1} s; {} batches; decode + state {:.1} s, evaluation {:.1} s, store writes {:.1} s; {} profiles written; RSS {:.0} MB with the input in memory, {:.0} MB at the end.", n(e.contacts as f64), e.generate_seconds, e.batches, e.decode_seconds, e.evaluate_seconds, e.write_seconds, n(e.profiles_written as f64), e.rss_generated_mb, e.rss_end_mb);
+    }
+    for g in &r.growth {
+        let _ = writeln!(md, "- Window x{}: {} contacts, {} events, {} events/s (evaluation {:.1} s of {:.1} s), RSS +{:.0} MB = {} bytes per retained event.", g.window_scale, n(g.contacts as f64), n(g.events as f64), n(g.events_per_s), g.evaluate_seconds, g.seconds, g.rss_end_mb - g.rss_generated_mb, n(g.bytes_per_retained_event));
+    }
+    if let Some(b) = &r.rebuild {
+        let _ = writeln!(
+            md,
+            "- Rebuild: {} partitions, {} contacts, RSS {:.0} MB at the end.",
+            b.partitions,
+            n(b.contacts as f64),
+            b.rss_end_mb
+        );
+    }
+    if let Some(rss) = r.api_server_rss_mb {
+        let _ = writeln!(md, "- API server process (store index of every contact loaded): RSS {rss:.0} MB after the load.");
+    }
+    for a in &r.api {
+        let _ = writeln!(
+            md,
+            "- API `{}`: {} requests, {} ok, p99.9 {:.2} ms, max {:.1} ms{}.",
+            a.route,
+            n(a.requests as f64),
+            n(a.ok as f64),
+            a.p999_ms,
+            a.max_ms,
+            a.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!(", first error: {e}"))
+        );
+    }
+    if let Some(k) = &r.kafka {
+        if let Some(p) = &k.produce {
+            let _ = writeln!(md, "- Produce of the broker phase's input: {} events at {} events/s (acks=all, linger 20 ms).", n(p.messages as f64), n(p.per_s));
+        }
+        if let Some(e) = &k.clickhouse_error {
+            let _ = writeln!(md, "- ClickHouse pipeline skipped: {e}");
+        }
+        if let Some(f) = &k.freshness {
+            let _ = writeln!(
+                md,
+                "- Freshness: {} live events acknowledged by the broker during the phase.",
+                n(f.produced as f64)
+            );
+        }
+    }
+    if let Some(a) = &r.analyst {
+        let _ = writeln!(
+            md,
+            "- Analyst table filled server-side in {:.1} s; the query returned {} rows.",
+            a.load_seconds,
+            n(a.rows as f64)
+        );
+    }
+    md
+}
+
+fn register_font() -> anyhow::Result<()> {
+    const CANDIDATES: [&str; 3] = [
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+        "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    ];
+    let path = CANDIDATES
+        .iter()
+        .find(|p| Path::new(p).exists())
+        .context("no TrueType font found for the chart (install Debian's fonts-dejavu-core)")?;
+    let bytes: &'static [u8] = Box::leak(std::fs::read(path)?.into_boxed_slice());
+    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+        .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))?;
+    Ok(())
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+
+fn bars(
+    area: &Area,
+    title: &str,
+    unit: &str,
+    items: &[(String, f64)],
+    target: Option<(f64, &str)>,
+) -> anyhow::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let top = items
+        .iter()
+        .map(|i| i.1)
+        .chain(target.map(|t| t.0))
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d((0..items.len()).into_segmented(), 0f64..top)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(items.len())
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => items.get(*i).map(|x| x.0.clone()).unwrap_or_default(),
+            _ => String::new(),
+        })
+        .x_label_style(("sans-serif", 13))
+        .y_desc(unit)
+        .y_label_formatter(&|v| n(*v))
+        .draw()?;
+    chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+        let mut bar = Rectangle::new(
+            [
+                (SegmentValue::Exact(i), 0.0),
+                (
+                    SegmentValue::Exact(i + 1),
+                    if v.is_finite() { *v } else { 0.0 },
+                ),
+            ],
+            RGBColor(60, 110, 180).filled(),
+        );
+        bar.set_margin(0, 0, 10, 10);
+        bar
+    }))?;
+    chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
+        Text::new(
+            n(*v),
+            (SegmentValue::CenterOf(i), *v + top * 0.02),
+            ("sans-serif", 13),
+        )
+    }))?;
+    if let Some((t, label)) = target {
+        chart
+            .draw_series(LineSeries::new(
+                [
+                    (SegmentValue::Exact(0), t),
+                    (SegmentValue::Exact(items.len()), t),
+                ],
+                RED.stroke_width(2),
+            ))?
+            .label(label)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.8))
+            .label_font(("sans-serif", 13))
+            .draw()?;
+    }
+    Ok(())
+}
+
+/// Throughput (events/s), API latency p99 (ms) and freshness (ms), side by side.
+pub fn chart(r: &Results, file: &Path) -> anyhow::Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(file, (1800, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let panels = root.split_evenly((1, 3));
+    let mut tput = Vec::new();
+    if let Some(k) = &r.kafka {
+        for (name, t) in [
+            ("bare consumer", &k.limit),
+            ("-> embedded", &k.embedded),
+            ("-> ClickHouse", &k.clickhouse),
+        ] {
+            if let Some(t) = t {
+                tput.push((name.to_string(), t.per_s));
+            }
+        }
+    }
+    if let Some(e) = &r.engine {
+        tput.push((format!("engine {}k", e.contacts / 1000), e.events_per_s));
+    }
+    for g in &r.growth {
+        tput.push((format!("window x{}", g.window_scale), g.events_per_s));
+    }
+    bars(&panels[0], "Throughput", "events/s", &tput, None)?;
+    let api: Vec<(String, f64)> = r
+        .api
+        .iter()
+        .map(|a| (a.route.replace("search ", ""), a.p99_ms))
+        .collect();
+    let rate = r.api.first().map_or(0, |a| a.target_rps);
+    bars(
+        &panels[1],
+        &format!("API p99 at {rate} req/s"),
+        "ms",
+        &api,
+        Some((10.0, "target 10 ms")),
+    )?;
+    let mut fresh = Vec::new();
+    if let Some(f) = r.kafka.as_ref().and_then(|k| k.freshness.as_ref()) {
+        fresh.push(("freshness p50".to_string(), f.p50_ms));
+        fresh.push(("freshness p99".to_string(), f.p99_ms));
+    }
+    if let Some(a) = &r.analyst {
+        let best = a.refresh_ms.iter().copied().fold(f64::INFINITY, f64::min);
+        fresh.push(("ClickHouse recompute".to_string(), best));
+    }
+    bars(
+        &panels[2],
+        "Freshness vs analyst refresh",
+        "ms",
+        &fresh,
+        Some((500.0, "target p99 500 ms")),
+    )?;
+    root.present()?;
+    Ok(())
+}
