@@ -9,6 +9,9 @@ use keyflow::config::{Config, Overrides, SETTINGS_HELP};
 use keyflow::demo::generator::DemoSpec;
 use pipeline::clock::SystemClock;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "keyflow", version, about = "Real-time intelligence for service-business CRMs", after_help = SETTINGS_HELP)]
 struct Cli {
