@@ -10,7 +10,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use pipeline::batch::{self, Batch};
 use pipeline::config::{
-    BusinessRules, IngestConfig, MetricsConfig, ProcessingConfig, TopicsConfig,
+    BusinessRules, IngestConfig, MetricsConfig, TopicsConfig,
 };
 use pipeline::decode::Decoder;
 use pipeline::engine::{Engine, Rules};
@@ -43,6 +43,9 @@ pub struct EngineResult {
     pub accepted: u64,
     pub rejected: u64,
     pub batches: u64,
+    /// Most events per micro-batch.
+    #[serde(default)]
+    pub batch_events: usize,
     pub profiles_written: u64,
     pub seconds: f64,
     pub events_per_s: f64,
@@ -80,6 +83,8 @@ pub fn child_args(args: &BenchArgs, contacts: usize, scale: usize, store: &Path)
         scale.to_string(),
         "--seed".into(),
         args.seed.to_string(),
+        "--batch-events".into(),
+        args.batch_events.to_string(),
         "--store".into(),
         store.display().to_string(),
     ]
@@ -116,6 +121,7 @@ pub async fn run_engine(
     contacts: usize,
     scale: usize,
     seed: u64,
+    batch_size: usize,
     store_dir: &Path,
 ) -> anyhow::Result<EngineResult> {
     let spec = DemoSpec {
@@ -145,7 +151,6 @@ pub async fn run_engine(
     }
     let store = EmbeddedStore::open(store_dir)?;
     let partitions_n = TopicsConfig::default().partitions;
-    let batch_size = ProcessingConfig::default().batch_max_events;
     let now_ms = now.timestamp_millis();
     let mut partitions: BTreeMap<i32, PartitionState> = (0..partitions_n)
         .map(|p| (p, PartitionState::default()))
@@ -173,8 +178,10 @@ pub async fn run_engine(
         let t2 = Instant::now();
         work.evaluate(&engine, &mut partitions, now_ms).await?;
         let t3 = Instant::now();
-        for out in work.outputs.values().filter(|o| !o.is_empty()) {
-            store.write(out).await?;
+        // As the processor does: every partition's write at once.
+        let outputs: Vec<_> = work.outputs.values().filter(|o| !o.is_empty()).collect();
+        futures::future::try_join_all(outputs.iter().map(|out| store.write(out))).await?;
+        for out in outputs {
             written += out.profiles.len() as u64;
             batch::remember(partitions.get_mut(&out.partition).expect("known"), out);
         }
@@ -203,6 +210,7 @@ pub async fn run_engine(
         accepted,
         rejected,
         batches,
+        batch_events: batch_size,
         profiles_written: written,
         seconds,
         events_per_s: events as f64 / seconds,

@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Seed of the generated stream.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Most events per micro-batch in the engine phases (the processor's
+    /// `processing.batch_max_events`; default: its default).
+    #[arg(long, default_value_t = pipeline::config::ProcessingConfig::default().batch_max_events)]
+    pub batch_events: usize,
     /// Phases to run (comma-separated): engine,growth,rebuild,api,kafka,analyst.
     #[arg(long, default_value = "engine,growth,rebuild,api,kafka,analyst")]
     pub phases: String,
@@ -80,6 +84,8 @@ pub enum ChildCommand {
         scale: usize,
         #[arg(long)]
         seed: u64,
+        #[arg(long)]
+        batch_events: usize,
         #[arg(long)]
         store: PathBuf,
     },
@@ -110,8 +116,11 @@ pub async fn run_child(cmd: ChildCommand) -> anyhow::Result<()> {
             contacts,
             scale,
             seed,
+            batch_events,
             store,
-        } => serde_json::to_string(&engine::run_engine(contacts, scale, seed, &store).await?)?,
+        } => serde_json::to_string(
+            &engine::run_engine(contacts, scale, seed, batch_events, &store).await?,
+        )?,
         ChildCommand::Rebuild { store } => {
             serde_json::to_string(&engine::run_rebuild(&store).await?)?
         }
