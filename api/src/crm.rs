@@ -3,7 +3,7 @@
 //! Each reads the business's visible profiles and runs `pipeline::business::views` at the
 //! instant the results are complete up to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -53,9 +53,21 @@ fn page_of(contacts: &[&Arc<ContactProfile>], offset: usize, limit: usize) -> Ve
         .collect()
 }
 
-/// The business's profiles with the `sql/business/` views over them and the instant they were
-/// computed at; cached like [`profiles_of`].
-type Loaded = (Arc<Vec<Arc<ContactProfile>>>, BusinessViews, i64);
+/// The business's profiles with the `sql/business/` views over them, the instant they were
+/// computed at and an index by contact id (so a page of cards does not rebuild a map of every
+/// profile per request); cached like [`profiles_of`].
+struct Loaded {
+    profiles: Arc<Vec<Arc<ContactProfile>>>,
+    views: BusinessViews,
+    now: i64,
+    by_id: HashMap<String, usize>,
+}
+
+impl Loaded {
+    fn get(&self, contact_id: &str) -> Option<&Arc<ContactProfile>> {
+        self.by_id.get(contact_id).map(|&i| &self.profiles[i])
+    }
+}
 
 async fn load(s: &AppState, business_id: &str) -> Result<Arc<Loaded>, AppError> {
     s.views
@@ -65,7 +77,17 @@ async fn load(s: &AppState, business_id: &str) -> Result<Arc<Loaded>, AppError> 
             let views = business::views(&profiles, now)
                 .await
                 .map_err(|e| AppError::Internal(e.to_string()))?;
-            Ok((profiles, views, now))
+            let by_id = profiles
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.contact_id.clone(), i))
+                .collect();
+            Ok(Loaded {
+                profiles,
+                views,
+                now,
+                by_id,
+            })
         })
         .await
 }
@@ -105,14 +127,13 @@ pub async fn highlights(
     Path(business_id): Path<String>,
 ) -> Result<Json<HighlightsView>, AppError> {
     let loaded = load(&s, &business_id).await?;
-    let (profiles, v, now) = (&loaded.0, &loaded.1, loaded.2);
-    let by_id = business::by_id(profiles);
+    let (v, now) = (&loaded.views, loaded.now);
     let cards = |name: &str| -> Vec<Card> {
         v.spotlights
             .iter()
             .filter(|r| r.spotlight == name)
             .filter_map(|r| {
-                let p = by_id.get(r.contact_id.as_str())?;
+                let p = loaded.get(&r.contact_id)?;
                 Some(Card {
                     contact_id: p.contact_id.clone(),
                     name: p.name.clone(),
@@ -172,8 +193,7 @@ pub async fn services(
     Path(business_id): Path<String>,
 ) -> Result<Json<ServicesView>, AppError> {
     let loaded = load(&s, &business_id).await?;
-    let (profiles, v, now) = (&loaded.0, &loaded.1, loaded.2);
-    let by_id = business::by_id(profiles);
+    let (v, now) = (&loaded.views, loaded.now);
     let items: Vec<ServiceItem> = v
         .services
         .iter()
@@ -190,7 +210,7 @@ pub async fn services(
                 .into_iter()
                 .map(|id| Fan {
                     contact_id: id.to_owned(),
-                    name: by_id.get(id).and_then(|p| p.name.clone()),
+                    name: loaded.get(id).and_then(|p| p.name.clone()),
                 })
                 .collect(),
         })
@@ -240,7 +260,7 @@ pub async fn cues(
     Path(business_id): Path<String>,
 ) -> Result<Json<CuesResponse>, AppError> {
     let loaded = load(&s, &business_id).await?;
-    let (v, now) = (&loaded.1, loaded.2);
+    let (v, now) = (&loaded.views, loaded.now);
     Ok(Json(CuesResponse {
         business_id,
         as_of: rfc3339(Some(now)),
@@ -299,8 +319,7 @@ pub async fn next_actions(
 ) -> Result<Json<QueueResponse>, AppError> {
     let (offset, limit) = page.bounds()?;
     let loaded = load(&s, &business_id).await?;
-    let (profiles, v, now) = (&loaded.0, &loaded.1, loaded.2);
-    let by_id = business::by_id(profiles);
+    let (v, now) = (&loaded.views, loaded.now);
     let items: Vec<QueueView> = v
         .queue
         .iter()
@@ -308,9 +327,7 @@ pub async fn next_actions(
         .take(limit)
         .map(|q| QueueView {
             contact_id: q.contact_id.clone(),
-            contact_name: by_id
-                .get(q.contact_id.as_str())
-                .and_then(|p| p.name.clone()),
+            contact_name: loaded.get(&q.contact_id).and_then(|p| p.name.clone()),
             kind: q.kind.clone(),
             ref_id: q.ref_id.clone(),
             since: rfc3339(Some(q.since)),
@@ -431,7 +448,7 @@ pub async fn ai_next_actions(
     Path(business_id): Path<String>,
 ) -> Result<Json<AiCards>, AppError> {
     let loaded = load(&s, &business_id).await?;
-    let profiles = &loaded.0;
+    let profiles = &loaded.profiles;
     let queue: Vec<_> = profiles
         .iter()
         .flat_map(|p| p.next_actions.iter().map(move |a| (p.as_ref(), a)))

@@ -3,7 +3,6 @@
 //! The definitions are the SQL files in `sql/business/`, run with DataFusion over tables built
 //! from the profiles, so both stores (and any API replica) answer them the same way.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -248,14 +247,6 @@ pub async fn views(
         cues: cues.into_iter().next().unwrap_or_default(),
         queue: query(&ctx, "business next actions", QUEUE_SQL).await?,
     })
-}
-
-/// Profiles by contact id, for turning view rows into cards.
-pub fn by_id(profiles: &[Arc<ContactProfile>]) -> HashMap<&str, &Arc<ContactProfile>> {
-    profiles
-        .iter()
-        .map(|p| (p.contact_id.as_str(), p))
-        .collect()
 }
 
 #[cfg(test)]

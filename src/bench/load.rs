@@ -97,7 +97,11 @@ pub async fn api_phase(
     let per_business = args.contacts.div_ceil(super::engine::BUSINESSES);
     let mut results = Vec::new();
     for (route, paths) in routes(per_business) {
-        let file = store_dir.with_file_name(format!("paths-{}.txt", route.replace(' ', "_")));
+        let slug: String = route
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let file = store_dir.with_file_name(format!("paths-{slug}.txt"));
         std::fs::write(&file, paths.join("\n"))?;
         let child_args = vec![
             "load".to_string(),
