@@ -546,7 +546,13 @@ pub async fn search(
         })
         .await?;
     let total = hits.len();
-    let items = page_of(&hits.iter().collect::<Vec<_>>(), offset, limit);
+    // Only the page is touched: a broad query (a whole segment) has tens of thousands of hits.
+    let items = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|p| ContactView::from(p.as_ref()))
+        .collect();
     Ok(Json(ContactsPage {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),

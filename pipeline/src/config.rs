@@ -189,7 +189,9 @@ pub struct ProcessingConfig {
     /// Most events in one micro-batch. Batches only fill up when a backlog is waiting (a
     /// live stream closes each batch after `batch_linger_ms`), so this bounds catch-up: each
     /// batch pays a fixed planning and fsync cost, and larger batches amortise it
-    /// (benches/RESULTS.md: 5,000 -> 12k events/s, 50,000 -> 32k events/s).
+    /// (benches/RESULTS.md: 5,000 -> 12k events/s, 50,000 -> 32k events/s in the engine
+    /// bench). Not raised yet: with 50,000 the embedded broker, which shares the processor's
+    /// runtime, missed consumer-group heartbeats under a backlog (see RESULTS.md).
     pub batch_max_events: usize,
     /// Most payload bytes in one micro-batch (bounds memory and the size of one sink insert).
     pub batch_max_bytes: usize,
@@ -206,7 +208,7 @@ impl Default for ProcessingConfig {
     fn default() -> Self {
         Self {
             group_id: "keyflow".into(),
-            batch_max_events: 50_000,
+            batch_max_events: 5_000,
             batch_max_bytes: 16 * 1024 * 1024,
             batch_linger_ms: 100,
             tick_ms: 1_000,

@@ -286,9 +286,11 @@ impl Processor {
         // The partitions' writes are independent (each its own files or rows) and mostly wait
         // on fsync or the network, so they overlap; the batch is durable when all are.
         let started = std::time::Instant::now();
-        futures::future::try_join_all(outputs.iter().map(|out| {
-            self.with_retry(move |sink| async move { sink.write(out).await })
-        }))
+        futures::future::try_join_all(
+            outputs
+                .iter()
+                .map(|out| self.with_retry(move |sink| async move { sink.write(out).await })),
+        )
         .await?;
         self.status
             .sink_latency

@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use pipeline::batch::{self, Batch};
-use pipeline::config::{
-    BusinessRules, IngestConfig, MetricsConfig, TopicsConfig,
-};
+use pipeline::config::{BusinessRules, IngestConfig, MetricsConfig, TopicsConfig};
 use pipeline::decode::Decoder;
 use pipeline::engine::{Engine, Rules};
 use pipeline::sink::ResultSink;

@@ -170,29 +170,32 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Runs a `keyflow bench-child` with `args`; returns what it printed last as JSON.
+/// Runs a `keyflow bench-child` with `args`, echoing its progress lines as they come; returns
+/// what it printed last as JSON.
 pub fn child<T: serde::de::DeserializeOwned>(args: &[String]) -> anyhow::Result<T> {
+    use std::io::BufRead;
     let exe = std::env::current_exe()?;
-    let out = std::process::Command::new(exe)
+    let mut proc = std::process::Command::new(exe)
         .arg("bench-child")
         .args(args)
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        .output()
+        .spawn()
         .context("starting a bench child")?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in stdout.lines().filter(|l| !l.starts_with('{')) {
-        println!("    {line}");
+    let stdout = proc.stdout.take().context("bench child stdout")?;
+    let mut last = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.context("reading a bench child's output")?;
+        if line.starts_with('{') {
+            last = Some(line);
+        } else {
+            println!("    {line}");
+        }
     }
-    anyhow::ensure!(
-        out.status.success(),
-        "bench child {args:?} failed: {}",
-        out.status
-    );
-    let last = stdout
-        .lines()
-        .rfind(|l| l.starts_with('{'))
-        .context("bench child printed no result")?;
-    Ok(serde_json::from_str(last)?)
+    let status = proc.wait()?;
+    anyhow::ensure!(status.success(), "bench child {args:?} failed: {status}");
+    let last = last.context("bench child printed no result")?;
+    Ok(serde_json::from_str(&last)?)
 }
 
 fn fresh_dir(p: &Path) -> anyhow::Result<()> {
@@ -252,6 +255,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ));
         r.engine = Some(e);
     }
+    write_report(&args.out, &r)?;
     if args.wants("growth") {
         for scale in [1, 10, 100] {
             p(&format!(
@@ -273,6 +277,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             r.growth.push(e);
         }
     }
+    write_report(&args.out, &r)?;
     if args.wants("rebuild") && store.exists() {
         p("rebuild: state of every partition from the embedded store");
         let rb: engine::RebuildResult = child(&[
@@ -286,14 +291,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ));
         r.rebuild = Some(rb);
     }
+    write_report(&args.out, &r)?;
     if args.wants("api") && store.exists() {
         let (results, rss) = load::api_phase(&args, &store, &p).await?;
         r.api = results;
         r.api_server_rss_mb = Some(rss);
     }
+    write_report(&args.out, &r)?;
     if args.wants("kafka") {
         r.kafka = Some(kafka::run(&args, &work, &p).await?);
     }
+    write_report(&args.out, &r)?;
     if args.wants("analyst") {
         p(&format!(
             "analyst: ClickHouse recompute of every lead score at {} contacts",
@@ -311,16 +319,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let md = report::markdown(&r);
-    std::fs::write(args.out.join("results.md"), &md)?;
-    std::fs::write(
-        args.out.join("results.json"),
-        serde_json::to_string_pretty(&r)?,
-    )?;
+    write_report(&args.out, &r)?;
     if let Err(e) = report::chart(&r, &args.out.join("results.png")) {
         p(&format!("chart not written: {e:#}"));
     }
-    println!("\n{md}");
+    println!("\n{}", report::markdown(&r));
     p(&format!("written to {}", args.out.display()));
+    Ok(())
+}
+
+/// Writes results.md and results.json; called after every phase, so a run that fails or is
+/// stopped half-way keeps what it measured.
+fn write_report(out: &Path, r: &Results) -> anyhow::Result<()> {
+    std::fs::write(out.join("results.md"), report::markdown(r))?;
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(r)?)?;
     Ok(())
 }
