@@ -24,7 +24,7 @@ use crate::kafka::signals::SignalProducer;
 use crate::kafka::source::{self, Assignment, Source, SourceContext};
 use crate::signals::Signal;
 use crate::sink::{ResultSink, SinkError};
-use crate::state::{ContactKey, PartitionState};
+use crate::state::PartitionState;
 use crate::status::ProcessorStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -224,17 +224,7 @@ impl Processor {
         let recovered = self
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
-        let mut state = PartitionState::default();
-        for ev in &recovered.events {
-            state.apply(ev);
-        }
-        for profile in &recovered.profiles {
-            let key = ContactKey::new(&profile.business_id, &profile.contact_id);
-            if let Some(c) = state.contacts.get_mut(&key) {
-                c.remember(profile);
-            }
-        }
-        state.mark_all_dirty();
+        let state = PartitionState::recovered(&recovered);
         tracing::info!(
             partition = p,
             events = recovered.events.len(),

@@ -468,6 +468,24 @@ impl PartitionState {
         keys
     }
 
+    /// A partition's state rebuilt from what its sink recovered: every stored event folded
+    /// in, each contact's last stored profile remembered (so unchanged results are not
+    /// re-emitted), and every contact due for evaluation.
+    pub fn recovered(recovered: &crate::sink::Recovered) -> Self {
+        let mut state = Self::default();
+        for ev in &recovered.events {
+            state.apply(ev);
+        }
+        for profile in &recovered.profiles {
+            let key = ContactKey::new(&profile.business_id, &profile.contact_id);
+            if let Some(c) = state.contacts.get_mut(&key) {
+                c.remember(profile);
+            }
+        }
+        state.mark_all_dirty();
+        state
+    }
+
     /// Marks every contact for re-evaluation (after a rebuild, or a rules change).
     pub fn mark_all_dirty(&mut self) {
         self.dirty.extend(self.contacts.keys().cloned());

@@ -13,7 +13,7 @@ use pipeline::config::{BusinessRules, IngestConfig, MetricsConfig, TopicsConfig}
 use pipeline::decode::Decoder;
 use pipeline::engine::{Engine, Rules};
 use pipeline::sink::ResultSink;
-use pipeline::state::{ContactKey, PartitionState};
+use pipeline::state::PartitionState;
 use serde::{Deserialize, Serialize};
 use sinks::store::EmbeddedStore;
 
@@ -232,18 +232,8 @@ pub async fn run_rebuild(store_dir: &Path) -> anyhow::Result<RebuildResult> {
     let mut events = 0u64;
     for p in store.partitions()? {
         let recovered = store.recover(p).await?;
-        let mut state = PartitionState::default();
-        for ev in &recovered.events {
-            state.apply(ev);
-        }
-        for profile in &recovered.profiles {
-            let key = ContactKey::new(&profile.business_id, &profile.contact_id);
-            if let Some(c) = state.contacts.get_mut(&key) {
-                c.remember(profile);
-            }
-        }
+        let state = PartitionState::recovered(&recovered);
         events += recovered.events.len() as u64;
-        state.mark_all_dirty();
         println!(
             "  partition {p}: {} events, {} contacts",
             recovered.events.len(),
