@@ -237,7 +237,8 @@ impl Processor {
     }
 
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), ProcessorError> {
-        let now = self.clock.now().timestamp_millis();
+        let at = self.clock.now();
+        let now = at.timestamp_millis();
         let mut work = Batch::default();
         let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
         let mut pending_dead = Vec::new();
@@ -248,7 +249,7 @@ impl Processor {
             self.ensure_partition(p).await?;
             match self
                 .decoder
-                .decode(msg.key(), msg.payload().unwrap_or_default())
+                .decode_at(msg.key(), msg.payload().unwrap_or_default(), at)
             {
                 Ok(event) => {
                     let state = self.partitions.get_mut(&p).expect("partition loaded");
