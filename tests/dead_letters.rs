@@ -1,27 +1,218 @@
-//! Malformed events of every class land on the dead-letter topic with their original bytes,
-//! where they came from and a readable reason; the good events around them are all processed.
+//! The committed bad-input corpus (`tests/corpus/bad/`, one file per case, listed with its key,
+//! class and expectation in `MANIFEST.tsv`) produced between good events: every dead-letter case
+//! lands on the DLQ topic byte for byte, with its key, where it came from and a readable reason;
+//! every `handled:` case does what the state documents; every good event is processed.
+//!
+//! Everything goes to partition 0 of one topic, in manifest order, so each handled case meets
+//! the good events it depends on (a contact deleted, a merge, an invoice id) already applied.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
 use pipeline::event::*;
 use pipeline::kafka::dlq::headers;
+use pipeline::profile::ContactProfile;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
-fn envelope(id: &str, kind: &str, data: &str) -> String {
-    format!(
-        r#"{{"event_id":"{id}","type":"{kind}","business_id":"acme","contact_id":"c1","occurred_at":"2026-11-19T10:00:00Z","source":"manual","data":{data}}}"#
-    )
+/// One line of the manifest.
+struct Case {
+    file: String,
+    key: Option<String>,
+    class: String,
+    /// A fragment of the dead-letter reason, or the `how` of a handled case.
+    expect: Expect,
+    bytes: Vec<u8>,
+}
+
+enum Expect {
+    DeadLetter(String),
+    Handled(String),
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bad")
+}
+
+fn corpus() -> Vec<Case> {
+    let dir = corpus_dir();
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    manifest
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let [file, key, class, expect] = line.split('\t').collect::<Vec<_>>()[..] else {
+                panic!("malformed manifest line {line:?}");
+            };
+            Case {
+                file: file.into(),
+                key: (key != "-").then(|| key.into()),
+                class: class.into(),
+                expect: match expect.strip_prefix("handled:") {
+                    Some(how) => Expect::Handled(how.into()),
+                    None => Expect::DeadLetter(expect.into()),
+                },
+                bytes: std::fs::read(dir.join(file)).unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Good events, in order: the contacts the handled cases meet, then what the test counts.
+fn setup_events() -> Vec<(String, Vec<u8>)> {
+    let created = |id: &str, contact: &str, at: &str| {
+        msg(
+            id,
+            "acme",
+            contact,
+            at,
+            Payload::ContactCreated(ContactCreated {
+                name: contact.to_uppercase(),
+                ..Default::default()
+            }),
+        )
+    };
+    [
+        created("g-c1", "c1", "2026-11-18T10:00:00Z"),
+        created("g-gone", "gone", "2026-11-18T10:00:00Z"),
+        msg(
+            "g-gone-del",
+            "acme",
+            "gone",
+            "2026-11-18T12:00:00Z",
+            Payload::ContactDeleted(Empty {}),
+        ),
+        created("g-m1", "m1", "2026-11-18T10:00:00Z"),
+        created("g-m2", "m2", "2026-11-18T10:00:00Z"),
+        // m2 is folded into m1; the corpus then tries to fold m1 back into m2.
+        msg(
+            "g-merge",
+            "acme",
+            "m1",
+            "2026-11-18T12:00:00Z",
+            Payload::ContactMerged(ContactMerged {
+                merged_contact_id: "m2".into(),
+            }),
+        ),
+        // The corpus repeats this event id with another amount.
+        msg(
+            "g-inv",
+            "acme",
+            "payer",
+            "2026-11-18T12:00:00Z",
+            Payload::InvoiceSent(InvoiceSent {
+                invoice_id: "i-dup".into(),
+                amount_cents: 100,
+                currency: "EUR".into(),
+                due_at: t("2026-11-25T00:00:00Z"),
+                booking_id: None,
+                service_id: None,
+            }),
+        ),
+    ]
+    .into_iter()
+    .map(|m| (m.key, m.payload))
+    .collect()
+}
+
+fn completed(id: &str, booking: &str, at: &str) -> (String, Vec<u8>) {
+    let m = msg(
+        id,
+        "acme",
+        "c1",
+        at,
+        Payload::BookingCompleted(BookingRef {
+            booking_id: booking.into(),
+        }),
+    );
+    (m.key, m.payload)
+}
+
+/// Produces one message to partition 0 and waits for the broker's acknowledgement.
+async fn send(producer: &FutureProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let mut rec = FutureRecord::<str, [u8]>::to(topic)
+        .partition(0)
+        .payload(payload);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    producer
+        .send(rec, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+}
+
+/// What a handled case must have done, read from the contacts it names.
+fn check_handled(how: &str, case: &Case, get: impl Fn(&str) -> Option<ContactProfile>) {
+    let ev: Event = serde_json::from_slice(&case.bytes).unwrap();
+    let me = get(&ev.contact_id);
+    let me = me
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}: no profile for {}", case.file, ev.contact_id));
+    match how {
+        // An event for a contact never created makes a stub profile (no name), which the
+        // contact.created completes whenever it arrives: events may come in any order.
+        "stub-profile" => {
+            assert_eq!(me.name, None, "{}", case.file);
+            assert_eq!(me.completed_bookings_total, 1, "{}", case.file);
+            assert!(me.visible(), "{}", case.file);
+        }
+        // A late event for a deleted contact is folded in but does not bring it back.
+        "stays-deleted" => {
+            assert!(me.deleted && !me.visible(), "{}", case.file);
+            assert_eq!(me.completed_bookings_total, 1, "{}", case.file);
+        }
+        // A merge that would close a cycle is ignored: the first merge stands.
+        "cycle-ignored" => {
+            let Payload::ContactMerged(m) = &ev.payload else {
+                panic!("{}: not a merge", case.file);
+            };
+            let survivor = get(&m.merged_contact_id).unwrap();
+            assert_eq!(
+                me.merged_into.as_deref(),
+                Some(survivor.contact_id.as_str())
+            );
+            assert_eq!(survivor.merged_into, None, "{}", case.file);
+            assert!(survivor.aliases.contains(&ev.contact_id), "{}", case.file);
+        }
+        // A repeated event id counts once: the first body wins, the second is a duplicate.
+        "first-wins" => {
+            let Payload::InvoiceSent(i) = &ev.payload else {
+                panic!("{}: not an invoice", case.file);
+            };
+            assert_ne!(
+                me.outstanding_balance_cents, i.amount_cents,
+                "{}",
+                case.file
+            );
+            assert_eq!(me.outstanding_balance_cents, 100, "{}", case.file);
+        }
+        other => panic!("{}: unknown handling {other:?}", case.file),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
+async fn every_case_of_the_bad_input_corpus_is_dead_lettered_or_handled() {
+    let cases = corpus();
+    let classes: std::collections::BTreeSet<_> = cases.iter().map(|c| &c.class).collect();
+    assert!(classes.len() >= 20, "only {} classes", classes.len());
+    let dead: Vec<&Case> = cases
+        .iter()
+        .filter(|c| matches!(c.expect, Expect::DeadLetter(_)))
+        .collect();
+    let handled = cases.len() - dead.len();
+    let duplicates = cases
+        .iter()
+        .filter(|c| matches!(&c.expect, Expect::Handled(h) if h == "first-wins"))
+        .count();
+
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.ingest.max_event_bytes = 2048;
@@ -29,93 +220,53 @@ async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
     let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    let topic = cfg.topics.contacts.clone();
 
-    // (key, payload, expected reason fragment); None key = no key.
-    let invoice = r#"{"invoice_id":"i9","amount_cents":100,"currency":"EUR","due_at":"2026-11-25T00:00:00Z"}"#;
-    let bad: Vec<(Option<&str>, Vec<u8>, &str)> = vec![
-        (Some("c1"), br#"{"event_id":"x","type":"invoice.sent","busi"#.to_vec(), "envelope is not valid: EOF while parsing"),
-        (Some("c1"), b"{\"event_id\":\"\xff\xfe\"}".to_vec(), "payload is not valid UTF-8 (first bad byte at offset 13)"),
-        (Some("c1"), envelope("b3", "contact.exploded", "{}").into_bytes(), "unknown event type \"contact.exploded\""),
-        (Some("c1"), envelope("b4", "task.created", r#"{"task_id":"t","title":"x"}"#).into_bytes(), "missing field `due_at`"),
-        (Some("c1"), envelope("b5", "invoice.sent", &invoice.replace("100", "\"100\"")).into_bytes(), "invalid type: string \"100\", expected i64"),
-        (Some("c1"), envelope("b6", "contact.deleted", "{}").replace("2026-11-19T10:00:00Z", "19/11/2026").into_bytes(), "envelope is not valid: input contains invalid characters"),
-        (Some("c1"), envelope("b7", "invoice.sent", &invoice.replace("100", "-100")).into_bytes(), "data.amount_cents must not be negative, got -100"),
-        (Some("c1"), envelope("b8", "contact.deleted", "{}").replace("\"manual\"", "\"fax\"").into_bytes(), "unknown source \"fax\""),
-        (Some("c1"), envelope("b9", "note.created", &format!(r#"{{"note_id":"n","body":"{}"}}"#, "x".repeat(3000))).into_bytes(), "payload of 3"),
-        (None, envelope("b10", "contact.deleted", "{}").into_bytes(), "message has no key"),
-        (Some("c2"), envelope("b11", "contact.deleted", "{}").into_bytes(), "does not match contact_id"),
-        (Some("c1"), envelope("b12", "contact.updated", "{}").into_bytes(), "carries no field"),
-        (Some("c1"), envelope("b13", "contact.merged", r#"{"merged_contact_id":"c1"}"#).into_bytes(), "merged into itself"),
-        (Some("c1"), envelope("b14", "booking.created", r#"{"booking_id":"k","service_id":"s","service_name":"x","starts_at":"2026-11-21T10:00:00Z","price_cents":50000000000}"#).into_bytes(), "exceeds the plausible maximum"),
-    ];
-    let good = [
-        msg(
-            "g1",
-            "acme",
-            "c1",
-            "2026-11-18T10:00:00Z",
-            Payload::ContactCreated(ContactCreated {
-                name: "Ada".into(),
-                ..Default::default()
-            }),
-        ),
-        msg(
-            "g2",
-            "acme",
-            "c1",
-            "2026-11-18T11:00:00Z",
-            Payload::BookingCompleted(BookingRef {
-                booking_id: "k1".into(),
-            }),
-        ),
-        msg(
-            "g3",
-            "acme",
-            "c1",
-            "2026-11-18T12:00:00Z",
-            Payload::BookingCompleted(BookingRef {
-                booking_id: "k2".into(),
-            }),
-        ),
-    ];
-    // Interleave: good, bad..., good, bad..., good.
-    keyflow::demo::produce_all(&producer, &cfg.topics, &good[..1])
-        .await
-        .unwrap();
-    for (i, (key, payload, _)) in bad.iter().enumerate() {
-        let mut rec = FutureRecord::<str, [u8]>::to(&cfg.topics.contacts).payload(payload);
-        if let Some(k) = key {
-            rec = rec.key(*k);
-        }
-        producer
-            .send(rec, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        if i == 6 {
-            keyflow::demo::produce_all(&producer, &cfg.topics, &good[1..2])
-                .await
-                .unwrap();
+    // Good, bad..., good, bad..., good.
+    let mut good = setup_events();
+    for (key, payload) in &good {
+        send(&producer, &topic, Some(key), payload).await;
+    }
+    let middle = completed("g-k1", "k1", "2026-11-18T11:00:00Z");
+    for (i, case) in cases.iter().enumerate() {
+        send(&producer, &topic, case.key.as_deref(), &case.bytes).await;
+        if i == cases.len() / 2 {
+            send(&producer, &topic, Some(&middle.0), &middle.1).await;
         }
     }
-    keyflow::demo::produce_all(&producer, &cfg.topics, &good[2..])
-        .await
-        .unwrap();
+    let last = completed("g-k2", "k2", "2026-11-18T12:00:00Z");
+    send(&producer, &topic, Some(&last.0), &last.1).await;
+    good.extend([middle, last]);
 
     let status = running.status.clone();
     wait_for(60, "all dead letters", || {
-        status.dead_letters.load(Ordering::Relaxed) == bad.len() as u64
+        status.dead_letters.load(Ordering::Relaxed) >= dead.len() as u64
     })
     .await;
-    wait_for(30, "all good events", || {
-        status.events_in.load(Ordering::Relaxed) == 3
+    let expected_in = (good.len() + handled - duplicates) as u64;
+    wait_for(30, "all good and handled events", || {
+        status.events_in.load(Ordering::Relaxed) >= expected_in
     })
     .await;
-    let p = running.embedded().index().get("acme", "c1").unwrap();
     assert_eq!(
-        p.lead_score, 30,
+        status.dead_letters.load(Ordering::Relaxed),
+        dead.len() as u64
+    );
+    assert_eq!(status.events_in.load(Ordering::Relaxed), expected_in);
+    assert_eq!(status.duplicates.load(Ordering::Relaxed), duplicates as u64);
+
+    let index = running.embedded().index();
+    let get = |id: &str| index.get("acme", id).map(|p| (*p).clone());
+    assert_eq!(
+        get("c1").unwrap().lead_score,
+        30,
         "both good bookings around the bad events counted"
     );
+    for case in &cases {
+        if let Expect::Handled(how) = &case.expect {
+            check_handled(how, case, get);
+        }
+    }
 
     // Read the DLQ back like an operator would.
     let consumer: StreamConsumer = rdkafka::ClientConfig::new()
@@ -125,8 +276,9 @@ async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
         .create()
         .unwrap();
     consumer.subscribe(&[&cfg.topics.dlq]).unwrap();
-    let mut by_payload: BTreeMap<Vec<u8>, BTreeMap<String, String>> = BTreeMap::new();
-    while by_payload.len() < bad.len() {
+    let mut by_payload: BTreeMap<Vec<u8>, (Option<Vec<u8>>, BTreeMap<String, String>)> =
+        BTreeMap::new();
+    while by_payload.len() < dead.len() {
         let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
             .expect("dead letters arrive")
@@ -138,21 +290,38 @@ async fn every_class_of_bad_input_is_dead_lettered_with_its_reason() {
                 String::from_utf8_lossy(header.value.unwrap()).into_owned(),
             );
         }
-        by_payload.insert(m.payload().unwrap_or_default().to_vec(), h);
+        let key = m.key().map(<[u8]>::to_vec);
+        by_payload.insert(m.payload().unwrap_or_default().to_vec(), (key, h));
     }
-    for (_, payload, reason) in &bad {
-        let h = by_payload
-            .get(payload)
-            .unwrap_or_else(|| panic!("no dead letter for {}", String::from_utf8_lossy(payload)));
+    for case in &dead {
+        let Expect::DeadLetter(reason) = &case.expect else {
+            unreachable!()
+        };
+        let (key, h) = by_payload
+            .get(&case.bytes)
+            .unwrap_or_else(|| panic!("no dead letter for {} ({})", case.file, case.class));
         assert!(
-            h[headers::REASON].contains(reason),
-            "reason {:?} lacks {:?}",
+            h[headers::REASON].contains(reason.as_str()),
+            "{} ({}): reason {:?} lacks {:?}",
+            case.file,
+            case.class,
             h[headers::REASON],
             reason
         );
-        assert_eq!(h[headers::TOPIC], cfg.topics.contacts);
+        assert!(!h[headers::CODE].is_empty(), "{}", case.file);
+        assert_eq!(key.as_deref(), case.key.as_deref().map(str::as_bytes));
+        assert_eq!(h[headers::TOPIC], topic);
+        assert_eq!(h[headers::PARTITION], "0");
         assert!(h[headers::OFFSET].parse::<i64>().unwrap() >= 0);
-        assert!(h[headers::PARTITION].parse::<i32>().unwrap() >= 0);
+    }
+    for case in &cases {
+        if matches!(case.expect, Expect::Handled(_)) {
+            assert!(
+                !by_payload.contains_key(&case.bytes),
+                "{} is handled, yet dead-lettered",
+                case.file
+            );
+        }
     }
     running.stop().await.unwrap();
 }
