@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use pipeline::status::ProcessorStatus;
@@ -159,7 +160,19 @@ pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    // Clients may send any method token: only the standard ones get a label of their own, so
+    // the label set (and the registry's memory) stays bounded.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+    .to_owned();
     let started = Instant::now();
     let response = next.run(req).await;
     s.metrics.observe(
