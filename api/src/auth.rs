@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
+use crate::limits::HttpLimits;
 use crate::AppState;
 
 /// A key from config: usable, comparable, never printed.
@@ -51,6 +52,9 @@ pub struct ApiConfig {
     /// while the store keeps changing, in ms; 0 recomputes after every write. Unchanged data is
     /// always served from the cache.
     pub views_max_staleness_ms: u64,
+    /// Request size limits (`[api.limits]`: body, URI, id and header bytes); see
+    /// [`HttpLimits`].
+    pub limits: HttpLimits,
 }
 
 impl Default for ApiConfig {
@@ -60,6 +64,7 @@ impl Default for ApiConfig {
             keys: BTreeMap::new(),
             cors_origins: Vec::new(),
             views_max_staleness_ms: 1_000,
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -73,6 +78,7 @@ impl ApiConfig {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        self.limits.validate()?;
         let short = |k: &Secret| k.0.len() < MIN_KEY_LEN;
         if self.admin_key.as_ref().is_some_and(short) {
             return Err(format!(

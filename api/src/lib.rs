@@ -1,7 +1,8 @@
 //! The thin HTTP API the Cockpit reads: `fn app(state) -> Router`, JSON in camelCase, errors as
 //! JSON bodies that name the problem and never leak internals. Around every route: request ids
 //! (`x-request-id`, in the request log with the path but never the query or headers), bearer
-//! keys, freshness headers, latency metrics, gzip and configurable CORS.
+//! keys, freshness headers, latency metrics, gzip and configurable CORS; request size limits
+//! (`[api.limits]`, see [`limits`]) and JSON errors for whatever axum refuses on its own.
 
 pub mod activity;
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod cache;
 pub mod cockpit;
 pub mod crm;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -19,7 +21,7 @@ pub mod views;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
@@ -257,6 +259,9 @@ pub fn app(state: AppState) -> Router {
     router
         .fallback(routes::not_found)
         .layer(from_fn_with_state(state.clone(), auth::require_key))
+        .layer(from_fn_with_state(state.clone(), limits::enforce))
+        .layer(DefaultBodyLimit::max(state.api.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(from_fn_with_state(state.clone(), freshness))
         .layer(CompressionLayer::new())

@@ -118,6 +118,7 @@ fn fixture() -> Fixture {
         cors_origins: vec!["https://cockpit.example".into()],
         // Every write is visible at once (the cache is still used while nothing changes).
         views_max_staleness_ms: 0,
+        ..Default::default()
     };
     Fixture {
         app: app(AppState::new(index.clone(), status.clone(), api)),
