@@ -36,6 +36,9 @@ enum Expect {
     Handled(String),
 }
 
+/// A dead letter read back: its key and headers.
+type DeadLetter = (Option<Vec<u8>>, BTreeMap<String, String>);
+
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bad")
 }
@@ -276,8 +279,7 @@ async fn every_case_of_the_bad_input_corpus_is_dead_lettered_or_handled() {
         .create()
         .unwrap();
     consumer.subscribe(&[&cfg.topics.dlq]).unwrap();
-    let mut by_payload: BTreeMap<Vec<u8>, (Option<Vec<u8>>, BTreeMap<String, String>)> =
-        BTreeMap::new();
+    let mut by_payload: BTreeMap<Vec<u8>, DeadLetter> = BTreeMap::new();
     while by_payload.len() < dead.len() {
         let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
             .await
