@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tansu_broker::broker::Broker;
 use tansu_broker::coordinator::group::administrator::Controller;
 use tansu_storage::StorageContainer;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
+use tokio::sync::oneshot::error::TryRecvError;
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +25,21 @@ pub enum BrokerError {
     Start(String),
 }
 
+/// Worker threads of the broker's own runtime.
+const BROKER_WORKERS: usize = 2;
+
 /// A running embedded broker. Dropping it stops the broker.
+///
+/// The broker runs on a tokio runtime of its own, on its own threads: the processor's runtime
+/// spends whole micro-batches in CPU-bound DataFusion evaluation, and a broker sharing those
+/// workers answered group heartbeats so late under a backlog that the consumer's session
+/// expired and the group stalled.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
     db: PathBuf,
-    task: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+    stopped: Option<oneshot::Receiver<()>>,
 }
 
 /// The `sqlite://` URL Tansu resolves to `path`.
@@ -45,9 +56,58 @@ pub fn sqlite_url(path: &Path) -> Result<Url, BrokerError> {
     Url::parse(&url).map_err(|e| BrokerError::Start(format!("bad storage path {text}: {e}")))
 }
 
+/// Builds the broker and serves until `stop` fires; runs inside the broker's own runtime.
+async fn serve(
+    addr: SocketAddr,
+    db: PathBuf,
+    started: oneshot::Sender<Result<(), BrokerError>>,
+    stop: oneshot::Receiver<()>,
+) {
+    let listener = match Url::parse(&format!("tcp://{addr}")) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = started.send(Err(BrokerError::Start(e.to_string())));
+            return;
+        }
+    };
+    let storage = match sqlite_url(&db) {
+        Ok(u) => u,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    let built = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
+        .node_id(tansu_broker::NODE_ID)
+        .cluster_id("keyflow")
+        .incarnation_id(uuid::Uuid::new_v4())
+        .advertised_listener(listener.clone())
+        .storage(storage)
+        .listener(listener)
+        .silent(true)
+        .build()
+        .await;
+    let mut broker = match built {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = started.send(Err(BrokerError::Start(format!("{e:?}"))));
+            return;
+        }
+    };
+    let _ = started.send(Ok(()));
+    tokio::select! {
+        res = broker.serve(tokio::time::Instant::now()) => {
+            if let Err(err) = res {
+                tracing::error!(cause = ?err, "embedded broker stopped");
+            }
+        }
+        _ = stop => {}
+    }
+}
+
 impl EmbeddedBroker {
-    /// Starts Tansu on `addr` with its SQLite database at `db`, and waits until it accepts
-    /// connections.
+    /// Starts Tansu on `addr` with its SQLite database at `db`, on threads of its own, and waits
+    /// until it accepts connections.
     pub async fn start(addr: SocketAddr, db: &Path) -> Result<Self, BrokerError> {
         let db = std::path::absolute(db).map_err(|source| BrokerError::Storage {
             path: db.into(),
@@ -62,36 +122,50 @@ impl EmbeddedBroker {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
             return Err(BrokerError::AddrInUse(addr));
         }
-        let listener =
-            Url::parse(&format!("tcp://{addr}")).map_err(|e| BrokerError::Start(e.to_string()))?;
-        let broker = Broker::<Controller<StorageContainer>, StorageContainer>::builder()
-            .node_id(tansu_broker::NODE_ID)
-            .cluster_id("keyflow")
-            .incarnation_id(uuid::Uuid::new_v4())
-            .advertised_listener(listener.clone())
-            .storage(sqlite_url(&db)?)
-            .listener(listener)
-            .silent(true)
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(BROKER_WORKERS)
+            .thread_name("tansu")
+            .enable_all()
             .build()
-            .await
-            .map_err(|e| BrokerError::Start(format!("{e:?}")))?;
-        let task = tokio::spawn(async move {
-            let mut broker = broker;
-            if let Err(err) = broker.serve(tokio::time::Instant::now()).await {
-                tracing::error!(cause = ?err, "embedded broker stopped");
-            }
-        });
+            .map_err(|e| BrokerError::Start(format!("broker runtime: {e}")))?;
+        let (started_tx, started_rx) = oneshot::channel();
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let (stopped_tx, stopped_rx) = oneshot::channel();
+        let serve_db = db.clone();
+        std::thread::Builder::new()
+            .name("tansu-broker".into())
+            .spawn(move || {
+                runtime.block_on(serve(addr, serve_db, started_tx, stop_rx));
+                // Connections still being served are cut here; committed records stay in SQLite.
+                runtime.shutdown_timeout(Duration::from_secs(2));
+                let _ = stopped_tx.send(());
+            })
+            .map_err(|e| BrokerError::Start(format!("broker thread: {e}")))?;
+        let mut broker = Self {
+            addr,
+            db,
+            stop: Some(stop_tx),
+            stopped: Some(stopped_rx),
+        };
+        match started_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(BrokerError::Start("broker thread ended".into())),
+        }
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                tracing::info!(%addr, db = %db.display(), "embedded Tansu broker ready");
-                return Ok(Self { addr, db, task });
+                tracing::info!(%addr, db = %broker.db.display(), "embedded Tansu broker ready");
+                return Ok(broker);
             }
-            if task.is_finished() {
+            if broker
+                .stopped
+                .as_mut()
+                .is_some_and(|rx| !matches!(rx.try_recv(), Err(TryRecvError::Empty)))
+            {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        task.abort();
         Err(BrokerError::Start(format!(
             "broker did not listen on {addr}"
         )))
@@ -113,21 +187,27 @@ impl EmbeddedBroker {
 
     /// Stops accepting and serving; committed records stay in SQLite.
     pub async fn stop(mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
-        // The listener is dropped with the task; wait until the port is free again.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stopped) = self.stopped.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), stopped).await;
+        }
+        // Wait until the port is free again, so a restart can bind it.
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(self.addr).await.is_err() {
                 break;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
 impl Drop for EmbeddedBroker {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
