@@ -94,6 +94,8 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   processing.batch_linger_ms  KEYFLOW_PROCESSING__BATCH_LINGER_MS  100
   processing.tick_ms          KEYFLOW_PROCESSING__TICK_MS        1000
   processing.ready_max_lag    KEYFLOW_PROCESSING__READY_MAX_LAG  1000
+  processing.stall_after_ms   KEYFLOW_PROCESSING__STALL_AFTER_MS 30000 (rejoin the group when
+                                                                 unowned partitions stall)
   scoring.window_days         KEYFLOW_SCORING__WINDOW_DAYS       14
   scoring.booking_weight|booking_cap|paid_weight|paid_cap|unpaid_weight|unpaid_cap|
           overdue_task_weight|overdue_task_cap                   15|4|10|4|10|3|5|4

@@ -202,6 +202,12 @@ pub struct ProcessingConfig {
     /// The processor reports ready once its lag first drops to this many messages or fewer
     /// (a live stream is never at lag 0 for long).
     pub ready_max_lag: i64,
+    /// A processor rejoins its consumer group when input partitions it does not own have had
+    /// a lag and no committed progress for this long, in milliseconds. It recovers groups a
+    /// broker left without an owner for some partitions: Tansu 0.6 expires a dead member
+    /// without telling the survivors to rebalance (docs/RELIABILITY.md). Keep it well above
+    /// the longest batch or state rebuild, since every rejoin rebalances the whole group.
+    pub stall_after_ms: u64,
 }
 
 impl Default for ProcessingConfig {
@@ -213,6 +219,7 @@ impl Default for ProcessingConfig {
             batch_linger_ms: 100,
             tick_ms: 1_000,
             ready_max_lag: 1_000,
+            stall_after_ms: 30_000,
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::decode::Decoder;
 use crate::engine::{Engine, EngineError};
 use crate::kafka::dlq::DeadLetters;
 use crate::kafka::signals::SignalProducer;
-use crate::kafka::source::{self, Assignment, Source, SourceContext};
+use crate::kafka::source::{self, Assignment, Source, SourceContext, StallWatch};
 use crate::signals::Signal;
 use crate::sink::{ResultSink, SinkError};
 use crate::state::PartitionState;
@@ -132,6 +132,7 @@ impl Processor {
 
     async fn run_until(&mut self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
         let mut last_lag_check = tokio::time::Instant::now() - Duration::from_secs(60);
+        let mut stalls = StallWatch::new(Duration::from_millis(self.config.stall_after_ms));
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -146,8 +147,39 @@ impl Processor {
             {
                 last_lag_check = tokio::time::Instant::now();
                 self.refresh_lag().await;
+                self.rejoin_if_stalled(&mut stalls).await;
             }
         }
+    }
+
+    /// Rejoins the group when partitions this processor does not own have stalled (see
+    /// [`StallWatch`]): the rejoin makes the coordinator rebalance every member.
+    async fn rejoin_if_stalled(&self, stalls: &mut StallWatch) {
+        let positions = match source::group_positions(&self.consumer).await {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::debug!(cause = %err, "group positions not available");
+                return;
+            }
+        };
+        let assigned = self.partitions.keys().copied().collect();
+        let stalled = stalls.observe(&positions, &assigned, std::time::Instant::now());
+        if stalled.is_empty() {
+            return;
+        }
+        tracing::warn!(
+            ?stalled,
+            stall_after_ms = self.config.stall_after_ms,
+            "partitions owned by no live member: rejoining the consumer group"
+        );
+        let topics: Vec<String> = positions.keys().map(|(t, _)| t.clone()).collect();
+        let mut topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        topics.dedup();
+        self.consumer.unsubscribe();
+        if let Err(err) = self.consumer.subscribe(&topics) {
+            tracing::error!(cause = %err, "rejoining the consumer group failed");
+        }
+        stalls.reset();
     }
 
     async fn refresh_lag(&self) {

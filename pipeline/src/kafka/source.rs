@@ -113,3 +113,112 @@ pub async fn lag(consumer: &Arc<Source>) -> Result<BTreeMap<i32, i64>, KafkaErro
     .await
     .expect("lag task does not panic")
 }
+
+/// Per input partition (topic, partition) of the subscription: the group's committed offset
+/// and the partition's high watermark. Covers every partition, not only the assigned ones.
+pub async fn group_positions(
+    consumer: &Arc<Source>,
+) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaError> {
+    let consumer = consumer.clone();
+    tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(5);
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for e in consumer.subscription()?.elements() {
+            let metadata = consumer.fetch_metadata(Some(e.topic()), timeout)?;
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    tpl.add_partition(t.name(), p.id());
+                }
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, timeout)?;
+        let mut out = BTreeMap::new();
+        for e in committed.elements() {
+            let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+            let at = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => low,
+            };
+            out.insert((e.topic().to_owned(), e.partition()), (at, high));
+        }
+        Ok(out)
+    })
+    .await
+    .expect("positions task does not panic")
+}
+
+/// Watches for partitions nobody processes: lagging, not assigned here, and without committed
+/// progress for `stall_after`. Tansu 0.6 can leave a group that way after a member dies (it
+/// expires the member but does not tell the survivors to rebalance); rejoining recovers it.
+#[derive(Debug)]
+pub struct StallWatch {
+    stall_after: Duration,
+    /// Per partition: the committed offset last seen and since when it has not moved.
+    seen: BTreeMap<(String, i32), (i64, std::time::Instant)>,
+}
+
+impl StallWatch {
+    pub fn new(stall_after: Duration) -> Self {
+        Self {
+            stall_after,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Folds in the group's positions (see [`group_positions`]) at `now`; returns the stalled
+    /// partitions that are not in `assigned`.
+    pub fn observe(
+        &mut self,
+        positions: &BTreeMap<(String, i32), (i64, i64)>,
+        assigned: &BTreeSet<i32>,
+        now: std::time::Instant,
+    ) -> Vec<(String, i32)> {
+        let mut stalled = Vec::new();
+        for (tp, &(committed, high)) in positions {
+            let entry = self.seen.entry(tp.clone()).or_insert((committed, now));
+            if entry.0 != committed || committed >= high {
+                *entry = (committed, now);
+                continue;
+            }
+            if !assigned.contains(&tp.1) && now.duration_since(entry.1) >= self.stall_after {
+                stalled.push(tp.clone());
+            }
+        }
+        stalled
+    }
+
+    /// Starts every clock again (after a rejoin).
+    pub fn reset(&mut self) {
+        self.seen.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_lagging_unowned_partitions_without_progress_count_as_stalled() {
+        let mut w = StallWatch::new(Duration::from_secs(10));
+        let t0 = std::time::Instant::now();
+        let at = |secs| t0 + Duration::from_secs(secs);
+        let pos = |a: i64, b: i64, c: i64| {
+            BTreeMap::from([
+                (("t".to_owned(), 0), (a, 100)),
+                (("t".to_owned(), 1), (b, 100)),
+                (("t".to_owned(), 2), (c, 100)),
+            ])
+        };
+        let mine = BTreeSet::from([0]);
+        assert!(w.observe(&pos(5, 5, 100), &mine, at(0)).is_empty());
+        // Partition 1 moves, partition 2 is caught up, partition 0 is ours.
+        assert!(w.observe(&pos(5, 6, 100), &mine, at(9)).is_empty());
+        assert!(w.observe(&pos(5, 6, 100), &mine, at(15)).is_empty());
+        assert_eq!(
+            w.observe(&pos(5, 6, 100), &mine, at(19)),
+            vec![("t".to_owned(), 1)]
+        );
+        w.reset();
+        assert!(w.observe(&pos(5, 6, 100), &mine, at(20)).is_empty());
+    }
+}
