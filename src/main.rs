@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use keyflow::config::{Config, Overrides, SETTINGS_HELP};
 use keyflow::demo::generator::DemoSpec;
-use pipeline::clock::SystemClock;
+use pipeline::clock::{ManualClock, SharedClock, SystemClock};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,6 +36,10 @@ struct Cli {
     /// Any setting as KEY=VALUE (repeatable), e.g. scoring.window_days=7 or kafka.client.id=x.
     #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Evaluate at this fixed instant (RFC 3339) instead of the system clock: replays and the
+    /// fault tests compare runs that must score at the same instant.
+    #[arg(long, global = true, hide = true)]
+    frozen_clock: Option<chrono::DateTime<chrono::Utc>>,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,7 +110,13 @@ async fn main() -> anyhow::Result<()> {
         set: cli.set,
     };
     let cfg = Config::load(cli.config.as_deref(), &overrides)?;
-    let clock = Arc::new(SystemClock);
+    let clock: SharedClock = match cli.frozen_clock {
+        Some(at) => {
+            tracing::warn!(%at, "the clock is frozen");
+            Arc::new(ManualClock::at(at))
+        }
+        None => Arc::new(SystemClock),
+    };
     match cli.command {
         Command::Run => {
             let mut running = keyflow::run::start(&cfg, clock).await?;
