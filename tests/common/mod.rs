@@ -2,8 +2,10 @@
 //! a private data directory, a pinned clock, and helpers to produce and to wait.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod proxy;
 pub mod script;
+pub mod views;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;

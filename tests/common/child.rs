@@ -1,0 +1,236 @@
+//! The processor as a process of its own: `keyflow run` over the test's broker, started from the
+//! built binary with a test configuration turned into flags, so a test can SIGKILL it the way a
+//! crash or an OOM kill would. Its log goes to a file the test prints when something fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use keyflow::config::Config;
+use pipeline::config::TopicsConfig;
+use pipeline::kafka::client_config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+/// The instant every child process evaluates at (`--frozen-clock`).
+pub const FROZEN_AT: &str = "2026-11-20T12:00:00Z";
+
+pub struct ProcessorProcess {
+    child: Child,
+    pub log: PathBuf,
+    pub name: String,
+}
+
+/// Starts `keyflow run` with `cfg` (its broker must be external: `cfg.brokers`), logging to
+/// `<data_dir>/<name>.log` (appended across restarts).
+pub fn spawn(cfg: &Config, name: &str) -> ProcessorProcess {
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    let log = cfg.data_dir.join(format!("{name}.log"));
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
+    let set = |k: &str, v: &dyn std::fmt::Display| ["--set".to_owned(), format!("{k}={v}")];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyflow"));
+    cmd.arg("run")
+        .args(["--data-dir", cfg.data_dir.to_str().unwrap()])
+        .args([
+            "--brokers",
+            cfg.brokers.as_deref().expect("an external broker"),
+        ])
+        .args(["--api-addr", &cfg.api_addr.to_string()])
+        .args(["--frozen-clock", FROZEN_AT])
+        .args(set("processing.group_id", &cfg.processing.group_id))
+        .args(set(
+            "processing.batch_max_events",
+            &cfg.processing.batch_max_events,
+        ))
+        .args(set("processing.tick_ms", &cfg.processing.tick_ms))
+        .args(set(
+            "processing.batch_linger_ms",
+            &cfg.processing.batch_linger_ms,
+        ))
+        .args(set(
+            "processing.stall_after_ms",
+            &cfg.processing.stall_after_ms,
+        ))
+        .args(set("topics.signals", &cfg.topics.signals))
+        .args(set("topics.partitions", &cfg.topics.partitions))
+        .args(set("api.admin_key", &super::ADMIN_KEY))
+        .args(set("api.views_max_staleness_ms", &0))
+        .env("RUST_LOG", "info,tansu=warn,libsql=warn,librdkafka=warn")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    for (k, v) in &cfg.kafka {
+        cmd.args(set(&format!("kafka.{k}"), v));
+    }
+    if let Some(url) = &cfg.clickhouse.url {
+        cmd.args(["--clickhouse-url", url])
+            .args(set("clickhouse.database", &cfg.clickhouse.database))
+            .args(set("clickhouse.cache_ttl_ms", &0));
+    }
+    ProcessorProcess {
+        child: cmd.spawn().expect("keyflow binary starts"),
+        log,
+        name: name.to_owned(),
+    }
+}
+
+impl ProcessorProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown hook runs, nothing is flushed or committed.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for a clean exit (panics on a failure exit, with the log's tail).
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..600 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "{} exited with {status}\n{}",
+                    self.name,
+                    self.tail()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("{} did not stop within 30 s\n{}", self.name, self.tail());
+    }
+
+    /// Panics with the log's tail if the process has exited.
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{} exited early with {status}\n{}", self.name, self.tail());
+        }
+    }
+
+    /// The last lines of the log.
+    pub fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// The partitions of the last assignment the log reports (empty before the first).
+    pub fn assigned(&self) -> Vec<i32> {
+        assigned_in(&std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
+impl Drop for ProcessorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Partitions of the last `partitions assigned partitions={0, 1}` line in a log.
+pub fn assigned_in(log: &str) -> Vec<i32> {
+    log.lines()
+        .rev()
+        .find(|l| l.contains("partitions assigned"))
+        .and_then(|l| l.split("partitions={").nth(1))
+        .and_then(|rest| rest.split('}').next())
+        .map(|set| {
+            set.split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn offsets_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    client_config(bootstrap, &Default::default())
+        .set("group.id", group)
+        .create()
+        .unwrap()
+}
+
+/// Sum over the input topics of `group`'s committed offsets.
+pub async fn committed(bootstrap: &str, group: &str, topics: &TopicsConfig) -> i64 {
+    let consumer = offsets_consumer(bootstrap, group);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in topics.inputs() {
+        for p in 0..topics.partitions {
+            tpl.add_partition(topic, p);
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        consumer
+            .committed_offsets(tpl, Duration::from_secs(5))
+            .map(|c| {
+                c.elements()
+                    .iter()
+                    .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    })
+    .await
+    .unwrap()
+}
+
+/// Sum over the input topics of the high watermarks: every message produced so far.
+pub async fn end_offsets(bootstrap: &str, topics: &TopicsConfig) -> i64 {
+    let consumer = offsets_consumer(bootstrap, "end-offsets");
+    let topics = topics.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sum = 0;
+        for topic in topics.inputs() {
+            for p in 0..topics.partitions {
+                sum += consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .unwrap()
+                    .1;
+            }
+        }
+        sum
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until `group` has committed at least `target` input offsets; panics with the child's
+/// log after `secs`, or as soon as the child dies.
+pub async fn wait_committed(
+    child: &mut ProcessorProcess,
+    bootstrap: &str,
+    group: &str,
+    topics: &TopicsConfig,
+    target: i64,
+    secs: u64,
+) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let at = committed(bootstrap, group, topics).await;
+        if at >= target {
+            return at;
+        }
+        child.assert_alive();
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "{} committed {at} of {target} offsets in {secs} s\n{}",
+                child.name,
+                child.tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A data directory path under `dir`.
+pub fn sub(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
