@@ -23,8 +23,8 @@ pub struct ErrorBody {
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// not_found, bad_request, unauthorized, forbidden, method_not_allowed, payload_too_large,
-    /// uri_too_long, unsupported_media_type, unprocessable, headers_too_large, unavailable or
-    /// internal.
+    /// uri_too_long, unsupported_media_type, unprocessable, headers_too_large, overloaded,
+    /// unavailable or internal.
     pub code: String,
     pub message: String,
 }
@@ -51,6 +51,9 @@ pub enum AppError {
     Rejected { status: StatusCode, message: String },
     #[error("store unavailable")]
     Unavailable(String),
+    /// More requests in flight than `api.limits.max_in_flight`: retry after a second.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -77,6 +80,7 @@ impl IntoResponse for AppError {
                 "headers_too_large",
             ),
             AppError::Rejected { status, .. } => (*status, code_of(*status)),
+            AppError::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             AppError::Unavailable(detail) => {
                 tracing::error!(cause = %detail, "store read failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -91,6 +95,12 @@ impl IntoResponse for AppError {
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
             .into_response();
+        if matches!(self, AppError::Overloaded(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

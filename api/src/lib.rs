@@ -2,7 +2,8 @@
 //! JSON bodies that name the problem and never leak internals. Around every route: request ids
 //! (`x-request-id`, in the request log with the path but never the query or headers), bearer
 //! keys, freshness headers, latency metrics, gzip and configurable CORS; request size limits
-//! (`[api.limits]`, see [`limits`]) and JSON errors for whatever axum refuses on its own.
+//! (`[api.limits]`, see [`limits`]), load shedding past a number of requests in flight (see
+//! [`shed`]) and JSON errors for whatever axum refuses on its own.
 
 pub mod activity;
 pub mod auth;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod search;
+pub mod shed;
 pub mod timeline;
 pub mod views;
 
@@ -48,6 +50,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Per-business aggregates, computed once per store generation.
     pub views: Arc<cache::ViewCache>,
+    /// Slots of the requests being handled (see [`shed`]).
+    pub in_flight: shed::InFlight,
 }
 
 impl AppState {
@@ -63,6 +67,7 @@ impl AppState {
             views: Arc::new(cache::ViewCache::new(std::time::Duration::from_millis(
                 api.views_max_staleness_ms,
             ))),
+            in_flight: shed::InFlight::new(api.limits.max_in_flight),
             api: Arc::new(api),
             shutdown: CancellationToken::new(),
         }
@@ -262,6 +267,7 @@ pub fn app(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), limits::enforce))
         .layer(DefaultBodyLimit::max(state.api.limits.max_body_bytes))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(from_fn_with_state(state.clone(), shed::shed))
         .layer(from_fn_with_state(state.clone(), metrics::track))
         .layer(from_fn_with_state(state.clone(), freshness))
         .layer(CompressionLayer::new())

@@ -1,6 +1,7 @@
 //! What a request may weigh before any handler sees it: the `[api.limits]` settings and the
 //! middleware that enforces the URI, id and header limits (the body limit is axum's
-//! `DefaultBodyLimit`, set from the same settings in [`crate::app`]). Every refusal is a 4xx
+//! `DefaultBodyLimit`, set from the same settings in [`crate::app`]; the in-flight limit is
+//! [`crate::shed`]'s). Every refusal is a 4xx
 //! JSON error naming the limit and the setting that raises it.
 //!
 //! hyper refuses what is beyond its own fixed bounds first, with an empty body: a request head
@@ -31,6 +32,9 @@ pub struct HttpLimits {
     pub max_id_bytes: usize,
     /// Most bytes of header names and values together; more is a 431.
     pub max_header_bytes: usize,
+    /// Most `/v1/` requests handled at once; past it a request is answered at once with a 503
+    /// `overloaded` and `Retry-After: 1` (see [`crate::shed`]).
+    pub max_in_flight: usize,
 }
 
 impl Default for HttpLimits {
@@ -40,6 +44,7 @@ impl Default for HttpLimits {
             max_uri_bytes: 4 * 1024,
             max_id_bytes: 256,
             max_header_bytes: 16 * 1024,
+            max_in_flight: 512,
         }
     }
 }
@@ -51,6 +56,7 @@ impl HttpLimits {
             ("max_uri_bytes", self.max_uri_bytes),
             ("max_id_bytes", self.max_id_bytes),
             ("max_header_bytes", self.max_header_bytes),
+            ("max_in_flight", self.max_in_flight),
         ]
         .into_iter()
         .find(|(_, v)| *v == 0);

@@ -1,7 +1,8 @@
 //! The security suite (`security/suite/`) over the embedded store's in-memory index, the reader
 //! a single-process KeyFlow serves from; `tests/security.rs` runs the same suite over ClickHouse.
-//! Also here: the limits follow their configuration, and what axum refuses on its own or a
-//! panicking handler still answers in the API's JSON error shape.
+//! Also here: the limits follow their configuration, requests past `max_in_flight` are shed, and
+//! what axum refuses on its own or a panicking handler still answers in the API's JSON error
+//! shape.
 
 #[path = "security/suite/mod.rs"]
 mod suite;
@@ -95,6 +96,7 @@ async fn limits_follow_their_configuration() {
         max_uri_bytes: 120,
         max_id_bytes: 8,
         max_header_bytes: 300,
+        max_in_flight: 64,
     };
     let (server, _) = setup_with(limits.clone()).await;
     let ok = |r: &suite::http::Reply| r.status;
@@ -154,6 +156,32 @@ async fn limits_follow_their_configuration() {
     let zero: api::ApiConfig =
         serde_json::from_value(serde_json::json!({"limits": {"max_id_bytes": 0}})).unwrap();
     assert!(zero.validate().unwrap_err().contains("max_id_bytes"));
+}
+
+/// With no slot free every `/v1/` request is shed at once (503, `Retry-After`); health and
+/// metrics still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_in_flight_requests_are_shed() {
+    let (server, _) = setup_with(HttpLimits {
+        max_in_flight: 0,
+        ..Default::default()
+    })
+    .await;
+    let r = send(
+        server.addr,
+        &Req::get("/v1/businesses/acme/crm/highlights").key(ACME),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.error_code().as_deref(), Some("overloaded"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.text().contains("max_in_flight"), "{}", r.text());
+    assert_eq!(send(server.addr, &Req::get("/healthz")).await.status, 200);
+    let metrics = send(server.addr, &Req::get("/metrics")).await.text();
+    assert!(
+        metrics.contains("status=\"503\""),
+        "shed requests are counted"
+    );
 }
 
 #[tokio::test]
