@@ -21,11 +21,14 @@ use crate::decode::Decoder;
 use crate::engine::{Engine, EngineError};
 use crate::kafka::dlq::DeadLetters;
 use crate::kafka::signals::SignalProducer;
-use crate::kafka::source::{self, Assignment, Source, SourceContext, StallWatch};
+use crate::kafka::source::{Assignment, Source, SourceContext};
 use crate::signals::Signal;
 use crate::sink::{ResultSink, SinkError};
 use crate::state::PartitionState;
 use crate::status::ProcessorStatus;
+
+mod monitor;
+use monitor::Monitor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessorError {
@@ -131,70 +134,22 @@ impl Processor {
     }
 
     async fn run_until(&mut self, shutdown: CancellationToken) -> Result<(), ProcessorError> {
-        let mut last_lag_check = tokio::time::Instant::now() - Duration::from_secs(60);
-        let mut stalls = StallWatch::new(Duration::from_millis(self.config.stall_after_ms));
+        let monitor = Monitor {
+            consumer: self.consumer.clone(),
+            status: self.status.clone(),
+            ready_max_lag: self.config.ready_max_lag,
+            stall_after: Duration::from_millis(self.config.stall_after_ms),
+        };
+        let stop_monitor = shutdown.child_token();
+        let _stop_on_exit = stop_monitor.clone().drop_guard();
+        tokio::spawn(monitor.run(stop_monitor));
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 batch = self.next_batch() => batch,
             };
-            let received = batch.len();
             self.handle_rebalances().await?;
             self.process(batch).await?;
-            let idle = received < self.config.batch_max_events;
-            if idle
-                && (!self.status.is_ready() || last_lag_check.elapsed() > Duration::from_secs(5))
-            {
-                last_lag_check = tokio::time::Instant::now();
-                self.refresh_lag().await;
-                self.rejoin_if_stalled(&mut stalls).await;
-            }
-        }
-    }
-
-    /// Rejoins the group when partitions this processor does not own have stalled (see
-    /// [`StallWatch`]): the rejoin makes the coordinator rebalance every member.
-    async fn rejoin_if_stalled(&self, stalls: &mut StallWatch) {
-        let positions = match source::group_positions(&self.consumer).await {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::debug!(cause = %err, "group positions not available");
-                return;
-            }
-        };
-        let assigned = self.partitions.keys().copied().collect();
-        let stalled = stalls.observe(&positions, &assigned, std::time::Instant::now());
-        if stalled.is_empty() {
-            return;
-        }
-        tracing::warn!(
-            ?stalled,
-            stall_after_ms = self.config.stall_after_ms,
-            "partitions owned by no live member: rejoining the consumer group"
-        );
-        let topics: Vec<String> = positions.keys().map(|(t, _)| t.clone()).collect();
-        let mut topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        topics.dedup();
-        self.consumer.unsubscribe();
-        if let Err(err) = self.consumer.subscribe(&topics) {
-            tracing::error!(cause = %err, "rejoining the consumer group failed");
-        }
-        stalls.reset();
-    }
-
-    async fn refresh_lag(&self) {
-        match source::lag(&self.consumer).await {
-            Ok(by_partition) => {
-                self.status.set_lag(by_partition);
-                let lag = self.status.lag.load(std::sync::atomic::Ordering::Relaxed);
-                // Ready once caught up; a later backlog does not take it back (the API keeps
-                // serving, and the lag is reported beside every answer).
-                if (0..=self.config.ready_max_lag).contains(&lag) && !self.status.is_ready() {
-                    tracing::info!(lag, "caught up with the input topics: ready");
-                    self.status.set_ready(true);
-                }
-            }
-            Err(err) => tracing::debug!(cause = %err, "lag not available yet"),
         }
     }
 
