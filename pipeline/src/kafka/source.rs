@@ -64,6 +64,14 @@ impl ConsumerContext for SourceContext {
 
 pub type Source = StreamConsumer<SourceContext>;
 
+/// Most bytes one fetch request asks for (librdkafka's default is 50 MB). Tansu 0.6 serves
+/// all storage requests of the broker one at a time and answers a fetch with up to this many
+/// bytes across its partitions, whatever `max.partition.fetch.bytes` says: a 50 MB answer
+/// holds its storage for seconds, and the group's heartbeats and offset requests wait behind
+/// it. 1 MiB bounds each fetch's share; librdkafka pipelines fetches, so a real Kafka cluster
+/// loses little. Overridable through `[kafka]`.
+const FETCH_MAX_BYTES: &str = "1048576";
+
 /// A consumer in `group_id`, subscribed to `topics`; offsets are only ever stored by the caller.
 pub fn subscribe(
     client: &ClientConfig,
@@ -74,7 +82,8 @@ pub fn subscribe(
     let mut cfg = ClientConfig::new();
     // Defaults first; the caller's pass-through settings win, except the ones correctness needs.
     cfg.set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        .set("fetch.max.bytes", FETCH_MAX_BYTES);
     for (k, v) in client.config_map() {
         cfg.set(k, v);
     }
