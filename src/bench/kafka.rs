@@ -239,8 +239,11 @@ async fn clickhouse_pipeline(
     let mut cfg = config(&work.join("pipe-clickhouse"), bootstrap, "bench-clickhouse")?;
     cfg.clickhouse.url = Some(args.clickhouse.clone());
     cfg.clickhouse.database = "keyflow_bench".into();
-    let sink = sinks::clickhouse::ClickHouseSink::new(&cfg.clickhouse, &args.clickhouse);
-    let ch = sink.client();
+    // Dropped and created from the default database: ClickHouse refuses a session in one that
+    // does not exist yet.
+    let mut admin = cfg.clickhouse.clone();
+    admin.database = "default".into();
+    let ch = admin.client(&args.clickhouse);
     ch.query("DROP DATABASE IF EXISTS keyflow_bench")
         .execute()
         .await
