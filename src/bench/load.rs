@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use pipeline::status::ProcessorStatus;
@@ -27,7 +28,11 @@ pub struct LoadResult {
     pub seconds: u64,
     pub requests: u64,
     pub ok: u64,
+    /// Failed requests, not counting `shed`.
     pub errors: u64,
+    /// Requests refused at once with the API's 503 `overloaded` (load shedding, documented).
+    #[serde(default)]
+    pub shed: u64,
     pub achieved_rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -63,12 +68,13 @@ fn routes(contacts_per_business: usize) -> Vec<(&'static str, Vec<String>)> {
     ]
 }
 
-/// Serves the API from `store_dir` and runs the load generator against each route in turn.
+/// Serves the API from `store_dir` and runs the load generator against each route in turn;
+/// also returns the server process's RSS after the load and its peak during it, in MB.
 pub async fn api_phase(
     args: &BenchArgs,
     store_dir: &Path,
     p: &impl Fn(&str),
-) -> anyhow::Result<(Vec<LoadResult>, f64)> {
+) -> anyhow::Result<(Vec<LoadResult>, f64, f64)> {
     let t = Instant::now();
     let store = EmbeddedStore::open(store_dir)?;
     let index = store.index();
@@ -94,6 +100,17 @@ pub async fn api_phase(
         api::AppState::new(index, status, cfg),
         async move { stopped.cancelled().await },
     ));
+    // The server runs in this process: its peak RSS under load, sampled every 200 ms.
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(rss_bytes()));
+    let sampler = {
+        let (peak, stop) = (peak.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                peak.fetch_max(rss_bytes(), std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
     let per_business = args.contacts.div_ceil(super::engine::BUSINESSES);
     let mut results = Vec::new();
     for (route, paths) in routes(per_business) {
@@ -118,15 +135,17 @@ pub async fn api_phase(
         ];
         let r: LoadResult = tokio::task::spawn_blocking(move || child(&child_args)).await??;
         p(&format!(
-            "api {route}: p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors, {:.0} req/s",
-            r.p50_ms, r.p99_ms, r.max_ms, r.errors, r.achieved_rps
+            "api {route}: p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms, {} errors, {} shed, {:.0} req/s",
+            r.p50_ms, r.p99_ms, r.max_ms, r.errors, r.shed, r.achieved_rps
         ));
         results.push(r);
     }
     let rss = rss_bytes() as f64 / 1024.0 / 1024.0;
     stop.cancel();
     server.await??;
-    Ok((results, rss))
+    sampler.await?;
+    let peak = peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0 / 1024.0;
+    Ok((results, rss, peak))
 }
 
 /// The load generator's side: `rate` requests/s for `seconds`, cycling through `paths`.
@@ -173,10 +192,11 @@ pub async fn generate(
                 let outcome = match client.request(req).await {
                     Ok(res) if res.status().is_success() => match res.into_body().collect().await {
                         Ok(_) => Ok(()),
-                        Err(e) => Err(format!("body: {e}")),
+                        Err(e) => Err(Some(format!("body: {e}"))),
                     },
-                    Ok(res) => Err(format!("status {}", res.status())),
-                    Err(e) => Err(format!("request: {e}")),
+                    Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => Err(None),
+                    Ok(res) => Err(Some(format!("status {}", res.status()))),
+                    Err(e) => Err(Some(format!("request: {e}"))),
                 };
                 let _ = tx.send((scheduled.elapsed(), outcome));
             });
@@ -186,19 +206,20 @@ pub async fn generate(
     }
     drop(tx);
     let mut latencies = Vec::with_capacity(total as usize);
-    let (mut errors, mut first_error) = (0u64, None);
+    let (mut errors, mut shed, mut first_error) = (0u64, 0u64, None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while let Ok(Some((lat, outcome))) = tokio::time::timeout_at(deadline, rx.recv()).await {
         match outcome {
             Ok(()) => latencies.push(lat.as_secs_f64() * 1000.0),
-            Err(e) => {
+            Err(None) => shed += 1,
+            Err(Some(e)) => {
                 errors += 1;
                 first_error.get_or_insert(e);
             }
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let answered = latencies.len() as u64 + errors;
+    let answered = latencies.len() as u64 + errors + shed;
     errors += total - answered; // never answered within the grace period
     latencies.sort_by(f64::total_cmp);
     let q = |f: f64| {
@@ -214,6 +235,7 @@ pub async fn generate(
         requests: total,
         ok: latencies.len() as u64,
         errors,
+        shed,
         achieved_rps: latencies.len() as f64 / elapsed,
         p50_ms: q(0.50),
         p99_ms: q(0.99),

@@ -148,6 +148,9 @@ pub struct Results {
     pub rebuild: Option<engine::RebuildResult>,
     pub api: Vec<load::LoadResult>,
     pub api_server_rss_mb: Option<f64>,
+    /// Peak RSS of the API server process during the API phase.
+    #[serde(default)]
+    pub api_server_peak_rss_mb: Option<f64>,
     pub kafka: Option<kafka::KafkaResult>,
     pub analyst: Option<analyst::AnalystResult>,
     pub analyst_error: Option<String>,
@@ -293,9 +296,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     write_report(&args.out, &r)?;
     if args.wants("api") && store.exists() {
-        let (results, rss) = load::api_phase(&args, &store, &p).await?;
+        let (results, rss, peak) = load::api_phase(&args, &store, &p).await?;
         r.api = results;
         r.api_server_rss_mb = Some(rss);
+        r.api_server_peak_rss_mb = Some(peak);
     }
     write_report(&args.out, &r)?;
     if args.wants("kafka") {

@@ -53,7 +53,7 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(md, "| Engine alone, {} contacts, {} events in memory | {} events/s | >= 300,000 events/s | {} |", n(e.contacts as f64), n(e.events as f64), n(e.events_per_s), status(e.events_per_s >= 300_000.0));
     }
     for a in &r.api {
-        let _ = writeln!(md, "| API `{}` at {} req/s{} | p50 {:.2} ms, p99 {:.2} ms, {} errors ({} req/s answered) | p99 < 10 ms, 0 errors | {} |", a.route, n(f64::from(a.target_rps)), r.engine.as_ref().map_or(String::new(), |e| format!(", {} contacts", n(e.contacts as f64))), a.p50_ms, a.p99_ms, a.errors, n(a.achieved_rps), status(a.p99_ms < 10.0 && a.errors == 0));
+        let _ = writeln!(md, "| API `{}` at {} req/s{} | p50 {:.2} ms, p99 {:.2} ms, {} errors, {} shed ({} req/s answered) | p99 < 10 ms, 0 errors | {} |", a.route, n(f64::from(a.target_rps)), r.engine.as_ref().map_or(String::new(), |e| format!(", {} contacts", n(e.contacts as f64))), a.p50_ms, a.p99_ms, a.errors, a.shed, n(a.achieved_rps), status(a.p99_ms < 10.0 && a.errors == 0 && a.shed == 0));
     }
     if let [one, ten, hundred] = r.growth.as_slice() {
         let cost = |x: &super::engine::EngineResult| 1.0 - x.events_per_s / one.events_per_s;
@@ -115,15 +115,19 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     if let Some(rss) = r.api_server_rss_mb {
-        let _ = writeln!(md, "- API server process (store index of every contact loaded): RSS {rss:.0} MB after the load.");
+        let peak = r
+            .api_server_peak_rss_mb
+            .map_or(String::new(), |p| format!(", peak {p:.0} MB during it"));
+        let _ = writeln!(md, "- API server process (store index of every contact loaded): RSS {rss:.0} MB after the load{peak}.");
     }
     for a in &r.api {
         let _ = writeln!(
             md,
-            "- API `{}`: {} requests, {} ok, p99.9 {:.2} ms, max {:.1} ms{}.",
+            "- API `{}`: {} requests, {} ok, {} shed (503 overloaded), p99.9 {:.2} ms, max {:.1} ms{}.",
             a.route,
             n(a.requests as f64),
             n(a.ok as f64),
+            n(a.shed as f64),
             a.p999_ms,
             a.max_ms,
             a.first_error
