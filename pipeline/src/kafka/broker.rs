@@ -215,6 +215,99 @@ impl Drop for EmbeddedBroker {
 mod tests {
     use super::*;
 
+    /// The vendored tansu-storage reads a fetch in pages of 2,000 records and looks headers up
+    /// through an index (vendor/README.md): one fetch over 5,000 records of one partition, as
+    /// a consumer with librdkafka's default 50 MB fetch asks for it, returns every record once,
+    /// in order, with its key, value and headers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fetches_span_pages_and_keep_every_header() {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        use rdkafka::client::DefaultClientContext;
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        use rdkafka::ClientConfig;
+
+        const N: usize = 5_000;
+        let dir = tempfile::tempdir().unwrap();
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let broker = EmbeddedBroker::start(addr, &dir.path().join("t.db"))
+            .await
+            .unwrap();
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", broker.bootstrap());
+        let admin: AdminClient<DefaultClientContext> = client.create().unwrap();
+        let created = admin
+            .create_topics(
+                [&NewTopic::new("paged", 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap();
+        assert!(created[0].is_ok(), "{created:?}");
+
+        let producer: FutureProducer = client.clone().set("linger.ms", "20").create().unwrap();
+        let value = |i: usize| format!("{}{i}", "v".repeat(1 + i % 300));
+        let sends = (0..N).map(|i| {
+            let (key, value, producer) = (i.to_string(), value(i), &producer);
+            async move {
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: "n",
+                    value: Some(key.as_bytes()),
+                });
+                producer
+                    .send(
+                        FutureRecord::to("paged")
+                            .key(&key)
+                            .payload(&value)
+                            .headers(headers),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+            }
+        });
+        futures::future::try_join_all(sends).await.unwrap();
+
+        let consumer: BaseConsumer = client
+            .clone()
+            .set("group.id", "paged")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&["paged"]).unwrap();
+        let seen = tokio::task::spawn_blocking(move || {
+            let mut seen = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while seen.len() < N && std::time::Instant::now() < deadline {
+                let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let m = m.unwrap();
+                let header = m.headers().map(|h| h.get(0).value.unwrap().to_vec());
+                seen.push((
+                    m.offset(),
+                    m.key().unwrap().to_vec(),
+                    m.payload().unwrap().to_vec(),
+                    header,
+                ));
+            }
+            seen
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.len(), N);
+        for (i, (offset, key, value_, header)) in seen.into_iter().enumerate() {
+            assert_eq!(offset, i as i64);
+            assert_eq!(key, i.to_string().into_bytes());
+            assert_eq!(value_, value(i).into_bytes(), "record {i}");
+            assert_eq!(header, Some(i.to_string().into_bytes()), "record {i}");
+        }
+        broker.stop().await;
+    }
+
     #[test]
     fn sqlite_urls_keep_absolute_paths_absolute() {
         assert_eq!(
