@@ -202,7 +202,8 @@ impl Processor {
         Ok(())
     }
 
-    /// Loads a partition's state from the sink the first time it is needed.
+    /// Loads a partition's state from the sink the first time it is needed, and republishes
+    /// the signals its last write may not have published.
     async fn ensure_partition(&mut self, p: i32) -> Result<(), ProcessorError> {
         if self.partitions.contains_key(&p) {
             return Ok(());
@@ -212,10 +213,12 @@ impl Processor {
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
         let state = PartitionState::recovered(&recovered);
+        self.publish(&recovered.unpublished).await?;
         tracing::info!(
             partition = p,
             events = recovered.events.len(),
             contacts = state.len(),
+            republished = recovered.unpublished.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "partition state rebuilt"
         );
@@ -254,13 +257,6 @@ impl Processor {
         let outputs = work.outputs;
 
         let outputs: Vec<_> = outputs.values().filter(|o| !o.is_empty()).collect();
-        let mut signalled = 0u64;
-        for out in &outputs {
-            // Published before the write: a crash in between republishes the same signal ids
-            // on replay, while the other order could lose them.
-            self.publish(&out.signals).await?;
-            signalled += out.signals.len() as u64;
-        }
         // The partitions' writes are independent (each its own files or rows) and mostly wait
         // on fsync or the network, so they overlap; the batch is durable when all are.
         let started = std::time::Instant::now();
@@ -273,6 +269,14 @@ impl Processor {
         self.status
             .sink_latency
             .observe(started.elapsed().as_secs_f64());
+        // Published after the write, from what was stored: a crash in between republishes the
+        // same ids on recovery (`Recovered::unpublished`). Published first, a signal could
+        // announce a change that the replay, batched differently, never makes nor retracts.
+        let mut signalled = 0u64;
+        for out in &outputs {
+            self.publish(&out.signals).await?;
+            signalled += out.signals.len() as u64;
+        }
         let mut written = 0u64;
         for out in outputs {
             written += out.profiles.len() as u64;

@@ -18,6 +18,24 @@ pub const ACTION_RESOLVED: &str = "next_action.resolved";
 pub const PROMOTION_SUGGESTED: &str = "contact.promotion.suggested";
 pub const FEED_PROMPT: &str = "ai.feed.prompt";
 
+/// Every signal type, for reading a stored one back.
+pub const KINDS: [&str; 5] = [
+    SEGMENT_UPDATED,
+    ACTION_OPENED,
+    ACTION_RESOLVED,
+    PROMOTION_SUGGESTED,
+    FEED_PROMPT,
+];
+/// Every change a signal can carry.
+pub const CHANGES: [&str; 6] = [
+    "entered",
+    "exited",
+    "opened",
+    "resolved",
+    "suggested",
+    "prompt",
+];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
     pub signal_id: String,
@@ -91,6 +109,49 @@ impl Signal {
             caused_by: caused_by.to_vec(),
             detail,
         }
+    }
+
+    /// A signal read back from a store, field by field as [`Signal`] holds them; `kind` and
+    /// `change` must be among [`KINDS`] and [`CHANGES`], `detail` a JSON object.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        signal_id: String,
+        kind: &str,
+        business_id: String,
+        contact_id: String,
+        partition: i32,
+        subject: String,
+        change: &str,
+        reason: String,
+        at: Ms,
+        rule_version: String,
+        caused_by: Vec<String>,
+        detail: &str,
+    ) -> Result<Self, String> {
+        let kind = *KINDS
+            .iter()
+            .find(|k| **k == kind)
+            .ok_or_else(|| format!("signal {signal_id}: unknown type {kind:?}"))?;
+        let change = *CHANGES
+            .iter()
+            .find(|c| **c == change)
+            .ok_or_else(|| format!("signal {signal_id}: unknown change {change:?}"))?;
+        let detail: Value = serde_json::from_str(detail)
+            .map_err(|e| format!("signal {signal_id}: detail is not JSON: {e}"))?;
+        Ok(Self {
+            signal_id,
+            kind,
+            business_id,
+            contact_id,
+            partition,
+            subject,
+            change,
+            reason,
+            at,
+            rule_version,
+            caused_by,
+            detail,
+        })
     }
 
     /// The JSON published on the signals topic.
@@ -247,5 +308,58 @@ mod tests {
         assert_ne!(fnv(&["ab", ""]), fnv(&["a", "b"]));
         // Pinned: a change of the hash would re-identify every signal.
         assert_eq!(fnv(&["x"]), "08f1c907b58eba68");
+    }
+
+    #[test]
+    fn a_restored_signal_publishes_the_same_json() {
+        let s = Signal {
+            signal_id: "id1".into(),
+            kind: SEGMENT_UPDATED,
+            business_id: "b".into(),
+            contact_id: "c".into(),
+            partition: 3,
+            subject: "vip".into(),
+            change: "entered",
+            reason: "why".into(),
+            at: 1_700_000_000_000,
+            rule_version: "v1".into(),
+            caused_by: vec!["e1".into()],
+            detail: json!({"segment": "vip"}),
+        };
+        let back = Signal::restore(
+            s.signal_id.clone(),
+            s.kind,
+            s.business_id.clone(),
+            s.contact_id.clone(),
+            s.partition,
+            s.subject.clone(),
+            s.change,
+            s.reason.clone(),
+            s.at,
+            s.rule_version.clone(),
+            s.caused_by.clone(),
+            &s.detail.to_string(),
+        )
+        .unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.to_json(), s.to_json());
+        let bad = Signal::restore(
+            "id2".into(),
+            "contact.exploded",
+            "b".into(),
+            "c".into(),
+            0,
+            String::new(),
+            "entered",
+            String::new(),
+            0,
+            String::new(),
+            vec![],
+            "{}",
+        );
+        assert_eq!(
+            bad.unwrap_err(),
+            "signal id2: unknown type \"contact.exploded\""
+        );
     }
 }

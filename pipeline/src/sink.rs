@@ -27,7 +27,8 @@ pub struct PartitionOutput {
     pub profiles: Vec<ContactProfile>,
     /// Lead scores that changed, with what caused them.
     pub changes: Vec<ScoreChange>,
-    /// Segment, Next Action, promotion and feed signals, already published.
+    /// Segment, Next Action, promotion and feed signals: written with the batch, published once
+    /// the write is durable (see [`Recovered::unpublished`]).
     pub signals: Vec<Signal>,
 }
 
@@ -62,6 +63,12 @@ pub struct Recovered {
     pub events: Vec<Event>,
     /// The latest stored profile of each contact of the partition.
     pub profiles: Vec<ContactProfile>,
+    /// The signals of the partition's latest write that had any. Signals are stored with their
+    /// batch before they are published, so these are the only ones a crash can have left
+    /// unpublished; the processor republishes them (same ids) before it goes on. Publishing
+    /// before the write instead would announce changes that a replay with other batch
+    /// boundaries may never store, nor ever retract.
+    pub unpublished: Vec<Signal>,
 }
 
 /// A sink failure, classified once: retry or stop.
@@ -84,8 +91,10 @@ impl SinkError {
 /// A durable store of events and profiles.
 #[async_trait]
 pub trait ResultSink: Send + Sync {
-    /// Durably writes one partition's output; returns only once it is safe to commit offsets.
-    /// Must be idempotent: writing the same output twice leaves the same contents.
+    /// Durably writes one partition's output; returns only once it is safe to publish its
+    /// signals and commit offsets. Must be idempotent: writing the same output twice leaves the
+    /// same contents. The signals must be durable no later than the profiles (a crash between
+    /// would otherwise leave a stored change whose signal nobody will recompute).
     async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError>;
 
     /// Reads back what was written for `partition`.

@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "metric_views",
         include_str!("../../../sql/clickhouse/007_metric_views.sql"),
     ),
+    (
+        8,
+        "signal_batches",
+        include_str!("../../../sql/clickhouse/008_signal_batches.sql"),
+    ),
 ];
 
 const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

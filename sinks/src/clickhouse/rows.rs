@@ -329,6 +329,8 @@ impl From<&ScoreChange> for HistoryRow {
     }
 }
 
+/// A stored signal: a row of ClickHouse's `signals` table, and of the embedded store's signal
+/// segments.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct SignalRow {
     pub signal_id: String,
@@ -345,10 +347,12 @@ pub struct SignalRow {
     pub caused_by: Vec<String>,
     /// The type-specific fields as JSON text.
     pub detail: String,
+    /// The partition's write that stored it (increasing; see `Recovered::unpublished`).
+    pub batch: u64,
 }
 
-impl From<&Signal> for SignalRow {
-    fn from(s: &Signal) -> Self {
+impl SignalRow {
+    pub fn new(s: &Signal, batch: u64) -> Self {
         Self {
             signal_id: s.signal_id.clone(),
             kind: s.kind.to_owned(),
@@ -362,7 +366,26 @@ impl From<&Signal> for SignalRow {
             rule_version: s.rule_version.clone(),
             caused_by: s.caused_by.clone(),
             detail: s.detail.to_string(),
+            batch,
         }
+    }
+
+    /// The signal back, as it was published.
+    pub fn to_signal(&self) -> Result<Signal, String> {
+        Signal::restore(
+            self.signal_id.clone(),
+            &self.kind,
+            self.business_id.clone(),
+            self.contact_id.clone(),
+            self.partition,
+            self.subject.clone(),
+            &self.change,
+            self.reason.clone(),
+            self.at_ms,
+            self.rule_version.clone(),
+            self.caused_by.clone(),
+            &self.detail,
+        )
     }
 }
 

@@ -1,8 +1,10 @@
 //! Durable writes to ClickHouse and the recovery read.
 //!
-//! One micro-batch of one partition is three inserts, events first: whatever the profiles reflect
-//! is then always in `events`, so a crash between inserts is repaired by the rebuild and replay
-//! (see `sql/clickhouse/README.md` for why replays leave the views unchanged).
+//! One micro-batch of one partition is a few inserts, events first and profiles after the
+//! signals: whatever the profiles reflect is then always in `events`, and every stored change
+//! has its signals stored, so a crash between inserts is repaired by the rebuild and replay
+//! (see `sql/clickhouse/README.md` for why replays leave the views unchanged). The partition's
+//! latest batch of signals is read back on recovery for the processor to republish.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -128,7 +130,8 @@ impl ClickHouseSink {
 impl ResultSink for ClickHouseSink {
     async fn write(&self, out: &PartitionOutput) -> Result<(), SinkError> {
         // Blocks of 2^20 events: ingest_seq orders a partition's events as they were processed.
-        let block = self.seq_block(out.partition) << 20;
+        let batch = self.seq_block(out.partition);
+        let block = batch << 20;
         let events: Vec<EventRow> = out
             .events
             .iter()
@@ -136,11 +139,13 @@ impl ResultSink for ClickHouseSink {
             .map(|(i, e)| EventRow::new(e, block + i as u64))
             .collect();
         self.insert("events", &events).await?;
-        let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
-        self.insert("contact_profiles", &profiles).await?;
-        let history: Vec<HistoryRow> = out.changes.iter().map(HistoryRow::from).collect();
-        self.insert("lead_score_history", &history).await?;
-        let signals: Vec<SignalRow> = out.signals.iter().map(SignalRow::from).collect();
+        // Signals before profiles: a profile stored without its signals would never be diffed
+        // again, so its signals would be lost.
+        let signals: Vec<SignalRow> = out
+            .signals
+            .iter()
+            .map(|s| SignalRow::new(s, batch))
+            .collect();
         self.insert("signals", &signals).await?;
         let segments: Vec<SegmentChangeRow> = out
             .signals
@@ -148,6 +153,10 @@ impl ResultSink for ClickHouseSink {
             .filter_map(SegmentChangeRow::of)
             .collect();
         self.insert("segment_changes", &segments).await?;
+        let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
+        self.insert("contact_profiles", &profiles).await?;
+        let history: Vec<HistoryRow> = out.changes.iter().map(HistoryRow::from).collect();
+        self.insert("lead_score_history", &history).await?;
         for e in out.events.iter().map(|a| &a.event) {
             if matches!(e.payload, Payload::ContactErased(_)) {
                 self.erase(out.partition, &e.business_id, &e.contact_id)
@@ -164,11 +173,47 @@ impl ResultSink for ClickHouseSink {
                 partition,
             )
             .await?;
+        // Signals alone (changes as time passes) also take a batch number.
+        let last_batch = self
+            .fetch::<u64>(
+                "SELECT max(batch) FROM signals WHERE partition = ?",
+                partition,
+            )
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0);
         let max_block = rows.iter().map(|r| r.ingest_seq >> 20).max().unwrap_or(0);
         self.next_seq
             .lock()
             .expect("seq lock")
-            .insert(partition, max_block + 1);
+            .insert(partition, max_block.max(last_batch) + 1);
+        // Batch 0 holds the signals stored before batches were numbered: long published.
+        let unpublished = if last_batch == 0 {
+            Vec::new()
+        } else {
+            let work = self
+                .client
+                .query(
+                    "SELECT ?fields FROM signals FINAL WHERE partition = ? AND batch = ? \
+                     ORDER BY at_ms, signal_id",
+                )
+                .bind(partition)
+                .bind(last_batch)
+                .fetch_all::<SignalRow>();
+            let rows = match tokio::time::timeout(REQUEST_TIMEOUT * 4, work).await {
+                Ok(res) => res.map_err(|e| classify("recovery read", e))?,
+                Err(_) => return Err(SinkError::Transient("recovery read timed out".into())),
+            };
+            rows.iter()
+                .map(SignalRow::to_signal)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|detail| {
+                    SinkError::Permanent(format!(
+                        "a signal in ClickHouse cannot be read back: {detail}"
+                    ))
+                })?
+        };
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
             let e = r.to_stored().to_event().map_err(|detail| {
@@ -186,6 +231,10 @@ impl ResultSink for ClickHouseSink {
             )
             .await?;
         let profiles = profiles.into_iter().map(ContactProfile::from).collect();
-        Ok(Recovered { events, profiles })
+        Ok(Recovered {
+            events,
+            profiles,
+            unpublished,
+        })
     }
 }

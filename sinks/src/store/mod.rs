@@ -1,5 +1,5 @@
-//! The embedded store: events and profile versions as Arrow IPC segments under the data
-//! directory, plus the in-memory read model the API serves from.
+//! The embedded store: events, profile versions and the latest batch of signals as Arrow IPC
+//! segments under the data directory, plus the in-memory read model the API serves from.
 //!
 //! It is the default sink: a micro-batch is durable once `write` returns (see [`segments`] for
 //! the commit protocol), and a partition's state is rebuilt from its events on `recover`.
@@ -16,8 +16,10 @@ use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
 use pipeline::event::Payload;
 use pipeline::profile::ContactProfile;
+use pipeline::signals::Signal;
 use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
+use crate::clickhouse::rows::SignalRow;
 use crate::index::ProfileIndex;
 use rows::StoredEvent;
 use segments::{Kind, Segment, SegmentError, Segments};
@@ -33,6 +35,8 @@ pub enum StoreError {
     },
     #[error("stored event {event_id} cannot be read back: {detail}")]
     Event { event_id: String, detail: String },
+    #[error("{path}: a stored signal cannot be read back: {detail}")]
+    Signal { path: PathBuf, detail: String },
 }
 
 impl From<StoreError> for SinkError {
@@ -136,6 +140,25 @@ impl EmbeddedStore {
         Ok(out)
     }
 
+    /// The signals of the partition's latest committed batch that had any (see
+    /// `Recovered::unpublished`).
+    pub fn last_signals(&self, partition: i32) -> Result<Vec<Signal>, StoreError> {
+        let segs = &self.inner.segments;
+        let Some(last) = segs.list(Kind::Signals, partition)?.pop() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for b in Segments::read_file(&last.path)? {
+            for row in rows::signals_from(&b).map_err(rows_err("signals"))? {
+                out.push(row.to_signal().map_err(|detail| StoreError::Signal {
+                    path: last.path.clone(),
+                    detail,
+                })?);
+            }
+        }
+        Ok(out)
+    }
+
     fn write_blocking(&self, out: &PartitionOutput) -> Result<(), StoreError> {
         let p = out.partition;
         let seq = {
@@ -150,9 +173,23 @@ impl EmbeddedStore {
             let batch = rows::profiles_batch(&out.profiles).map_err(rows_err("profiles"))?;
             segs.write(Kind::Profiles, p, seq, &batch.schema(), &[batch])?;
         }
+        let older_signals = if out.signals.is_empty() {
+            Vec::new()
+        } else {
+            let signals: Vec<SignalRow> =
+                out.signals.iter().map(|s| SignalRow::new(s, seq)).collect();
+            let batch = rows::signals_batch(&signals).map_err(rows_err("signals"))?;
+            segs.write(Kind::Signals, p, seq, &batch.schema(), &[batch])?;
+            segs.list(Kind::Signals, p)?
+                .into_iter()
+                .filter(|s| s.seq < seq)
+                .collect()
+        };
         let events: Vec<StoredEvent> = out.events.iter().map(StoredEvent::from).collect();
         let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
         segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
+        // Committed: only this batch's signals can still be unpublished.
+        segs.remove(&older_signals)?;
         self.inner.index.upsert(out.profiles.iter().cloned());
         self.inner.index.record(&events);
         let erased: Vec<(String, String)> = out
@@ -246,7 +283,7 @@ impl EmbeddedStore {
             batches.extend(Segments::read_file(&s.path)?);
         }
         let batches = match kind {
-            Kind::Events => batches,
+            Kind::Events | Kind::Signals => batches,
             Kind::Profiles => {
                 // Keep only the newest version of each contact within the run.
                 let mut latest: HashMap<(String, String), ContactProfile> = HashMap::new();
@@ -263,6 +300,7 @@ impl EmbeddedStore {
         let schema = match kind {
             Kind::Events => rows::schema(&rows::event_fields()),
             Kind::Profiles => rows::schema(&rows::profile_fields()),
+            Kind::Signals => rows::schema(&rows::signal_fields()),
         };
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         segs.write(kind, p, last, &schema, &batches)?;
@@ -285,7 +323,11 @@ impl EmbeddedStore {
         }
         let profiles = self.latest_profiles(p)?;
         self.inner.index.upsert(profiles.iter().cloned());
-        Ok(Recovered { events, profiles })
+        Ok(Recovered {
+            events,
+            profiles,
+            unpublished: self.last_signals(p)?,
+        })
     }
 }
 
@@ -310,5 +352,74 @@ impl ResultSink for EmbeddedStore {
 
     async fn release(&self, partition: i32) {
         self.inner.index.drop_partition(partition);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline::signals::SEGMENT_UPDATED;
+
+    fn signal(id: &str, change: &'static str) -> Signal {
+        Signal {
+            signal_id: id.into(),
+            kind: SEGMENT_UPDATED,
+            business_id: "b".into(),
+            contact_id: "c".into(),
+            partition: 2,
+            subject: "vip".into(),
+            change,
+            reason: "why".into(),
+            at: 1_700_000_000_000,
+            rule_version: "v1".into(),
+            caused_by: vec!["e1".into()],
+            detail: serde_json::json!({"segment": "vip"}),
+        }
+    }
+
+    fn output(signals: Vec<Signal>) -> PartitionOutput {
+        PartitionOutput {
+            partition: 2,
+            signals,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn recovery_returns_the_last_committed_batch_of_signals() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(store.recover(2).await.unwrap().unpublished.is_empty());
+
+        store
+            .write(&output(vec![signal("s1", "entered")]))
+            .await
+            .unwrap();
+        store
+            .write(&output(vec![signal("s2", "exited")]))
+            .await
+            .unwrap();
+        // A batch without signals leaves the last batch that had some.
+        store.write(&output(vec![])).await.unwrap();
+        let got = store.recover(2).await.unwrap().unpublished;
+        assert_eq!(got, vec![signal("s2", "exited")]);
+        // Only the latest batch of signals is kept.
+        let files = store.inner.segments.list(Kind::Signals, 2).unwrap();
+        assert_eq!(files.len(), 1);
+
+        // A crash after the signals segment, before the commit marker: not recovered, removed.
+        let rows = vec![SignalRow::new(&signal("s3", "entered"), 9)];
+        let batch = rows::signals_batch(&rows).unwrap();
+        let segs = &store.inner.segments;
+        segs.write(Kind::Signals, 2, 9, &batch.schema(), &[batch])
+            .unwrap();
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let got = store.recover(2).await.unwrap().unpublished;
+        assert_eq!(got, vec![signal("s2", "exited")]);
+        assert_eq!(
+            store.inner.segments.list(Kind::Signals, 2).unwrap().len(),
+            1
+        );
     }
 }

@@ -13,6 +13,8 @@ use pipeline::profile::ContactProfile;
 use pipeline::sink::AcceptedEvent;
 use serde::{Deserialize, Serialize};
 
+use crate::clickhouse::rows::SignalRow;
+
 /// An accepted event as stored: envelope columns plus the `data` object as JSON text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
@@ -203,6 +205,32 @@ pub fn profile_fields() -> Vec<FieldRef> {
     .collect()
 }
 
+/// A batch's signals ([`SignalRow`], the same row ClickHouse stores).
+pub fn signal_fields() -> Vec<FieldRef> {
+    vec![
+        utf8("signal_id", false),
+        utf8("type", false),
+        utf8("business_id", false),
+        utf8("contact_id", false),
+        Field::new("partition", DataType::Int32, false),
+        utf8("subject", false),
+        utf8("change", false),
+        utf8("reason", false),
+        i64f("at_ms", false),
+        utf8("rule_version", false),
+        Field::new(
+            "caused_by",
+            DataType::List(Arc::new(utf8("item", false))),
+            false,
+        ),
+        utf8("detail", false),
+        Field::new("batch", DataType::UInt64, false),
+    ]
+    .into_iter()
+    .map(Arc::new)
+    .collect()
+}
+
 pub fn schema(fields: &[FieldRef]) -> SchemaRef {
     Arc::new(Schema::new(fields.to_vec()))
 }
@@ -213,6 +241,14 @@ pub fn events_batch(events: &[StoredEvent]) -> Result<RecordBatch, serde_arrow::
 
 pub fn profiles_batch(profiles: &[ContactProfile]) -> Result<RecordBatch, serde_arrow::Error> {
     serde_arrow::to_record_batch(&profile_fields(), &profiles)
+}
+
+pub fn signals_batch(signals: &[SignalRow]) -> Result<RecordBatch, serde_arrow::Error> {
+    serde_arrow::to_record_batch(&signal_fields(), &signals)
+}
+
+pub fn signals_from(batch: &RecordBatch) -> Result<Vec<SignalRow>, serde_arrow::Error> {
+    serde_arrow::from_record_batch(batch)
 }
 
 pub fn events_from(batch: &RecordBatch) -> Result<Vec<StoredEvent>, serde_arrow::Error> {

@@ -1,10 +1,10 @@
 //! Arrow IPC segment files of one store, and the commit protocol that makes a micro-batch appear
 //! whole or not at all.
 //!
-//! Layout: `<root>/{events,profiles}/p<partition>/<seq>.arrow`, one pair per micro-batch.
-//! A batch writes its profiles segment first and its events segment last: the events segment is
-//! the commit marker. A profiles segment whose seq is above the highest events seq belongs to a
-//! batch that never committed and is deleted on open. Every file is written to `*.tmp`, synced,
+//! Layout: `<root>/{events,profiles,signals}/p<partition>/<seq>.arrow`, up to three per
+//! micro-batch. A batch writes its profiles and signals segments first and its events segment
+//! last: the events segment is the commit marker. A profiles or signals segment whose seq is
+//! above the highest events seq belongs to a batch that never committed and is deleted on open. Every file is written to `*.tmp`, synced,
 //! then renamed, so readers never see half a file.
 
 use std::fs::{self, File};
@@ -44,6 +44,8 @@ fn read_dir_or_empty(dir: &Path) -> Result<Vec<io::Result<fs::DirEntry>>, Segmen
 pub enum Kind {
     Events,
     Profiles,
+    /// A batch's signals, kept until a newer batch with signals commits.
+    Signals,
 }
 
 impl Kind {
@@ -51,6 +53,7 @@ impl Kind {
         match self {
             Kind::Events => "events",
             Kind::Profiles => "profiles",
+            Kind::Signals => "signals",
         }
     }
 }
@@ -130,10 +133,11 @@ impl Segments {
         Ok(self.list(Kind::Events, partition)?.last().map(|s| s.seq))
     }
 
-    /// Deletes temporary files and profiles segments of batches that never committed.
+    /// Deletes temporary files, and profiles and signals segments of batches that never
+    /// committed.
     pub fn clean(&self, partition: i32) -> Result<(), SegmentError> {
         let committed = self.committed(partition)?;
-        for kind in [Kind::Events, Kind::Profiles] {
+        for kind in [Kind::Events, Kind::Profiles, Kind::Signals] {
             let dir = self.dir(kind, partition);
             if let Ok(entries) = fs::read_dir(&dir) {
                 for entry in entries.flatten() {
@@ -143,10 +147,12 @@ impl Segments {
                 }
             }
         }
-        for s in self.list(Kind::Profiles, partition)? {
-            if committed.is_none_or(|c| s.seq > c) {
-                tracing::warn!(path = %s.path.display(), "removing profiles of an uncommitted batch");
-                fs::remove_file(&s.path).map_err(io_err(&s.path))?;
+        for kind in [Kind::Profiles, Kind::Signals] {
+            for s in self.list(kind, partition)? {
+                if committed.is_none_or(|c| s.seq > c) {
+                    tracing::warn!(path = %s.path.display(), ?kind, "removing a segment of an uncommitted batch");
+                    fs::remove_file(&s.path).map_err(io_err(&s.path))?;
+                }
             }
         }
         Ok(())
