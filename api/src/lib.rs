@@ -2,13 +2,15 @@
 //! JSON bodies that name the problem and never leak internals. Around every route: request ids
 //! (`x-request-id`, in the request log with the path but never the query or headers), bearer
 //! keys, freshness headers, latency metrics, gzip and configurable CORS; request size limits
-//! (`[api.limits]`, see [`limits`]), load shedding past a number of requests in flight (see
-//! [`shed`]) and JSON errors for whatever axum refuses on its own.
+//! (`[api.limits]`, see [`limits`]), load shedding past a number of requests in flight or of
+//! open connections (see [`shed`] and [`connections`]) and JSON errors for whatever axum
+//! refuses on its own.
 
 pub mod activity;
 pub mod auth;
 pub mod cache;
 pub mod cockpit;
+pub mod connections;
 pub mod crm;
 pub mod error;
 pub mod limits;
@@ -296,7 +298,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let streams = state.shutdown.clone();
-    axum::serve(listener, app(state))
+    let listener = connections::CappedListener::new(listener, state.api.limits.max_connections);
+    let app = app(state).into_make_service_with_connect_info::<connections::Admission>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             streams.cancel();

@@ -1,7 +1,7 @@
 //! What a request may weigh before any handler sees it: the `[api.limits]` settings and the
 //! middleware that enforces the URI, id and header limits (the body limit is axum's
 //! `DefaultBodyLimit`, set from the same settings in [`crate::app`]; the in-flight limit is
-//! [`crate::shed`]'s). Every refusal is a 4xx
+//! [`crate::shed`]'s, the connection cap [`crate::connections`]'s). Every refusal is a 4xx
 //! JSON error naming the limit and the setting that raises it.
 //!
 //! hyper refuses what is beyond its own fixed bounds first, with an empty body: a request head
@@ -35,6 +35,9 @@ pub struct HttpLimits {
     /// Most `/v1/` requests handled at once; past it a request is answered at once with a 503
     /// `overloaded` and `Retry-After: 1` (see [`crate::shed`]).
     pub max_in_flight: usize,
+    /// Most connections served at once; on a connection past it every `/v1/` request gets the
+    /// same 503 and the connection is closed after the answer (see [`crate::connections`]).
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -45,6 +48,7 @@ impl Default for HttpLimits {
             max_id_bytes: 256,
             max_header_bytes: 16 * 1024,
             max_in_flight: 512,
+            max_connections: 1024,
         }
     }
 }
@@ -57,6 +61,7 @@ impl HttpLimits {
             ("max_id_bytes", self.max_id_bytes),
             ("max_header_bytes", self.max_header_bytes),
             ("max_in_flight", self.max_in_flight),
+            ("max_connections", self.max_connections),
         ]
         .into_iter()
         .find(|(_, v)| *v == 0);

@@ -5,15 +5,19 @@
 //! bounded (without it, an overload queues requests in memory for tens of seconds). Shed
 //! requests are counted in `keyflow_api_request_seconds{status="503"}`. Health, metrics and the
 //! Cockpit's static files are never shed. A live stream holds its slot only until its headers
-//! are sent.
+//! are sent. Connections past `api.limits.max_connections` are shed here too (see
+//! [`crate::connections`]).
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::CONNECTION;
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
+use crate::connections::Admission;
 use crate::error::AppError;
 use crate::AppState;
 
@@ -32,8 +36,29 @@ impl InFlight {
     }
 }
 
-/// Middleware: admits a `/v1/` request into a free slot, or refuses it with a 503.
+/// Middleware: admits a `/v1/` request into a free slot, or refuses it with a 503. On a
+/// connection past `api.limits.max_connections` ([`crate::connections`]) every `/v1/` request
+/// is refused and every answer closes the connection.
 pub async fn shed(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let over_cap = req
+        .extensions()
+        .get::<ConnectInfo<Admission>>()
+        .is_some_and(|c| !c.0.within_cap);
+    if over_cap {
+        let mut response = if req.uri().path().starts_with("/v1/") {
+            AppError::Overloaded(format!(
+                "more than {} connections open; retry shortly (api.limits.max_connections)",
+                s.api.limits.max_connections
+            ))
+            .into_response()
+        } else {
+            next.run(req).await
+        };
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     if !req.uri().path().starts_with("/v1/") {
         return next.run(req).await;
     }

@@ -1,8 +1,8 @@
 //! The security suite (`security/suite/`) over the embedded store's in-memory index, the reader
 //! a single-process KeyFlow serves from; `tests/security.rs` runs the same suite over ClickHouse.
-//! Also here: the limits follow their configuration, requests past `max_in_flight` are shed, and
-//! what axum refuses on its own or a panicking handler still answers in the API's JSON error
-//! shape.
+//! Also here: the limits follow their configuration, requests past `max_in_flight` and
+//! connections past `max_connections` are shed, and what axum refuses on its own or a panicking
+//! handler still answers in the API's JSON error shape.
 
 #[path = "security/suite/mod.rs"]
 mod suite;
@@ -18,7 +18,7 @@ use pipeline::sink::AcceptedEvent;
 use sinks::index::ProfileIndex;
 use sinks::store::rows::StoredEvent;
 use suite::fixture::{self, Server, Store, ACME};
-use suite::http::{send, Req};
+use suite::http::{send, Conn, Req};
 use tower::ServiceExt;
 
 struct Embedded(Arc<ProfileIndex>);
@@ -97,6 +97,7 @@ async fn limits_follow_their_configuration() {
         max_id_bytes: 8,
         max_header_bytes: 300,
         max_in_flight: 64,
+        max_connections: 64,
     };
     let (server, _) = setup_with(limits.clone()).await;
     let ok = |r: &suite::http::Reply| r.status;
@@ -182,6 +183,51 @@ async fn past_max_in_flight_requests_are_shed() {
         metrics.contains("status=\"503\""),
         "shed requests are counted"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_are_shed_and_closed() {
+    let (server, _) = setup_with(HttpLimits {
+        max_connections: 1,
+        ..Default::default()
+    })
+    .await;
+    let highlights = Req::get("/v1/businesses/acme/crm/highlights").key(ACME);
+    // A kept-alive connection takes the only slot once it has been answered.
+    let mut held = Conn::open(
+        server.addr,
+        b"GET /healthz HTTP/1.1\r\nhost: keyflow.test\r\n\r\n",
+    )
+    .await;
+    let head = held.head().await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("connection"), None, "the held one stays open");
+
+    let r = send(server.addr, &highlights).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.error_code().as_deref(), Some("overloaded"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(r.text().contains("max_connections"), "{}", r.text());
+    let health = send(server.addr, &Req::get("/healthz")).await;
+    assert_eq!(health.status, 200, "health is never shed");
+
+    // Closing the held connection frees its slot.
+    drop(held);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = send(server.addr, &highlights).await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot was never freed: {} {}",
+            r.status,
+            r.text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
