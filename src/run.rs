@@ -184,7 +184,9 @@ pub async fn start_with(
             )
         })?;
     let api_addr = listener.local_addr()?;
-    let keys = api_keys(cfg)?;
+    let mut keys = api_keys(cfg)?;
+    // The processor's evaluation runs on this runtime too: its queue delay is not API overload.
+    keys.limits.max_queue_delay_ms = 0;
     let admin_key = keys.admin_key.clone();
     let state = api::AppState::new(reader, status.clone(), keys);
     let api_shutdown = shutdown.clone();

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 pub use auth::{ApiConfig, Secret};
 use openapi::Route;
@@ -284,7 +284,11 @@ pub fn app(state: AppState) -> Router {
                     .unwrap_or("-");
                 // The path only: queries carry search text (names, emails) and headers the key.
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-            }),
+            })
+            // Every 5xx is already logged where it arises (AppError, json_errors) except the 503s
+            // of shedding, which come by the thousand under overload: an ERROR line each would
+            // spend on logging the CPU the shedding saves.
+            .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
@@ -298,6 +302,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let streams = state.shutdown.clone();
+    tokio::spawn(state.in_flight.clone().probe(streams.child_token()));
     let listener = connections::CappedListener::new(listener, state.api.limits.max_connections);
     let app = app(state).into_make_service_with_connect_info::<connections::Admission>();
     axum::serve(listener, app)

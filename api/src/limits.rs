@@ -35,6 +35,11 @@ pub struct HttpLimits {
     /// Most `/v1/` requests handled at once; past it a request is answered at once with a 503
     /// `overloaded` and `Retry-After: 1` (see [`crate::shed`]).
     pub max_in_flight: usize,
+    /// Longest a runnable task may wait for a worker before `/v1/` requests get the same 503
+    /// (the server's CPU is saturated; see [`crate::shed`]); 0 turns it off. `keyflow run`
+    /// turns it off: its processor shares the runtime, and its evaluation would read as API
+    /// overload. `keyflow api` and the bench's API server apply it.
+    pub max_queue_delay_ms: u64,
     /// Most connections served at once; on a connection past it every `/v1/` request gets the
     /// same 503 and the connection is closed after the answer (see [`crate::connections`]).
     pub max_connections: usize,
@@ -48,6 +53,7 @@ impl Default for HttpLimits {
             max_id_bytes: 256,
             max_header_bytes: 16 * 1024,
             max_in_flight: 512,
+            max_queue_delay_ms: 50,
             max_connections: 1024,
         }
     }

@@ -97,6 +97,7 @@ async fn limits_follow_their_configuration() {
         max_id_bytes: 8,
         max_header_bytes: 300,
         max_in_flight: 64,
+        max_queue_delay_ms: 0,
         max_connections: 64,
     };
     let (server, _) = setup_with(limits.clone()).await;
