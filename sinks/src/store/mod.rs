@@ -209,9 +209,10 @@ impl EmbeddedStore {
     }
 
     /// Rewrites every event and profile segment of `partition` with the personal data of the
-    /// `erased` contacts removed (events redacted, every stored profile version blanked), as
-    /// one segment per kind under the newest seq, then deletes the old files. A crash between
-    /// the two leaves old files that the next erase of the partition rewrites again.
+    /// `erased` contacts removed (events redacted, every stored profile version blanked, their
+    /// stored signals dropped), as one segment per kind under the newest seq, then deletes the
+    /// old files. A crash between the two leaves old files that the next erase of the partition
+    /// rewrites again.
     fn erase(&self, p: i32, erased: &[(String, String)]) -> Result<(), StoreError> {
         let hit = |b: &str, c: &str| erased.iter().any(|(x, y)| x == b && y == c);
         let segs = &self.inner.segments;
@@ -250,6 +251,21 @@ impl EmbeddedStore {
             let batch = rows::profiles_batch(&versions).map_err(rows_err("profiles"))?;
             segs.write(Kind::Profiles, p, last.seq, &batch.schema(), &[batch])?;
             segs.remove(&files[..files.len() - 1])?;
+        }
+        // Stored signals (kept to republish after a crash) are dropped for erased contacts:
+        // their reasons and prompts quote names.
+        for f in segs.list(Kind::Signals, p)? {
+            let mut kept = Vec::new();
+            for b in Segments::read_file(&f.path)? {
+                kept.extend(
+                    rows::signals_from(&b)
+                        .map_err(rows_err("signals"))?
+                        .into_iter()
+                        .filter(|r| !hit(&r.business_id, &r.contact_id)),
+                );
+            }
+            let batch = rows::signals_batch(&kept).map_err(rows_err("signals"))?;
+            segs.write(Kind::Signals, p, f.seq, &batch.schema(), &[batch])?;
         }
         tracing::info!(
             partition = p,
