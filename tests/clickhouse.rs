@@ -533,6 +533,25 @@ async fn erase_removes_personal_data_from_clickhouse_and_keeps_the_counts() {
         .await
         .unwrap();
     assert_eq!((p.name, p.email, p.phone, p.erased), (None, None, None, 1));
+    // The stored signals quoted her name (the contact.created flow-feed prompt): the erase
+    // deletes them, as a mutation ClickHouse applies in the background.
+    let mut left = Vec::new();
+    for _ in 0..300 {
+        left = ch
+            .query("SELECT concat(reason, ' ', detail) FROM signals WHERE business_id = 'gdpr'")
+            .fetch_all::<String>()
+            .await
+            .unwrap();
+        left.retain(|s| common::script::SECRETS.iter().any(|x| s.contains(x)));
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        left.is_empty(),
+        "signals quoting an erased contact are still stored: {left:?}"
+    );
     running.stop().await.unwrap();
     drop_database(&cfg.clickhouse).await;
 }

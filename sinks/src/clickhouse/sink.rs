@@ -7,6 +7,7 @@
 //! latest batch of signals is read back on recovery for the processor to republish.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,22 @@ use super::service::classify;
 
 /// Longest one request may take before it counts as a (transient) timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reads of a whole partition (recovery) or contact (erase) get longer.
+const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs one ClickHouse request under `limit`, naming it `what` in the error.
+async fn timed<T>(
+    what: &str,
+    limit: Duration,
+    work: impl Future<Output = clickhouse::error::Result<T>>,
+) -> Result<T, SinkError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(res) => res.map_err(|e| classify(what, e)),
+        Err(_) => Err(SinkError::Transient(format!(
+            "{what}: timed out after {limit:?}"
+        ))),
+    }
+}
 
 #[derive(Clone)]
 pub struct ClickHouseSink {
@@ -48,7 +65,6 @@ impl ClickHouseSink {
         if rows.is_empty() {
             return Ok(());
         }
-        let what = format!("insert into {table}");
         let work = async {
             let mut insert = self.client.insert::<T>(table).await?;
             for r in rows {
@@ -56,35 +72,26 @@ impl ClickHouseSink {
             }
             insert.end().await
         };
-        match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
-            Ok(res) => res.map_err(|e| classify(&what, e)),
-            Err(_) => Err(SinkError::Transient(format!(
-                "{what}: timed out after {REQUEST_TIMEOUT:?}"
-            ))),
-        }
+        timed(&format!("insert into {table}"), REQUEST_TIMEOUT, work).await
     }
 
     /// Rewrites a contact's stored events without personal data: the redacted rows carry a
     /// higher `ingest_seq`, so ReplacingMergeTree keeps them over the originals (at once through
-    /// FINAL, on disk at the next merge). Idempotent: redacting twice gives the same rows.
+    /// FINAL, on disk at the next merge). Idempotent: redacting twice gives the same rows. The
+    /// contact's stored signals, whose reasons and prompts quote names, are deleted (a mutation:
+    /// ClickHouse applies it in the background, within seconds on a quiet table).
     async fn erase(
         &self,
         partition: i32,
         business_id: &str,
         contact_id: &str,
     ) -> Result<(), SinkError> {
-        let rows: Vec<EventRow> = {
-            let work = self
-                .client
-                .query("SELECT ?fields FROM events FINAL WHERE business_id = ? AND contact_id = ? ORDER BY ingest_seq")
-                .bind(business_id)
-                .bind(contact_id)
-                .fetch_all::<EventRow>();
-            match tokio::time::timeout(REQUEST_TIMEOUT * 4, work).await {
-                Ok(res) => res.map_err(|e| classify("erase read", e))?,
-                Err(_) => return Err(SinkError::Transient("erase read timed out".into())),
-            }
-        };
+        let read = self
+            .client
+            .query("SELECT ?fields FROM events FINAL WHERE business_id = ? AND contact_id = ? ORDER BY ingest_seq")
+            .bind(business_id)
+            .bind(contact_id);
+        let rows: Vec<EventRow> = timed("erase read", READ_TIMEOUT, read.fetch_all()).await?;
         let block = self.seq_block(partition) << 20;
         let mut redacted = Vec::with_capacity(rows.len());
         for (i, r) in rows.into_iter().enumerate() {
@@ -103,7 +110,13 @@ impl ClickHouseSink {
             events = redacted.len(),
             "personal data erased from stored events"
         );
-        self.insert("events", &redacted).await
+        self.insert("events", &redacted).await?;
+        let delete = self
+            .client
+            .query("ALTER TABLE signals DELETE WHERE business_id = ? AND contact_id = ?")
+            .bind(business_id)
+            .bind(contact_id);
+        timed("erase of stored signals", REQUEST_TIMEOUT, delete.execute()).await
     }
 
     fn seq_block(&self, partition: i32) -> u64 {
@@ -114,15 +127,13 @@ impl ClickHouseSink {
         block
     }
 
+    /// A recovery read of one partition.
     async fn fetch<T>(&self, sql: &str, partition: i32) -> Result<Vec<T>, SinkError>
     where
         T: clickhouse::RowOwned + clickhouse::RowRead,
     {
-        let work = self.client.query(sql).bind(partition).fetch_all::<T>();
-        match tokio::time::timeout(REQUEST_TIMEOUT * 4, work).await {
-            Ok(res) => res.map_err(|e| classify("recovery read", e)),
-            Err(_) => Err(SinkError::Transient("recovery read timed out".into())),
-        }
+        let query = self.client.query(sql).bind(partition);
+        timed("recovery read", READ_TIMEOUT, query.fetch_all::<T>()).await
     }
 }
 
@@ -192,19 +203,16 @@ impl ResultSink for ClickHouseSink {
         let unpublished = if last_batch == 0 {
             Vec::new()
         } else {
-            let work = self
+            let query = self
                 .client
                 .query(
                     "SELECT ?fields FROM signals FINAL WHERE partition = ? AND batch = ? \
                      ORDER BY at_ms, signal_id",
                 )
                 .bind(partition)
-                .bind(last_batch)
-                .fetch_all::<SignalRow>();
-            let rows = match tokio::time::timeout(REQUEST_TIMEOUT * 4, work).await {
-                Ok(res) => res.map_err(|e| classify("recovery read", e))?,
-                Err(_) => return Err(SinkError::Transient("recovery read timed out".into())),
-            };
+                .bind(last_batch);
+            let rows: Vec<SignalRow> =
+                timed("recovery read", READ_TIMEOUT, query.fetch_all()).await?;
             rows.iter()
                 .map(SignalRow::to_signal)
                 .collect::<Result<Vec<_>, _>>()
