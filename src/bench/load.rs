@@ -166,16 +166,25 @@ pub async fn generate(
             .body(Empty::<Bytes>::new())
             .expect("valid request")
     };
-    // Warm-up: connections, caches; not counted.
+    // Warm-up: connections, caches; not counted. A shed answer (503, e.g. while the previous
+    // route's load drains) is retried for up to 10 s; any other failure ends the run.
+    let warm_until = Instant::now() + Duration::from_secs(10);
     for path in paths.iter().cycle().take(200) {
-        let res = client.request(request(path)).await?;
-        let status = res.status();
-        let body = res.into_body().collect().await?.to_bytes();
-        anyhow::ensure!(
-            status.is_success(),
-            "{path}: {status} {}",
-            String::from_utf8_lossy(&body)
-        );
+        loop {
+            let res = client.request(request(path)).await?;
+            let status = res.status();
+            let body = res.into_body().collect().await?.to_bytes();
+            if status == StatusCode::SERVICE_UNAVAILABLE && Instant::now() < warm_until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            anyhow::ensure!(
+                status.is_success(),
+                "{path}: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+            break;
+        }
     }
     let total = rate as u64 * seconds;
     let gap = Duration::from_secs_f64(1.0 / f64::from(rate));
