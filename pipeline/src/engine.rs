@@ -111,7 +111,15 @@ type PartitionKey = (i32, ContactKey);
 #[derive(Debug, Clone)]
 pub struct Engine {
     rules: Arc<Rules>,
+    /// Most metric runs of one group evaluated at once, and the fewest contacts per run (see
+    /// [`Engine::with_parallelism`]).
+    parallelism: usize,
+    min_per_run: usize,
 }
+
+/// Fewest contacts worth a metric run of their own: planning the nine files costs about as much
+/// as evaluating a thousand contacts, so smaller groups are not split.
+pub const MIN_CONTACTS_PER_RUN: usize = 1_000;
 
 const FACTORS: [&str; 4] = [
     "bookings_completed",
@@ -132,10 +140,25 @@ impl Engine {
         })
     }
 
+    /// An engine with these rules that evaluates a large group in as many concurrent metric
+    /// runs as the machine has cores.
     pub fn with_rules(rules: Rules) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             rules: Arc::new(rules),
+            parallelism: cores,
+            min_per_run: MIN_CONTACTS_PER_RUN,
         }
+    }
+
+    /// At most `runs` concurrent metric runs per group (1: one run, on the caller's task), of
+    /// at least `min_contacts` each. DataFusion runs each with one target partition, so each
+    /// run keeps one core busy; split runs give the same rows, since every metric file groups
+    /// by contact.
+    pub fn with_parallelism(mut self, runs: usize, min_contacts: usize) -> Self {
+        self.parallelism = runs.max(1);
+        self.min_per_run = min_contacts.max(1);
+        self
     }
 
     pub fn rules(&self) -> &Rules {
@@ -187,32 +210,53 @@ impl Engine {
         Ok(out)
     }
 
+    /// Evaluates one group of contacts that share rules: split into up to `parallelism` runs
+    /// of at least `min_per_run` contacts, each on a task of its own.
     async fn evaluate_group(
         &self,
         states: &mut BTreeMap<i32, PartitionState>,
         keys: &[PartitionKey],
         now: Ms,
-        rules: &BusinessRules,
+        rules: &Arc<BusinessRules>,
     ) -> Result<Vec<ContactProfile>, EngineError> {
         let keep_from = now - rules.metrics.interaction_window_days * DAY_MS;
-        let mut inputs = Inputs::default();
-        for (cid, (p, key)) in keys.iter().enumerate() {
-            let state = states.get_mut(p).expect("filtered to existing");
-            let c = state.contacts.get_mut(key).expect("filtered to existing");
-            c.prune_interactions(keep_from);
-            inputs.add(cid as u32, key, c);
+        let runs = (keys.len() / self.min_per_run).clamp(1, self.parallelism);
+        let chunk = keys.len().div_ceil(runs).max(1);
+        let mut pending = Vec::with_capacity(runs);
+        for part in keys.chunks(chunk) {
+            let mut inputs = Inputs::default();
+            for (cid, (p, key)) in part.iter().enumerate() {
+                let state = states.get_mut(p).expect("filtered to existing");
+                let c = state.contacts.get_mut(key).expect("filtered to existing");
+                c.prune_interactions(keep_from);
+                inputs.add(cid as u32, key, c);
+            }
+            let rules = rules.clone();
+            pending.push(async move { Results::read(&run_metrics(&inputs, &rules, now).await?) });
         }
-        let results = run_metrics(&inputs, rules, now).await?;
-        let r = Results::read(&results)?;
-
+        let results = if pending.len() == 1 {
+            vec![pending.pop().expect("one run").await?]
+        } else {
+            let tasks: Vec<_> = pending.into_iter().map(tokio::spawn).collect();
+            let mut results = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                match task.await {
+                    Ok(r) => results.push(r?),
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+            results
+        };
         let mut out = Vec::with_capacity(keys.len());
-        for (cid, (p, key)) in keys.iter().enumerate() {
-            let state = states.get_mut(p).expect("filtered to existing");
-            let c = &state.contacts[key];
-            let profile = r.profile(cid as u32, key, c, *p, rules, now);
-            let next = next_change(c, &profile, now, rules);
-            state.schedule(key, next);
-            out.push(profile);
+        for (part, r) in keys.chunks(chunk).zip(results) {
+            for (cid, (p, key)) in part.iter().enumerate() {
+                let state = states.get_mut(p).expect("filtered to existing");
+                let c = &state.contacts[key];
+                let profile = r.profile(cid as u32, key, c, *p, rules, now);
+                let next = next_change(c, &profile, now, rules);
+                state.schedule(key, next);
+                out.push(profile);
+            }
         }
         Ok(out)
     }

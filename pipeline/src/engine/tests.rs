@@ -267,3 +267,26 @@ async fn weights_and_caps_come_from_configuration() {
         .unwrap();
     assert_eq!(p[0].lead_score, 80);
 }
+
+/// Splitting a group into concurrent metric runs changes no profile: every file groups by
+/// contact, and each run numbers its own contacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_runs_give_the_profiles_of_one_run() {
+    let fixture = || {
+        let mut state = PartitionState::default();
+        for ev in super::golden::fixture_events() {
+            state.apply(&ev);
+        }
+        state
+    };
+    let mut keys: Vec<ContactKey> = fixture().contacts.keys().cloned().collect();
+    keys.sort();
+    assert!(keys.len() >= 3, "the fixture has {} contacts", keys.len());
+    let now = t("2026-11-24T12:00:00Z").timestamp_millis();
+    let one = Engine::new(ScoringConfig::default()).with_parallelism(1, usize::MAX);
+    let split = Engine::new(ScoringConfig::default()).with_parallelism(3, 1);
+    let expected = one.evaluate(&mut fixture(), &keys, now, 0).await.unwrap();
+    let actual = split.evaluate(&mut fixture(), &keys, now, 0).await.unwrap();
+    assert_eq!(actual.len(), keys.len());
+    assert_eq!(actual, expected);
+}
