@@ -3,7 +3,11 @@
 //! process (`keyflow bench-child load`), an open-loop generator: requests leave on a fixed
 //! schedule whether or not earlier ones returned, and each latency is measured from its
 //! scheduled instant, so a stall is charged to every request it delays (no coordinated
-//! omission).
+//! omission). Requests go over a fixed number of keep-alive connections, as wrk's `-c` or a
+//! fleet of browsers would send them; a request waits in the generator for a free connection,
+//! and that wait is part of its latency. With `--api-connections 0` the generator opens a new
+//! connection whenever none is idle instead: under overload that floods the server's listen
+//! queue (the kernel drops the SYNs, and clients retry after 1, 3, 7, 15 and 31 s).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,9 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1;
 use hyper::StatusCode;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use pipeline::status::ProcessorStatus;
 use serde::{Deserialize, Serialize};
 use sinks::store::EmbeddedStore;
@@ -40,6 +45,9 @@ pub struct LoadResult {
     pub max_ms: f64,
     /// The first failure, for the report.
     pub first_error: Option<String>,
+    /// Keep-alive connections the requests shared (0: a new one whenever none was idle).
+    #[serde(default)]
+    pub connections: usize,
 }
 
 const KEY: &str = "bench-admin-key-0123456789";
@@ -132,6 +140,8 @@ pub async fn api_phase(
             file.display().to_string(),
             "--route".into(),
             route.into(),
+            "--connections".into(),
+            args.api_connections.to_string(),
         ];
         let r: LoadResult = tokio::task::spawn_blocking(move || child(&child_args)).await??;
         p(&format!(
@@ -148,20 +158,24 @@ pub async fn api_phase(
     Ok((results, rss, peak))
 }
 
-/// The load generator's side: `rate` requests/s for `seconds`, cycling through `paths`.
+/// The load generator's side: `rate` requests/s for `seconds`, cycling through `paths`, over
+/// `connections` keep-alive connections (0: a new connection whenever none is idle).
 pub async fn generate(
     url: &str,
     rate: u32,
     seconds: u64,
     paths: Vec<String>,
     route: String,
+    connections: usize,
 ) -> anyhow::Result<LoadResult> {
     anyhow::ensure!(!paths.is_empty() && rate > 0, "no paths or no rate");
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(4096)
         .build_http();
+    let authority = url.trim_start_matches("http://").to_owned();
     let request = |path: &str| {
         hyper::Request::get(format!("{url}{path}"))
+            .header("host", &authority)
             .header("authorization", format!("Bearer {KEY}"))
             .body(Empty::<Bytes>::new())
             .expect("valid request")
@@ -190,30 +204,45 @@ pub async fn generate(
     let gap = Duration::from_secs_f64(1.0 / f64::from(rate));
     let start = Instant::now() + Duration::from_millis(50);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // With a fixed number of connections, each has a task that takes the next due request.
+    let (jobs, queue) = tokio::sync::mpsc::unbounded_channel::<(Instant, hyper::Request<_>)>();
+    let queue = Arc::new(tokio::sync::Mutex::new(queue));
+    for _ in 0..connections {
+        let (queue, tx, authority) = (queue.clone(), tx.clone(), authority.clone());
+        tokio::spawn(async move {
+            let mut conn = None;
+            loop {
+                let job = queue.lock().await.recv().await;
+                let Some((scheduled, req)) = job else { break };
+                let outcome = send(&mut conn, &authority, req).await;
+                let _ = tx.send((scheduled.elapsed(), outcome));
+            }
+        });
+    }
     let mut next = 0u64;
     while next < total {
         let now = Instant::now();
         while next < total && start + gap * next as u32 <= now {
             let scheduled = start + gap * next as u32;
             let req = request(&paths[next as usize % paths.len()]);
-            let (client, tx) = (client.clone(), tx.clone());
-            tokio::spawn(async move {
-                let outcome = match client.request(req).await {
-                    Ok(res) if res.status().is_success() => match res.into_body().collect().await {
-                        Ok(_) => Ok(()),
-                        Err(e) => Err(Some(format!("body: {e}"))),
-                    },
-                    Ok(res) if res.status() == StatusCode::SERVICE_UNAVAILABLE => Err(None),
-                    Ok(res) => Err(Some(format!("status {}", res.status()))),
-                    Err(e) => Err(Some(format!("request: {e}"))),
-                };
-                let _ = tx.send((scheduled.elapsed(), outcome));
-            });
+            if connections > 0 {
+                jobs.send((scheduled, req))
+                    .expect("workers wait for the queue's end");
+            } else {
+                let (client, tx) = (client.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let outcome = match client.request(req).await {
+                        Ok(res) => outcome(res).await,
+                        Err(e) => Err(Some(format!("request: {e}"))),
+                    };
+                    let _ = tx.send((scheduled.elapsed(), outcome));
+                });
+            }
             next += 1;
         }
         tokio::time::sleep(Duration::from_micros(500)).await;
     }
-    drop(tx);
+    drop((tx, jobs));
     let mut latencies = Vec::with_capacity(total as usize);
     let (mut errors, mut shed, mut first_error) = (0u64, 0u64, None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -251,7 +280,57 @@ pub async fn generate(
         p999_ms: q(0.999),
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         first_error,
+        connections,
     })
+}
+
+/// What one request came to: answered (`Ok`), shed with the API's 503 (`Err(None)`), or failed.
+type Outcome = Result<(), Option<String>>;
+
+async fn outcome(res: hyper::Response<hyper::body::Incoming>) -> Outcome {
+    match res.status() {
+        s if s.is_success() => match res.into_body().collect().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Some(format!("body: {e}"))),
+        },
+        StatusCode::SERVICE_UNAVAILABLE => {
+            // Read the body so the connection can carry the next request.
+            let _ = res.into_body().collect().await;
+            Err(None)
+        }
+        s => Err(Some(format!("status {s}"))),
+    }
+}
+
+/// Sends `req` over the connection in `conn`, opening it first when there is none or the
+/// server closed it.
+async fn send(
+    conn: &mut Option<http1::SendRequest<Empty<Bytes>>>,
+    authority: &str,
+    req: hyper::Request<Empty<Bytes>>,
+) -> Outcome {
+    if conn.as_ref().is_none_or(|c| c.is_closed()) {
+        let opened = async {
+            let stream = tokio::net::TcpStream::connect(authority).await?;
+            stream.set_nodelay(true)?;
+            let (sender, driver) = http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(driver);
+            anyhow::Ok(sender)
+        };
+        *conn = Some(opened.await.map_err(|e| Some(format!("connect: {e:#}")))?);
+    }
+    let sender = conn.as_mut().expect("opened above");
+    let res = match sender.ready().await {
+        Ok(()) => sender.send_request(req).await,
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(res) => outcome(res).await,
+        Err(e) => {
+            *conn = None;
+            Err(Some(format!("request: {e}")))
+        }
+    }
 }
 
 /// Reads the paths file the harness wrote.

@@ -45,6 +45,11 @@ pub struct BenchArgs {
     /// Length of each route's API run, seconds.
     #[arg(long, default_value_t = 10)]
     pub api_seconds: u64,
+    /// Keep-alive connections the API load is sent over (0: a new connection whenever none is
+    /// idle, which under overload floods the server's listen queue).
+    #[arg(long, default_value_t = 256)]
+    #[serde(default)]
+    pub api_connections: usize,
     /// ClickHouse HTTP URL for the ClickHouse pipeline and the analyst query (skipped if it
     /// does not answer).
     #[arg(long, default_value = "http://127.0.0.1:8123")]
@@ -106,6 +111,8 @@ pub enum ChildCommand {
         paths: PathBuf,
         #[arg(long)]
         route: String,
+        #[arg(long, default_value_t = 256)]
+        connections: usize,
     },
 }
 
@@ -130,8 +137,17 @@ pub async fn run_child(cmd: ChildCommand) -> anyhow::Result<()> {
             seconds,
             paths,
             route,
+            connections,
         } => serde_json::to_string(
-            &load::generate(&url, rate, seconds, load::read_paths(&paths)?, route).await?,
+            &load::generate(
+                &url,
+                rate,
+                seconds,
+                load::read_paths(&paths)?,
+                route,
+                connections,
+            )
+            .await?,
         )?,
     };
     println!("{json}");
@@ -236,7 +252,20 @@ fn machine() -> String {
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let p = |m: &str| progress(started, m);
+    // Without the engine phase, the rebuild and API phases read the store a previous run's
+    // engine phase left in the work directory; everything else there is scratch.
+    let (store, aside) = (
+        args.work.join("engine-store"),
+        args.work.with_extension("store"),
+    );
+    let keep = !args.wants("engine") && store.exists();
+    if keep {
+        std::fs::rename(&store, &aside)?;
+    }
     fresh_dir(&args.work)?;
+    if keep {
+        std::fs::rename(&aside, &store)?;
+    }
     std::fs::create_dir_all(&args.out)?;
     let work = std::fs::canonicalize(&args.work)?;
     let mut r = Results {

@@ -123,9 +123,13 @@ pub fn markdown(r: &Results) -> String {
     for a in &r.api {
         let _ = writeln!(
             md,
-            "- API `{}`: {} requests, {} ok, {} shed (503 overloaded), p99.9 {:.2} ms, max {:.1} ms{}.",
+            "- API `{}`: {} requests over {}, {} ok, {} shed (503 overloaded), p99.9 {:.2} ms, max {:.1} ms{}.",
             a.route,
             n(a.requests as f64),
+            match a.connections {
+                0 => "a new connection whenever none was idle".to_owned(),
+                c => format!("{c} keep-alive connections"),
+            },
             n(a.ok as f64),
             n(a.shed as f64),
             a.p999_ms,
