@@ -95,10 +95,13 @@ pub async fn api_phase(
     ));
     let status = Arc::new(ProcessorStatus::default());
     status.set_ready(true);
-    let cfg = api::ApiConfig {
+    let mut cfg = api::ApiConfig {
         admin_key: Some(api::Secret::new(KEY)),
         ..Default::default()
     };
+    if let Some(ms) = args.api_max_queue_delay_ms {
+        cfg.limits.max_queue_delay_ms = ms;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let stop = tokio_util::sync::CancellationToken::new();

@@ -50,6 +50,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 256)]
     #[serde(default)]
     pub api_connections: usize,
+    /// The API server's `api.limits.max_queue_delay_ms` (default: the API's default).
+    #[arg(long)]
+    #[serde(default)]
+    pub api_max_queue_delay_ms: Option<u64>,
     /// ClickHouse HTTP URL for the ClickHouse pipeline and the analyst query (skipped if it
     /// does not answer).
     #[arg(long, default_value = "http://127.0.0.1:8123")]
