@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -282,6 +282,40 @@ impl ResultSink for CrashAfterInsert {
     }
 }
 
+/// On the first write with flow-feed prompts stores the events alone and reports a crash: what
+/// ClickHouse holds when the process dies between the events insert and the signals insert.
+struct CrashAfterEvents {
+    inner: Arc<dyn ResultSink>,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl ResultSink for CrashAfterEvents {
+    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
+        let inner = &self.inner;
+        let prompts = output
+            .signals
+            .iter()
+            .any(|s| s.kind == pipeline::signals::FEED_PROMPT);
+        if !prompts || self.crashed.swap(true, Ordering::SeqCst) {
+            return inner.write(output).await;
+        }
+        let events_only = PartitionOutput {
+            partition: output.partition,
+            events: output.events.clone(),
+            ..Default::default()
+        };
+        inner.write(&events_only).await?;
+        Err(SinkError::Permanent(
+            "injected crash after the events insert, before the signals".into(),
+        ))
+    }
+
+    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
+        self.inner.recover(partition).await
+    }
+}
+
 fn demo_stream() -> Vec<keyflow::demo::generator::DemoMessage> {
     let spec = DemoSpec {
         seed: 5,
@@ -553,5 +587,87 @@ async fn erase_removes_personal_data_from_clickhouse_and_keeps_the_counts() {
         "signals quoting an erased contact are still stored: {left:?}"
     );
     running.stop().await.unwrap();
+    drop_database(&cfg.clickhouse).await;
+}
+
+/// Stored events whose flow-feed prompt (`ai_hooks::feed_prompt`: these four types) is not
+/// stored in `signals`.
+async fn events_without_prompts(ch: &clickhouse::Client) -> u64 {
+    ch.query(
+        "SELECT count() FROM events FINAL WHERE type IN ('contact.created', 'booking.created', \
+         'booking.cancelled', 'invoice.paid') AND event_id NOT IN \
+         (SELECT subject FROM signals WHERE type = 'ai.feed.prompt')",
+    )
+    .fetch_one::<u64>()
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_events_and_the_signals_insert_loses_no_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let _broker = broker(dir.path(), &mut cfg).await;
+    cfg.processing.batch_max_events = 60;
+    cfg.clickhouse = clickhouse();
+    let stream = demo_stream();
+    let total = stream.len() as u64;
+    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &stream)
+        .await
+        .unwrap();
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let mut run = keyflow::run::start_with(&cfg, shared.clone(), |inner| {
+        Arc::new(CrashAfterEvents {
+            inner,
+            crashed: AtomicBool::new(false),
+        })
+    })
+    .await
+    .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(60), run.processor_stopped())
+        .await
+        .expect("crashes");
+    assert!(format!("{:#}", err.unwrap_err()).contains("injected crash"));
+    let _ = run.stop().await;
+    let ch = ch_client(&cfg.clickhouse);
+    let stranded = events_without_prompts(&ch).await;
+    assert!(stranded > 0, "the crashed write stored events with prompts");
+
+    // The replay of those events is dropped as duplicates: recovery prompts them again.
+    cfg.api_addr = free_addr();
+    let run = keyflow::run::start(&cfg, shared).await.unwrap();
+    let status = run.status.clone();
+    for _ in 0..600 {
+        if event_counts(&ch).await.0 == total && status.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run.stop().await.unwrap();
+    assert_eq!(event_counts(&ch).await, (total, total), "0 lost, 0 doubled");
+    assert_eq!(events_without_prompts(&ch).await, 0, "every prompt stored");
+    let stored: std::collections::BTreeSet<String> = ch
+        .query("SELECT DISTINCT signal_id FROM signals WHERE type = 'ai.feed.prompt'")
+        .fetch_all::<String>()
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let published: std::collections::BTreeSet<String> =
+        read_signals(cfg.brokers.as_deref().unwrap(), &cfg.topics.signals)
+            .await
+            .into_iter()
+            .filter(|s| s["type"] == "ai.feed.prompt")
+            .map(|s| s["signal_id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+    assert!(
+        published == stored,
+        "every stored prompt published ({stranded} of them after the crash): {} stored, {} \
+         published, {} unpublished",
+        stored.len(),
+        published.len(),
+        stored.difference(&published).count()
+    );
     drop_database(&cfg.clickhouse).await;
 }

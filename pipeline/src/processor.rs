@@ -19,11 +19,12 @@ use crate::clock::SharedClock;
 use crate::config::ProcessingConfig;
 use crate::decode::Decoder;
 use crate::engine::{Engine, EngineError};
+use crate::event::Event;
 use crate::kafka::dlq::DeadLetters;
 use crate::kafka::signals::SignalProducer;
 use crate::kafka::source::{Assignment, Source, SourceContext};
-use crate::signals::Signal;
-use crate::sink::{ResultSink, SinkError};
+use crate::signals::{self, Signal};
+use crate::sink::{PartitionOutput, ResultSink, SinkError};
 use crate::state::PartitionState;
 use crate::status::ProcessorStatus;
 
@@ -214,16 +215,41 @@ impl Processor {
             .await?;
         let state = PartitionState::recovered(&recovered);
         self.publish(&recovered.unpublished).await?;
+        let prompted = self.prompt_again(p, &recovered.unsignalled).await?;
         tracing::info!(
             partition = p,
             events = recovered.events.len(),
             contacts = state.len(),
             republished = recovered.unpublished.len(),
+            prompted,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "partition state rebuilt"
         );
         self.partitions.insert(p, state);
         Ok(())
+    }
+
+    /// Stores and publishes the flow-feed prompts of events a crashed write stored without
+    /// them (`Recovered::unsignalled`), as a write of signals alone, so a second crash
+    /// republishes them like any other. Returns how many there were.
+    async fn prompt_again(&self, p: i32, events: &[Event]) -> Result<usize, ProcessorError> {
+        let now = self.clock.now().timestamp_millis();
+        let out = PartitionOutput {
+            partition: p,
+            signals: events
+                .iter()
+                .filter_map(|e| signals::feed(e, p, now))
+                .collect(),
+            ..Default::default()
+        };
+        if out.signals.is_empty() {
+            return Ok(0);
+        }
+        let out = &out;
+        self.with_retry(move |sink| async move { sink.write(out).await })
+            .await?;
+        self.publish(&out.signals).await?;
+        Ok(out.signals.len())
     }
 
     async fn process(&mut self, batch: Vec<OwnedMessage>) -> Result<(), ProcessorError> {

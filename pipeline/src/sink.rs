@@ -69,6 +69,13 @@ pub struct Recovered {
     /// before the write instead would announce changes that a replay with other batch
     /// boundaries may never store, nor ever retract.
     pub unpublished: Vec<Signal>,
+    /// Events of the partition's latest write that were stored without that write's signals: a
+    /// store whose write is not atomic (ClickHouse inserts table by table) can crash between the
+    /// two. Their replay is dropped as duplicates, so the processor derives their flow-feed
+    /// prompts again, stores and publishes them. The profiles need nothing: they were not
+    /// written either, and every recovered contact is evaluated again. Empty for a store whose
+    /// write is atomic.
+    pub unsignalled: Vec<Event>,
 }
 
 /// A sink failure, classified once: retry or stop.

@@ -4,15 +4,17 @@
 //! signals: whatever the profiles reflect is then always in `events`, and every stored change
 //! has its signals stored, so a crash between inserts is repaired by the rebuild and replay
 //! (see `sql/clickhouse/README.md` for why replays leave the views unchanged). The partition's
-//! latest batch of signals is read back on recovery for the processor to republish.
+//! latest batch of signals is read back on recovery for the processor to republish, and the
+//! events of a write that crashed before its signals were stored are handed back for their
+//! flow-feed prompts (`Recovered::unsignalled`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pipeline::event::Payload;
+use pipeline::event::{Event, Payload};
 use pipeline::profile::ContactProfile;
 use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
@@ -137,6 +139,29 @@ impl ClickHouseSink {
     }
 }
 
+/// The events of write `block`, the latest to store events, when no later write stored signals
+/// (`Recovered::unsignalled`). A write inserts events first and signals after, so either it
+/// crashed in between or it had no signals (then its events have no prompts either). An erase
+/// rewrites its contact's events as a write of its own, after the batch's signals: the contacts
+/// erased in `block` are left out, as an erased contact's prompts would quote its name.
+fn unsignalled(rows: &[EventRow], events: &[Event], block: u64) -> Vec<Event> {
+    let last: Vec<&Event> = rows
+        .iter()
+        .zip(events)
+        .filter(|(r, _)| r.ingest_seq >> 20 == block)
+        .map(|(_, e)| e)
+        .collect();
+    let erased: HashSet<(&str, &str)> = last
+        .iter()
+        .filter(|e| matches!(e.payload, Payload::ContactErased(_)))
+        .map(|e| (e.business_id.as_str(), e.contact_id.as_str()))
+        .collect();
+    last.iter()
+        .filter(|e| !erased.contains(&(e.business_id.as_str(), e.contact_id.as_str())))
+        .map(|e| (*e).clone())
+        .collect()
+}
+
 #[async_trait]
 impl ResultSink for ClickHouseSink {
     async fn write(&self, out: &PartitionOutput) -> Result<(), SinkError> {
@@ -232,6 +257,11 @@ impl ResultSink for ClickHouseSink {
             })?;
             events.push(e);
         }
+        let unsignalled = if max_block > last_batch {
+            unsignalled(&rows, &events, max_block)
+        } else {
+            Vec::new()
+        };
         let profiles: Vec<ProfileRow> = self
             .fetch(
                 "SELECT ?fields FROM contact_profiles FINAL WHERE partition = ?",
@@ -243,6 +273,7 @@ impl ResultSink for ClickHouseSink {
             events,
             profiles,
             unpublished,
+            unsignalled,
         })
     }
 }

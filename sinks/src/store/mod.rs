@@ -343,6 +343,8 @@ impl EmbeddedStore {
             events,
             profiles,
             unpublished: self.last_signals(p)?,
+            // A write is committed by its events segment, after its signals: never partial.
+            unsignalled: Vec::new(),
         })
     }
 }
