@@ -41,9 +41,22 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 pub use auth::{ApiConfig, Secret};
 use openapi::Route;
 
-/// What every handler can reach.
+/// What every handler can reach. One `Arc`: axum clones the state for every extractor and
+/// middleware layer of every request, and a clone field by field (atomic counts, and the
+/// cancellation token's lock) measured 9% of the server's CPU under load (`benches/RESULTS.md`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+pub struct Shared {
     pub reader: Arc<dyn ProfileReader>,
     pub status: Arc<ProcessorStatus>,
     pub api: Arc<ApiConfig>,
@@ -62,7 +75,7 @@ impl AppState {
         status: Arc<ProcessorStatus>,
         api: ApiConfig,
     ) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             reader,
             metrics: Arc::new(metrics::ApiMetrics::new(status.clone())),
             status,
@@ -72,7 +85,7 @@ impl AppState {
             in_flight: shed::InFlight::new(api.limits.max_in_flight),
             api: Arc::new(api),
             shutdown: CancellationToken::new(),
-        }
+        }))
     }
 }
 
