@@ -16,7 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::views::{rfc3339, ContactView};
+use crate::views::{rfc3339, ContactView, Items};
 use crate::AppState;
 
 /// The instant results are complete up to (the engine clock of the last batch), else now.
@@ -43,14 +43,18 @@ pub(crate) async fn profiles_of(
         .await
 }
 
-/// One page of `contacts` as contact views.
-fn page_of(contacts: &[&Arc<ContactProfile>], offset: usize, limit: usize) -> Vec<ContactView> {
-    contacts
-        .iter()
+/// One page of `contacts` as contact views, serialized.
+fn page_of<'a>(
+    contacts: impl Iterator<Item = &'a Arc<ContactProfile>>,
+    offset: usize,
+    limit: usize,
+) -> Result<Items, AppError> {
+    let views: Vec<ContactView> = contacts
         .skip(offset)
         .take(limit)
         .map(|p| ContactView::from(p.as_ref()))
-        .collect()
+        .collect();
+    Items::of(&views).map_err(|e| AppError::Internal(format!("contact page: {e}")))
 }
 
 /// The business's profiles with the `sql/business/` views over them, the instant they were
@@ -510,7 +514,8 @@ pub struct ContactsPage {
     pub query: String,
     pub total: usize,
     pub offset: usize,
-    pub items: Vec<ContactView>,
+    #[schemars(with = "Vec<ContactView>")]
+    pub items: Items,
 }
 
 /// `crm/search?q=`: contacts matching every token (see `search`), best lead score first (ties:
@@ -526,33 +531,37 @@ pub async fn search(
         offset: query.offset,
     }
     .bounds()?;
-    // Keyed by the parsed terms, so spelling variants of one query share an entry.
+    // Keyed by the parsed terms, so spelling variants of one query share an entry; the page
+    // is cached serialized, as most of a request's work was turning 20 profiles into JSON.
     let key = format!("search:{terms:?}");
-    let hits = s
+    let page_key = format!("search:{terms:?}:{offset}:{limit}");
+    let generation = s.reader.generation();
+    let page = s
         .views
-        .get(&business_id, &key, s.reader.generation(), || async {
-            let profiles = profiles_of(&s, &business_id).await?;
-            let mut hits: Vec<Arc<ContactProfile>> = profiles
-                .iter()
-                .filter(|p| crate::search::matches(&terms, p))
-                .cloned()
-                .collect();
-            hits.sort_by(|a, b| {
-                b.lead_score
-                    .cmp(&a.lead_score)
-                    .then_with(|| a.contact_id.cmp(&b.contact_id))
-            });
-            Ok::<_, AppError>(hits)
+        .get(&business_id, &page_key, generation, || async {
+            let hits = s
+                .views
+                .get(&business_id, &key, generation, || async {
+                    let profiles = profiles_of(&s, &business_id).await?;
+                    let mut hits: Vec<Arc<ContactProfile>> = profiles
+                        .iter()
+                        .filter(|p| crate::search::matches(&terms, p))
+                        .cloned()
+                        .collect();
+                    hits.sort_by(|a, b| {
+                        b.lead_score
+                            .cmp(&a.lead_score)
+                            .then_with(|| a.contact_id.cmp(&b.contact_id))
+                    });
+                    Ok::<_, AppError>(hits)
+                })
+                .await?;
+            // Only the page is touched: a broad query (a whole segment) has tens of thousands
+            // of hits.
+            Ok::<_, AppError>((hits.len(), page_of(hits.iter(), offset, limit)?))
         })
         .await?;
-    let total = hits.len();
-    // Only the page is touched: a broad query (a whole segment) has tens of thousands of hits.
-    let items = hits
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|p| ContactView::from(p.as_ref()))
-        .collect();
+    let (total, items) = (page.0, page.1.clone());
     Ok(Json(ContactsPage {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),
@@ -619,7 +628,7 @@ pub async fn segment_members(
         let o = if descending { o.reverse() } else { o };
         o.then_with(|| a.contact_id.cmp(&b.contact_id))
     });
-    let items = page_of(&members, offset, limit);
+    let items = page_of(members.iter().copied(), offset, limit)?;
     Ok(Json(ContactsPage {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),

@@ -1,8 +1,29 @@
 //! The JSON the API returns (camelCase), built from engine profiles.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::sync::Arc;
+
 use pipeline::profile::{ContactProfile, Factor};
 use serde::Serialize;
+use serde_json::value::RawValue;
+
+/// A list serialized once, kept as JSON text and copied into every answer that shares it (a
+/// cached page of search hits). Serializing 20 contact views took most of a search request's
+/// CPU under load (`benches/RESULTS.md`). Documented as the list it holds.
+#[derive(Debug, Clone)]
+pub struct Items(Arc<RawValue>);
+
+impl Items {
+    pub fn of<T: Serialize>(items: &[T]) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(items).map(|raw| Self(Arc::from(raw)))
+    }
+}
+
+impl Serialize for Items {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.as_ref().serialize(s)
+    }
+}
 
 pub fn rfc3339(ms: Option<i64>) -> Option<String> {
     ms.and_then(DateTime::<Utc>::from_timestamp_millis)
