@@ -190,8 +190,9 @@ pub struct ProcessingConfig {
     /// live stream closes each batch after `batch_linger_ms`), so this bounds catch-up: each
     /// batch pays a fixed planning and fsync cost, and larger batches amortise it
     /// (benches/RESULTS.md: 5,000 -> 12k events/s, 50,000 -> 32k events/s in the engine
-    /// bench). Not raised yet: with 50,000 the embedded broker, which shares the processor's
-    /// runtime, missed consumer-group heartbeats under a backlog (see RESULTS.md).
+    /// bench). Not raised yet: the fault suite has not been run with 50,000. (The first reason,
+    /// the embedded broker missing group heartbeats while it shared the processor's runtime, is
+    /// gone: it has a runtime of its own.)
     pub batch_max_events: usize,
     /// Most payload bytes in one micro-batch (bounds memory and the size of one sink insert).
     pub batch_max_bytes: usize,
