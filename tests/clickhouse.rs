@@ -316,6 +316,40 @@ impl ResultSink for CrashAfterEvents {
     }
 }
 
+/// Runs the processor over a sink that `wrap` makes fail, until the injected crash stops it.
+async fn run_to_injected_crash(
+    cfg: &mut keyflow::config::Config,
+    clock: pipeline::clock::SharedClock,
+    wrap: impl FnOnce(Arc<dyn ResultSink>) -> Arc<dyn ResultSink>,
+) {
+    cfg.api_addr = free_addr();
+    let mut run = keyflow::run::start_with(cfg, clock, wrap).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(60), run.processor_stopped())
+        .await
+        .expect("crashes");
+    assert!(format!("{:#}", err.unwrap_err()).contains("injected crash"));
+    let _ = run.stop().await;
+}
+
+/// Starts the processor and waits (up to 60 s) until ClickHouse holds all `total` events and
+/// the processor is caught up; returns it running.
+async fn run_to_end(
+    cfg: &mut keyflow::config::Config,
+    clock: pipeline::clock::SharedClock,
+    total: u64,
+) -> keyflow::run::Running {
+    cfg.api_addr = free_addr();
+    let run = keyflow::run::start(cfg, clock).await.unwrap();
+    let (status, ch) = (run.status.clone(), ch_client(&cfg.clickhouse));
+    for _ in 0..600 {
+        if event_counts(&ch).await.0 == total && status.is_ready() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    run
+}
+
 fn demo_stream() -> Vec<keyflow::demo::generator::DemoMessage> {
     let spec = DemoSpec {
         seed: 5,
@@ -366,21 +400,14 @@ async fn crashes_between_insert_and_commit_leave_the_views_of_a_clean_run() {
     let (_, shared) = clock("2026-11-20T12:00:00Z");
     // Crash after the 2nd and then the 3rd write of each run, then stop between batches once.
     for at in [2, 3] {
-        cfg.api_addr = free_addr();
-        let mut run = keyflow::run::start_with(&cfg, shared.clone(), |inner| {
+        run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
             Arc::new(CrashAfterInsert {
                 inner,
                 writes: AtomicUsize::new(0),
                 at,
             })
         })
-        .await
-        .unwrap();
-        let err = tokio::time::timeout(Duration::from_secs(60), run.processor_stopped())
-            .await
-            .expect("crashes");
-        assert!(format!("{:#}", err.unwrap_err()).contains("injected crash"));
-        let _ = run.stop().await;
+        .await;
     }
     cfg.api_addr = free_addr();
     let run = keyflow::run::start(&cfg, shared.clone()).await.unwrap();
@@ -390,16 +417,8 @@ async fn crashes_between_insert_and_commit_leave_the_views_of_a_clean_run() {
     })
     .await;
     run.stop().await.unwrap();
-    cfg.api_addr = free_addr();
-    let run = keyflow::run::start(&cfg, shared).await.unwrap();
-    let status = run.status.clone();
+    let run = run_to_end(&mut cfg, shared, total).await;
     let ch = ch_client(&cfg.clickhouse);
-    for _ in 0..600 {
-        if event_counts(&ch).await.0 == total && status.is_ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let reference = ch_client(&clean);
     assert_eq!(event_counts(&ch).await, (total, total), "0 lost, 0 doubled");
     assert_eq!(
@@ -617,34 +636,23 @@ async fn a_crash_between_the_events_and_the_signals_insert_loses_no_prompt() {
         .await
         .unwrap();
     let (_, shared) = clock("2026-11-20T12:00:00Z");
-    let mut run = keyflow::run::start_with(&cfg, shared.clone(), |inner| {
+    run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
         Arc::new(CrashAfterEvents {
             inner,
             crashed: AtomicBool::new(false),
         })
     })
-    .await
-    .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(60), run.processor_stopped())
-        .await
-        .expect("crashes");
-    assert!(format!("{:#}", err.unwrap_err()).contains("injected crash"));
-    let _ = run.stop().await;
+    .await;
     let ch = ch_client(&cfg.clickhouse);
     let stranded = events_without_prompts(&ch).await;
     assert!(stranded > 0, "the crashed write stored events with prompts");
 
     // The replay of those events is dropped as duplicates: recovery prompts them again.
-    cfg.api_addr = free_addr();
-    let run = keyflow::run::start(&cfg, shared).await.unwrap();
-    let status = run.status.clone();
-    for _ in 0..600 {
-        if event_counts(&ch).await.0 == total && status.is_ready() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    run.stop().await.unwrap();
+    run_to_end(&mut cfg, shared, total)
+        .await
+        .stop()
+        .await
+        .unwrap();
     assert_eq!(event_counts(&ch).await, (total, total), "0 lost, 0 doubled");
     assert_eq!(events_without_prompts(&ch).await, 0, "every prompt stored");
     let stored: std::collections::BTreeSet<String> = ch
