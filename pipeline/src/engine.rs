@@ -5,6 +5,7 @@
 
 mod inputs;
 mod outputs;
+mod plans;
 mod timers;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,8 +13,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::config::{BusinessOverride, BusinessRules, ScoringConfig};
 use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
@@ -21,6 +20,7 @@ use crate::state::{ContactKey, ContactState, Ms, PartitionState};
 pub use inputs::options as tracing_options;
 use inputs::Inputs;
 use outputs::*;
+use plans::{Plans, Rows};
 pub use timers::{next_change, DAY_MS, HOUR_MS};
 
 /// The metric files, in evaluation order, each with the table name its result is registered as.
@@ -115,10 +115,12 @@ pub struct Engine {
     /// [`Engine::with_parallelism`]).
     parallelism: usize,
     min_per_run: usize,
+    /// The metric files' plans, shared by clones (the processor and recovery clone the engine).
+    plans: Arc<Plans>,
 }
 
-/// Fewest contacts worth a metric run of their own: planning the nine files costs about as much
-/// as evaluating a thousand contacts, so smaller groups are not split.
+/// Fewest contacts worth a metric run of their own. Chosen when every run planned the nine files
+/// (about as costly as evaluating a thousand contacts); not re-tuned since the plans are cached.
 pub const MIN_CONTACTS_PER_RUN: usize = 1_000;
 
 const FACTORS: [&str; 4] = [
@@ -148,6 +150,7 @@ impl Engine {
             rules: Arc::new(rules),
             parallelism: cores,
             min_per_run: MIN_CONTACTS_PER_RUN,
+            plans: Arc::default(),
         }
     }
 
@@ -183,7 +186,7 @@ impl Engine {
     /// Evaluates the `due` contacts of every partition at `now`, schedules each contact's next
     /// time-driven change, and returns the profiles of contacts that exist in their partition's
     /// state. Contacts of all partitions that share business rules are evaluated in one run of
-    /// the metric files (planning costs the same for ten contacts as for ten thousand).
+    /// the metric files (a run has a fixed cost, whatever its size).
     pub async fn evaluate_all(
         &self,
         states: &mut BTreeMap<i32, PartitionState>,
@@ -232,7 +235,8 @@ impl Engine {
                 inputs.add(cid as u32, key, c);
             }
             let rules = rules.clone();
-            pending.push(async move { Results::read(&run_metrics(&inputs, &rules, now).await?) });
+            let plans = self.plans.clone();
+            pending.push(async move { Results::read(&plans.run(&inputs, &rules, now).await?) });
         }
         let results = if pending.len() == 1 {
             vec![pending.pop().expect("one run").await?]
@@ -262,75 +266,10 @@ impl Engine {
     }
 }
 
-/// Registers the inputs and `params`, then runs every metric file in order; returns each file's
-/// rows by name.
-async fn run_metrics(
-    inputs: &Inputs,
-    rules: &BusinessRules,
-    now: Ms,
-) -> Result<HashMap<&'static str, Vec<RecordBatch>>, EngineError> {
-    // One target partition: the inputs are one in-memory batch per table, and repartitioning
-    // them costs more than it parallelises at micro-batch sizes (see benches/RESULTS.md).
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
-    let tables = inputs.tables().map_err(|source| EngineError::Shape {
-        query: "inputs",
-        source,
-    })?;
-    for (name, batch) in tables {
-        register(&ctx, name, batch.schema(), vec![batch])?;
-    }
-    register(
-        &ctx,
-        "params",
-        params_schema(rules),
-        vec![params(rules, now)?],
-    )?;
-    let mut results = HashMap::new();
-    for (name, sql) in METRICS {
-        results.insert(*name, run(&ctx, name, sql).await?);
-    }
-    Ok(results)
-}
-
-fn register(
-    ctx: &SessionContext,
-    name: &'static str,
-    schema: Arc<Schema>,
-    batches: Vec<RecordBatch>,
-) -> Result<(), EngineError> {
-    let q = |source| EngineError::Query {
-        query: name,
-        source,
-    };
-    let table = MemTable::try_new(schema, vec![batches]).map_err(q)?;
-    ctx.register_table(name, Arc::new(table)).map_err(q)?;
-    Ok(())
-}
-
-/// Runs one file and registers its result under `name` for the files after it.
-async fn run(
-    ctx: &SessionContext,
-    name: &'static str,
-    sql: &str,
-) -> Result<Vec<RecordBatch>, EngineError> {
-    let q = |source| EngineError::Query {
-        query: name,
-        source,
-    };
-    let started = std::time::Instant::now();
-    let df = ctx.sql(sql).await.map_err(q)?;
-    let planned = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await.map_err(q)?;
-    tracing::trace!(
-        query = name,
-        rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "metric file ran"
-    );
-    // The executed batches may differ from the plan in nullability: register what ran.
-    let schema = batches.first().map_or(planned, RecordBatch::schema);
-    register(ctx, name, schema, batches.clone())?;
-    Ok(batches)
+/// Runs every metric file over `inputs` with plans of their own (the golden tests' entry).
+#[cfg(test)]
+async fn run_metrics(inputs: &Inputs, rules: &BusinessRules, now: Ms) -> Result<Rows, EngineError> {
+    Plans::default().run(inputs, rules, now).await
 }
 
 /// The one-row `params` table: the clock, day and hour lengths, and every rule by name.
@@ -377,7 +316,7 @@ struct Results {
 }
 
 fn read<T: serde::de::DeserializeOwned>(
-    results: &HashMap<&'static str, Vec<RecordBatch>>,
+    results: &Rows,
     name: &'static str,
 ) -> Result<Vec<T>, EngineError> {
     rows(results.get(name).map_or(&[][..], Vec::as_slice)).map_err(|source| EngineError::Shape {
@@ -387,7 +326,7 @@ fn read<T: serde::de::DeserializeOwned>(
 }
 
 impl Results {
-    fn read(r: &HashMap<&'static str, Vec<RecordBatch>>) -> Result<Self, EngineError> {
+    fn read(r: &Rows) -> Result<Self, EngineError> {
         Ok(Self {
             scores: by_contact(read(r, "lead_score")?),
             balances: by_contact(read(r, "outstanding_balance")?),

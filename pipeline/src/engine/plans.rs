@@ -1,0 +1,263 @@
+//! The metric files planned once and executed again on every run's rows.
+//!
+//! Planning a file (SQL parsing, logical optimisation, physical planning) cost 5-20 ms, as much
+//! as executing it over a thousand contacts, and every run planned all nine again. Here every
+//! table the files read (the inputs, `params`, and each file's result for the files after it)
+//! is a [`Slot`]: a table whose rows are read when the plan executes, not when it is planned. A
+//! [`Planned`] set holds one physical plan per file over its own slots; a run fills the slots,
+//! executes copies of the plans with their per-execution state reset, and empties the slots.
+//! Concurrent runs each take a set of their own from the [`Plans`] pool.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::{params, params_schema, EngineError, Inputs, METRICS};
+use crate::config::BusinessRules;
+use crate::state::Ms;
+
+/// Each file's rows by name.
+pub type Rows = HashMap<&'static str, Vec<RecordBatch>>;
+
+/// A table whose rows are swapped between executions of the plans that read it.
+#[derive(Debug, Clone)]
+struct Slot {
+    schema: SchemaRef,
+    rows: Arc<Mutex<Vec<RecordBatch>>>,
+}
+
+impl Slot {
+    fn new(schema: SchemaRef) -> Self {
+        Self {
+            schema,
+            rows: Arc::default(),
+        }
+    }
+
+    fn set(&self, rows: Vec<RecordBatch>) {
+        *self.rows.lock().unwrap_or_else(PoisonError::into_inner) = rows;
+    }
+}
+
+impl PartitionStream for Slot {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rows = self
+            .rows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(rows.into_iter().map(Ok)),
+        ))
+    }
+}
+
+/// One physical plan per metric file, over slots of its own.
+struct Planned {
+    task: Arc<TaskContext>,
+    slots: HashMap<&'static str, Slot>,
+    plans: Vec<(&'static str, Arc<dyn ExecutionPlan>)>,
+}
+
+fn query(name: &'static str) -> impl Fn(DataFusionError) -> EngineError {
+    move |source| EngineError::Query {
+        query: name,
+        source,
+    }
+}
+
+impl Planned {
+    /// Plans every file. The input schemas are fixed (traced from the row types), and the
+    /// parameter names are the same for every business, so one set serves every run.
+    async fn new() -> Result<Self, EngineError> {
+        // One target partition: the inputs are one in-memory batch per table, and repartitioning
+        // them costs more than it parallelises at micro-batch sizes (see benches/RESULTS.md).
+        // Dynamic filters are off: they are state a reset plan would carry to the next run.
+        let mut config = SessionConfig::new().with_target_partitions(1);
+        config
+            .options_mut()
+            .optimizer
+            .enable_dynamic_filter_pushdown = false;
+        config
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
+        config
+            .options_mut()
+            .optimizer
+            .enable_topk_dynamic_filter_pushdown = false;
+        config
+            .options_mut()
+            .optimizer
+            .enable_aggregate_dynamic_filter_pushdown = false;
+        let ctx = SessionContext::new_with_config(config);
+        let mut slots = HashMap::new();
+        let inputs = Inputs::schemas().map_err(|source| EngineError::Shape {
+            query: "inputs",
+            source,
+        })?;
+        for (name, schema) in inputs {
+            slots.insert(name, register(&ctx, name, schema)?);
+        }
+        slots.insert(
+            "params",
+            register(&ctx, "params", params_schema(&BusinessRules::default()))?,
+        );
+        let mut plans = Vec::with_capacity(METRICS.len());
+        for &(name, sql) in METRICS {
+            let df = ctx.sql(sql).await.map_err(query(name))?;
+            let plan = df.create_physical_plan().await.map_err(query(name))?;
+            // The physical schema, not the logical one: strings may run as Utf8View.
+            slots.insert(name, register(&ctx, name, plan.schema())?);
+            plans.push((name, plan));
+        }
+        Ok(Self {
+            task: ctx.task_ctx(),
+            slots,
+            plans,
+        })
+    }
+
+    /// Fills the slots, executes every file in order, and empties them again.
+    async fn run(
+        &self,
+        inputs: &Inputs,
+        rules: &BusinessRules,
+        now: Ms,
+    ) -> Result<Rows, EngineError> {
+        let result = self.execute(inputs, rules, now).await;
+        for slot in self.slots.values() {
+            slot.set(Vec::new());
+        }
+        result
+    }
+
+    async fn execute(
+        &self,
+        inputs: &Inputs,
+        rules: &BusinessRules,
+        now: Ms,
+    ) -> Result<Rows, EngineError> {
+        let tables = inputs.tables().map_err(|source| EngineError::Shape {
+            query: "inputs",
+            source,
+        })?;
+        for (name, batch) in tables {
+            self.fill(name, vec![batch])?;
+        }
+        self.fill("params", vec![params(rules, now)?])?;
+        let mut rows = HashMap::with_capacity(self.plans.len());
+        for (name, plan) in &self.plans {
+            let started = std::time::Instant::now();
+            let plan = reset_plan_states(plan.clone()).map_err(query(name))?;
+            let batches = collect(plan, self.task.clone())
+                .await
+                .map_err(query(name))?;
+            tracing::trace!(
+                query = name,
+                rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "metric file ran"
+            );
+            let batches = self.fill(name, batches)?;
+            rows.insert(*name, batches);
+        }
+        Ok(rows)
+    }
+
+    /// Puts `batches` in the slot `name`, under the schema the later files were planned
+    /// with (executed batches may differ from the plan in nullability). Returns them.
+    fn fill(
+        &self,
+        name: &'static str,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Vec<RecordBatch>, EngineError> {
+        let slot = &self.slots[name];
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                if b.schema() == slot.schema {
+                    Ok(b)
+                } else {
+                    RecordBatch::try_new(slot.schema.clone(), b.columns().to_vec())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| query(name)(e.into()))?;
+        slot.set(batches.clone());
+        Ok(batches)
+    }
+}
+
+fn register(
+    ctx: &SessionContext,
+    name: &'static str,
+    schema: SchemaRef,
+) -> Result<Slot, EngineError> {
+    let slot = Slot::new(schema.clone());
+    let table =
+        StreamingTable::try_new(schema, vec![Arc::new(slot.clone())]).map_err(query(name))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(query(name))?;
+    Ok(slot)
+}
+
+/// Planned sets not in use; a run takes one (planning a new one if none is free) and gives it
+/// back, so there are as many as runs ever went at once.
+#[derive(Default)]
+pub struct Plans {
+    free: Mutex<Vec<Planned>>,
+}
+
+impl std::fmt::Debug for Plans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let free = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("Plans").field("free", &free).finish()
+    }
+}
+
+impl Plans {
+    /// Runs every metric file over `inputs` at `now` with `rules`' parameters; returns each
+    /// file's rows by name.
+    pub async fn run(
+        &self,
+        inputs: &Inputs,
+        rules: &BusinessRules,
+        now: Ms,
+    ) -> Result<Rows, EngineError> {
+        let taken = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let planned = match taken {
+            Some(p) => p,
+            None => Planned::new().await?,
+        };
+        let rows = planned.run(inputs, rules, now).await;
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(planned);
+        rows
+    }
+}
