@@ -89,7 +89,7 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
                                                                  import, manual, commerce]
   ingest.max_event_bytes      KEYFLOW_INGEST__MAX_EVENT_BYTES    65536
   processing.group_id         KEYFLOW_PROCESSING__GROUP_ID       keyflow
-  processing.batch_max_events KEYFLOW_PROCESSING__BATCH_MAX_EVENTS 5000
+  processing.batch_max_events KEYFLOW_PROCESSING__BATCH_MAX_EVENTS 50000
   processing.batch_max_bytes  KEYFLOW_PROCESSING__BATCH_MAX_BYTES  16777216
   processing.batch_linger_ms  KEYFLOW_PROCESSING__BATCH_LINGER_MS  100
   processing.tick_ms          KEYFLOW_PROCESSING__TICK_MS        1000

@@ -188,11 +188,11 @@ pub struct ProcessingConfig {
     pub group_id: String,
     /// Most events in one micro-batch. Batches only fill up when a backlog is waiting (a
     /// live stream closes each batch after `batch_linger_ms`), so this bounds catch-up: each
-    /// batch pays a fixed planning and fsync cost, and larger batches amortise it
-    /// (benches/RESULTS.md: 5,000 -> 12k events/s, 50,000 -> 32k events/s in the engine
-    /// bench). Not raised yet: the fault suite has not been run with 50,000. (The first reason,
-    /// the embedded broker missing group heartbeats while it shared the processor's runtime, is
-    /// gone: it has a runtime of its own.)
+    /// batch pays a fixed cost (a metric run's setup, one fsync per store file) that larger
+    /// batches amortise (benches/RESULTS.md, engine bench at 20,000 contacts: 5,000 -> 23k
+    /// events/s, 50,000 -> 46k). `batch_max_bytes` caps a batch of large events first. The
+    /// fault tests use batches of 50-100 events on purpose (many batch boundaries per run);
+    /// nothing in the processor depends on the size.
     pub batch_max_events: usize,
     /// Most payload bytes in one micro-batch (bounds memory and the size of one sink insert).
     pub batch_max_bytes: usize,
@@ -215,7 +215,7 @@ impl Default for ProcessingConfig {
     fn default() -> Self {
         Self {
             group_id: "keyflow".into(),
-            batch_max_events: 5_000,
+            batch_max_events: 50_000,
             batch_max_bytes: 16 * 1024 * 1024,
             batch_linger_ms: 100,
             tick_ms: 1_000,
