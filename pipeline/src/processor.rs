@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::DeliveryFuture;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -298,11 +299,10 @@ impl Processor {
         // Published after the write, from what was stored: a crash in between republishes the
         // same ids on recovery (`Recovered::unpublished`). Published first, a signal could
         // announce a change that the replay, batched differently, never makes nor retracts.
-        let mut signalled = 0u64;
-        for out in &outputs {
-            self.publish(&out.signals).await?;
-            signalled += out.signals.len() as u64;
-        }
+        // Every partition's signals are sent before any delivery is awaited: one wait for the
+        // broker per batch, not one per partition.
+        let signals: Vec<&Signal> = outputs.iter().flat_map(|out| &out.signals).collect();
+        let signalled = self.publish(signals).await?;
         let mut written = 0u64;
         for out in outputs {
             written += out.profiles.len() as u64;
@@ -360,19 +360,32 @@ impl Processor {
     }
 
     /// Publishes `signals` and waits until the broker acknowledged every one.
-    async fn publish(&self, signals: &[Signal]) -> Result<(), ProcessorError> {
-        let mut pending = Vec::with_capacity(signals.len());
+    /// Sends `signals`, then waits for every delivery; returns how many were published. When
+    /// the producer's queue is full (`queue.buffering.max.messages`, a large time-driven batch
+    /// can exceed it), waits for the deliveries in flight and sends again.
+    async fn publish<'a>(
+        &self,
+        signals: impl IntoIterator<Item = &'a Signal>,
+    ) -> Result<u64, ProcessorError> {
+        let mut pending = Vec::new();
+        let mut sent = 0u64;
         for s in signals {
-            pending.push(self.signals.send(s)?);
+            let delivery = loop {
+                match self.signals.send(s) {
+                    Ok(d) => break d,
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+                        if !pending.is_empty() =>
+                    {
+                        delivered(std::mem::take(&mut pending)).await?;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            };
+            pending.push(delivery);
+            sent += 1;
         }
-        for d in pending {
-            match d.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => return Err(ProcessorError::Signal(err.to_string())),
-                Err(_) => return Err(ProcessorError::Signal("cancelled".into())),
-            }
-        }
-        Ok(())
+        delivered(pending).await?;
+        Ok(sent)
     }
 
     /// Retries transient sink failures with capped exponential backoff; gives up on permanent
@@ -395,4 +408,16 @@ impl Processor {
             }
         }
     }
+}
+
+/// Waits for every delivery; the first failure is the error.
+async fn delivered(pending: Vec<DeliveryFuture>) -> Result<(), ProcessorError> {
+    for d in pending {
+        match d.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((err, _))) => return Err(ProcessorError::Signal(err.to_string())),
+            Err(_) => return Err(ProcessorError::Signal("cancelled".into())),
+        }
+    }
+    Ok(())
 }
