@@ -359,8 +359,8 @@ impl Processor {
         Ok(())
     }
 
-    /// Publishes `signals` and waits until the broker acknowledged every one.
-    /// Sends `signals`, then waits for every delivery; returns how many were published. When
+    /// Sends `signals`, then waits until the broker acknowledged every one; returns how many
+    /// were published. When
     /// the producer's queue is full (`queue.buffering.max.messages`, a large time-driven batch
     /// can exceed it), waits for the deliveries in flight and sends again.
     async fn publish<'a>(

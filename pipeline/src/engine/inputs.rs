@@ -2,9 +2,7 @@
 //! UTC milliseconds (`BIGINT`), so the SQL does window arithmetic with plain integers.
 
 use datafusion::arrow::array::RecordBatch;
-use std::sync::Arc;
-
-use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::FieldRef;
 use serde::{Deserialize, Serialize};
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 
@@ -93,12 +91,6 @@ fn batch<T: Serialize + for<'de> Deserialize<'de>>(
     serde_arrow::to_record_batch(&fields, &rows)
 }
 
-fn schema<T: for<'de> Deserialize<'de>>() -> Result<SchemaRef, serde_arrow::Error> {
-    Ok(Arc::new(Schema::new(Vec::<FieldRef>::from_type::<T>(
-        options(),
-    )?)))
-}
-
 impl Inputs {
     /// Adds contact number `cid` (sorted map iteration keeps the rows deterministic).
     pub fn add(&mut self, cid: u32, key: &ContactKey, c: &ContactState) {
@@ -160,18 +152,6 @@ impl Inputs {
         }
         self.interactions
             .extend(c.interactions.iter().map(|&at| InteractionRow { cid, at }));
-    }
-
-    /// The tables' schemas by name, as [`Inputs::tables`] builds them.
-    pub fn schemas() -> Result<Vec<(&'static str, SchemaRef)>, serde_arrow::Error> {
-        Ok(vec![
-            ("contacts", schema::<ContactRow>()?),
-            ("contact_tags", schema::<TagRow>()?),
-            ("bookings", schema::<BookingRow>()?),
-            ("invoices", schema::<InvoiceRow>()?),
-            ("tasks", schema::<TaskRow>()?),
-            ("interactions", schema::<InteractionRow>()?),
-        ])
     }
 
     /// The tables by name.

@@ -107,12 +107,15 @@ impl Planned {
             .enable_aggregate_dynamic_filter_pushdown = false;
         let ctx = SessionContext::new_with_config(config);
         let mut slots = HashMap::new();
-        let inputs = Inputs::schemas().map_err(|source| EngineError::Shape {
-            query: "inputs",
-            source,
-        })?;
-        for (name, schema) in inputs {
-            slots.insert(name, register(&ctx, name, schema)?);
+        // Empty tables carry the schemas every run's tables will have.
+        let inputs = Inputs::default()
+            .tables()
+            .map_err(|source| EngineError::Shape {
+                query: "inputs",
+                source,
+            })?;
+        for (name, batch) in inputs {
+            slots.insert(name, register(&ctx, name, batch.schema())?);
         }
         slots.insert(
             "params",
