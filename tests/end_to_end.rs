@@ -394,3 +394,37 @@ async fn erase_removes_personal_data_from_the_embedded_store() {
     assert_eq!(events, 3, "the events themselves are kept");
     running.stop().await.unwrap();
 }
+
+/// A batch with more signals than the producer's queue holds waits for deliveries and sends
+/// the rest: every signal is published, none twice, and the processor keeps going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_signal_queue_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.kafka
+        .insert("queue.buffering.max.messages".into(), "3".into());
+    let (_clock, shared) = clock("2026-11-20T12:00:00Z");
+    let running = keyflow::run::start(&cfg, shared).await.unwrap();
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &script())
+        .await
+        .unwrap();
+    let status = running.status.clone();
+    wait_for(60, "31 unique events", || {
+        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 31
+    })
+    .await;
+    wait_for(30, "ready", || status.is_ready()).await;
+    let published = status.signals.load(std::sync::atomic::Ordering::Relaxed);
+    let signals = read_signals(&running.bootstrap, &cfg.topics.signals).await;
+    assert!(signals.len() > 3, "more signals than the queue holds");
+    assert_eq!(signals.len() as u64, published);
+    let mut ids: Vec<&str> = signals
+        .iter()
+        .map(|s| s["signal_id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), signals.len(), "every signal published once");
+    running.stop().await.unwrap();
+}
