@@ -77,6 +77,9 @@ async fn close(consumer: Arc<Source>, commit: bool) {
 
 /// Longest pause between two retries of a transient sink failure.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long `publish` waits before sending again into a full queue with nothing of its own in
+/// flight.
+const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
 
 pub struct Processor {
     consumer: Arc<Source>,
@@ -373,10 +376,15 @@ impl Processor {
             let delivery = loop {
                 match self.signals.send(s) {
                     Ok(d) => break d,
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
-                        if !pending.is_empty() =>
-                    {
-                        delivered(std::mem::take(&mut pending)).await?;
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                        if pending.is_empty() {
+                            // librdkafka reports a delivery before it frees the message's
+                            // queue slot, so a send right after the last delivery can still
+                            // find the queue full: give its thread a moment.
+                            tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                        } else {
+                            delivered(std::mem::take(&mut pending)).await?;
+                        }
                     }
                     Err(err) => return Err(err.into()),
                 }
