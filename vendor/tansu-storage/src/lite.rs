@@ -13,7 +13,7 @@
 // limitations under the License.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     env,
     fmt::Debug,
     marker::PhantomData,
@@ -229,6 +229,10 @@ pub(crate) struct ConnectionManager {
 
 pub(crate) struct PoolConnection {
     connection: Connection,
+    /// KeyFlow patch: statements prepared once per connection and reused, by SQL key
+    /// (`vendor/README.md`). Only `execute` and `query_collect` use it: their statements are
+    /// done with (reset) before they go back, unlike a `Rows` handed to the caller.
+    statements: Mutex<HashMap<String, Statement>>,
 }
 
 impl Debug for PoolConnection {
@@ -305,7 +309,10 @@ impl PoolConnection {
     async fn new(connection: Connection) -> Result<Self> {
         Self::init(&connection).await?;
 
-        Ok(Self { connection })
+        Ok(Self {
+            connection,
+            statements: Mutex::new(HashMap::new()),
+        })
     }
 
     #[instrument(skip(self))]
@@ -316,6 +323,68 @@ impl PoolConnection {
             .ok_or(libsql::Error::Misuse(format!("Unknown cache key: {}", key)))?;
 
         self.connection.prepare(sql).await
+    }
+
+    /// KeyFlow patch: a statement from the cache, reset, or a newly prepared one.
+    async fn cached_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
+        let cached = self
+            .statements
+            .lock()
+            .ok()
+            .and_then(|mut statements| statements.remove(key));
+        match cached {
+            Some(statement) => {
+                statement.reset();
+                Ok(statement)
+            }
+            None => self.prepared_statement(key).await,
+        }
+    }
+
+    /// KeyFlow patch: reset a statement and keep it for the next use of its key.
+    fn return_statement(&self, key: &str, statement: Statement) {
+        statement.reset();
+        if let Ok(mut statements) = self.statements.lock() {
+            _ = statements.insert(key.to_owned(), statement);
+        }
+    }
+
+    /// KeyFlow patch: run a cached query and map every row it returns.
+    async fn query_collect<P, T>(
+        &self,
+        sql: &str,
+        params: P,
+        mut f: impl FnMut(&Row) -> Result<T>,
+    ) -> Result<Vec<T>>
+    where
+        P: IntoParams,
+        P: Debug,
+    {
+        debug!(sql, ?params);
+        let start = SystemTime::now();
+        let statement = self.cached_statement(sql).await?;
+        let collected: Result<Vec<T>> = async {
+            let mut rows = statement.query(params).await?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().await? {
+                out.push(f(&row)?);
+            }
+            Ok(out)
+        }
+        .await;
+        self.return_statement(sql, statement);
+        let attributes = [KeyValue::new("sql", sql.to_owned())];
+        match &collected {
+            Ok(_) => {
+                SQL_DURATION.record(elapsed_millis(start), &attributes);
+                SQL_REQUESTS.add(1, &attributes);
+            }
+            Err(err) => {
+                error!(?err, sql, elapsed_millis = elapsed_millis(start));
+                SQL_ERROR.add(1, &attributes);
+            }
+        }
+        collected
     }
 
     fn attributes_for_error(&self, key: Option<&str>, error: &libsql::Error) -> Vec<KeyValue> {
@@ -405,11 +474,11 @@ impl PoolConnection {
         debug!(sql, ?params);
         let start = SystemTime::now();
 
-        let statement = self.prepared_statement(sql).await?;
+        let statement = self.cached_statement(sql).await?;
+        let executed = statement.execute(params).await;
+        self.return_statement(sql, statement);
 
-        statement
-            .execute(params)
-            .await
+        executed
             .inspect(|rows| {
                 let elapsed_millis = elapsed_millis(start);
                 debug!(rows, elapsed_millis);
@@ -2389,8 +2458,9 @@ impl Storage for Delegate {
                             .inspect_err(|err| error!(?err))?,
                     );
 
-                let mut headers = c
-                    .query(
+                // KeyFlow patch: a cached statement, its rows read before it is reused.
+                let headers = c
+                    .query_collect(
                         "header_fetch.sql",
                         (
                             self.cluster.as_str(),
@@ -2398,23 +2468,26 @@ impl Storage for Delegate {
                             topition.partition(),
                             offset,
                         ),
+                        |header| {
+                            let k = header
+                                .get::<Option<Vec<u8>>>(0)
+                                .inspect_err(|err| error!(?err))?;
+                            let v = header
+                                .get::<Option<Vec<u8>>>(1)
+                                .inspect_err(|err| error!(?err))?;
+                            Ok((k, v))
+                        },
                     )
                     .await?;
 
-                while let Some(header) = headers.next().await? {
+                for (k, v) in headers {
                     let mut header_builder = Header::builder();
 
-                    if let Some(k) = header
-                        .get::<Option<Vec<u8>>>(0)
-                        .inspect_err(|err| error!(?err))?
-                    {
+                    if let Some(k) = k {
                         header_builder = header_builder.key(Bytes::from(k));
                     }
 
-                    if let Some(v) = header
-                        .get::<Option<Vec<u8>>>(1)
-                        .inspect_err(|err| error!(?err))?
-                    {
+                    if let Some(v) = v {
                         header_builder = header_builder.value(Bytes::from(v));
                     }
 
@@ -2531,8 +2604,9 @@ impl Storage for Delegate {
                                 .inspect_err(|err| error!(?err))?,
                         );
 
-                    let mut headers = c
-                        .query(
+                    // KeyFlow patch: a cached statement, its rows read before it is reused.
+                    let headers = c
+                        .query_collect(
                             "header_fetch.sql",
                             (
                                 self.cluster.as_str(),
@@ -2540,23 +2614,26 @@ impl Storage for Delegate {
                                 topition.partition(),
                                 offset,
                             ),
+                            |header| {
+                                let k = header
+                                    .get::<Option<Vec<u8>>>(0)
+                                    .inspect_err(|err| error!(?err))?;
+                                let v = header
+                                    .get::<Option<Vec<u8>>>(1)
+                                    .inspect_err(|err| error!(?err))?;
+                                Ok((k, v))
+                            },
                         )
                         .await?;
 
-                    while let Some(header) = headers.next().await? {
+                    for (k, v) in headers {
                         let mut header_builder = Header::builder();
 
-                        if let Some(k) = header
-                            .get::<Option<Vec<u8>>>(0)
-                            .inspect_err(|err| error!(?err))?
-                        {
+                        if let Some(k) = k {
                             header_builder = header_builder.key(Bytes::from(k));
                         }
 
-                        if let Some(v) = header
-                            .get::<Option<Vec<u8>>>(1)
-                            .inspect_err(|err| error!(?err))?
-                        {
+                        if let Some(v) = v {
                             header_builder = header_builder.value(Bytes::from(v));
                         }
 
