@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::proxy::Proxy;
-use common::script::{script, EXPECTED, UNIQUE};
+use common::script::{produce_script, EXPECTED, UNIQUE};
 use common::views::{event_counts, view};
 use common::*;
 use keyflow::demo::generator::{generate, DemoSpec};
@@ -69,15 +69,7 @@ async fn embedded_broker_to_clickhouse_views_and_api_agree() {
         running.store.is_none(),
         "ClickHouse replaces the embedded store"
     );
-    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &script())
-        .await
-        .unwrap();
-    let status = running.status.clone();
-    wait_for(60, "every unique event", || {
-        status.events_in.load(Ordering::Relaxed) == UNIQUE
-    })
-    .await;
+    produce_script(&running, &cfg.topics).await;
 
     let ch = ch_client(&cfg.clickhouse);
     assert_eq!(

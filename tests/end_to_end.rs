@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::Duration;
-use common::script::script;
+use common::script::produce_script;
 use common::*;
 use datafusion::arrow::array::{Int64Array, StringArray};
 
@@ -15,16 +15,8 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     let (clock, shared) = clock("2026-11-20T12:00:00Z");
     // Fully embedded: no brokers configured, so `start` runs Tansu and creates the topics.
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
-    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &script())
-        .await
-        .unwrap();
-
+    produce_script(&running, &cfg.topics).await;
     let status = running.status.clone();
-    wait_for(60, "31 unique events", || {
-        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 31
-    })
-    .await;
     wait_for(30, "ready", || status.is_ready()).await;
     assert_eq!(
         status.duplicates.load(std::sync::atomic::Ordering::Relaxed),
@@ -405,15 +397,8 @@ async fn a_full_signal_queue_is_waited_out() {
         .insert("queue.buffering.max.messages".into(), "3".into());
     let (_clock, shared) = clock("2026-11-20T12:00:00Z");
     let running = keyflow::run::start(&cfg, shared).await.unwrap();
-    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &script())
-        .await
-        .unwrap();
+    produce_script(&running, &cfg.topics).await;
     let status = running.status.clone();
-    wait_for(60, "31 unique events", || {
-        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == 31
-    })
-    .await;
     wait_for(30, "ready", || status.is_ready()).await;
     let published = status.signals.load(std::sync::atomic::Ordering::Relaxed);
     let signals = read_signals(&running.bootstrap, &cfg.topics.signals).await;

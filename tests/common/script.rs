@@ -195,3 +195,20 @@ pub fn gdpr() -> [DemoMessage; 3] {
         msg("x3", "gdpr", "g1", "2026-11-19T10:00:00Z", erased),
     ]
 }
+
+/// Produces the script to a started pipeline and waits (up to 60 s) until it took in every
+/// unique event.
+pub async fn produce_script(
+    running: &keyflow::run::Running,
+    topics: &pipeline::config::TopicsConfig,
+) {
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    keyflow::demo::produce_all(&producer, topics, &script())
+        .await
+        .unwrap();
+    let status = running.status.clone();
+    super::wait_for(60, "every unique event", || {
+        status.events_in.load(std::sync::atomic::Ordering::Relaxed) == UNIQUE
+    })
+    .await;
+}
