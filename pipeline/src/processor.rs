@@ -147,7 +147,18 @@ impl Processor {
         };
         let stop_monitor = shutdown.child_token();
         let _stop_on_exit = stop_monitor.clone().drop_guard();
-        tokio::spawn(monitor.run(stop_monitor));
+        let monitor = tokio::spawn(monitor.run(stop_monitor.clone()));
+        let result = self.consume_until(&shutdown).await;
+        // The monitor's handle on the consumer must be gone before `close`: otherwise the
+        // monitor may drop the last one, and librdkafka's close then runs on an async worker,
+        // where a rebalance during close can block it for good (librdkafka #4884: a hang seen
+        // in clickhouse::crashes_between_insert_and_commit_leave_the_views_of_a_clean_run).
+        stop_monitor.cancel();
+        let _ = monitor.await;
+        result
+    }
+
+    async fn consume_until(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         loop {
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
