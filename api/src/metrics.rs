@@ -11,7 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pipeline::status::ProcessorStatus;
+use pipeline::status::{ProcessorStatus, Stage};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -33,6 +33,11 @@ pub struct RouteLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
     partition: i32,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: &'static str,
 }
 
 /// Upper bounds (seconds) of the API latency buckets.
@@ -116,6 +121,18 @@ impl Collector for StatusCollector {
         for (partition, lag) in by_partition {
             let g = ConstGauge::new(lag);
             g.encode(family.encode_family(&PartitionLabels { partition })?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "keyflow_processor_busy_seconds",
+            "Time the processor spent in each stage of its loop (stages of consecutive batches overlap)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for stage in Stage::ALL {
+            let c = ConstCounter::new(s.busy(stage));
+            c.encode(family.encode_family(&StageLabels {
+                stage: stage.name(),
+            })?)?;
         }
         s.sink_latency.encode(encoder.encode_descriptor(
             "keyflow_sink_write",

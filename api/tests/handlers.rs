@@ -485,6 +485,7 @@ async fn metrics_cors_and_compression() {
         "keyflow_consumer_lag 7",
         "keyflow_partition_lag{partition=\"1\"} 4",
         "keyflow_sink_write_seconds_count 1",
+        "keyflow_processor_busy_seconds_total{stage=\"write\"} ",
         "keyflow_api_request_seconds_count{method=\"GET\",route=\"/v1/businesses/{business_id}/crm/highlights\",status=\"200\"} 1",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");

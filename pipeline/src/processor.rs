@@ -27,7 +27,7 @@ use crate::kafka::source::{Assignment, Source, SourceContext};
 use crate::signals::{self, Signal};
 use crate::sink::{PartitionOutput, ResultSink, SinkError};
 use crate::state::PartitionState;
-use crate::status::ProcessorStatus;
+use crate::status::{ProcessorStatus, Stage};
 
 mod monitor;
 use monitor::Monitor;
@@ -160,10 +160,12 @@ impl Processor {
 
     async fn consume_until(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
         loop {
+            let started = std::time::Instant::now();
             let batch = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 batch = self.next_batch() => batch,
             };
+            self.status.busy_since(Stage::Fetch, started);
             self.handle_rebalances().await?;
             self.process(batch).await?;
         }
@@ -274,6 +276,7 @@ impl Processor {
         let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
         let mut pending_dead = Vec::new();
 
+        let started = std::time::Instant::now();
         for msg in &batch {
             let (topic, p, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
             next_offsets.insert((topic.clone(), p), offset + 1);
@@ -292,8 +295,11 @@ impl Processor {
                 }
             }
         }
+        self.status.busy_since(Stage::Decode, started);
+        let started = std::time::Instant::now();
         work.evaluate(&self.engine, &mut self.partitions, now)
             .await?;
+        self.status.busy_since(Stage::Evaluate, started);
         let (accepted, duplicates) = (work.accepted, work.duplicates);
         let outputs = work.outputs;
 
@@ -310,6 +316,8 @@ impl Processor {
         self.status
             .sink_latency
             .observe(started.elapsed().as_secs_f64());
+        self.status.busy_since(Stage::Write, started);
+        let started = std::time::Instant::now();
         // Published after the write, from what was stored: a crash in between republishes the
         // same ids on recovery (`Recovered::unpublished`). Published first, a signal could
         // announce a change that the replay, batched differently, never makes nor retracts.
@@ -317,6 +325,8 @@ impl Processor {
         // broker per batch, not one per partition.
         let signals: Vec<&Signal> = outputs.iter().flat_map(|out| &out.signals).collect();
         let signalled = self.publish(signals).await?;
+        self.status.busy_since(Stage::Publish, started);
+        let started = std::time::Instant::now();
         let mut written = 0u64;
         for out in outputs {
             written += out.profiles.len() as u64;
@@ -358,6 +368,7 @@ impl Processor {
                 tracing::warn!(cause = %err, "offset commit failed");
             }
         }
+        self.status.busy_since(Stage::Commit, started);
 
         ProcessorStatus::add(&self.status.events_in, accepted);
         ProcessorStatus::add(&self.status.duplicates, duplicates);

@@ -14,7 +14,7 @@ use anyhow::Context;
 use pipeline::event::{BookingRef, ContactCreated, Event, Payload, SCHEMA_VERSION};
 use pipeline::kafka::broker::EmbeddedBroker;
 use pipeline::kafka::{client_config, topics};
-use pipeline::status::ProcessorStatus;
+use pipeline::status::{ProcessorStatus, Stage};
 use rand::SeedableRng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureRecord;
@@ -32,6 +32,10 @@ pub struct Throughput {
     pub messages: u64,
     pub seconds: f64,
     pub per_s: f64,
+    /// For a pipeline: seconds its processor spent in each stage over the run (stage name,
+    /// seconds), from `ProcessorStatus::busy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub busy: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -54,6 +58,12 @@ pub struct Freshness {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Micro-batches the processor committed during the live stream.
+    #[serde(default)]
+    pub batches: u64,
+    /// Seconds the processor spent in each stage during the live stream.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub busy: Vec<(String, f64)>,
 }
 
 const KEY: &str = "bench-admin-key-0123456789";
@@ -171,6 +181,7 @@ fn throughput(what: &str, messages: u64, seconds: f64) -> Throughput {
         messages,
         seconds,
         per_s: messages as f64 / seconds,
+        busy: Vec::new(),
     }
 }
 
@@ -208,13 +219,16 @@ async fn drain(status: &ProcessorStatus, n: u64, what: &str) -> anyhow::Result<T
             + ProcessorStatus::get(&status.duplicates)
             + ProcessorStatus::get(&status.dead_letters)
     };
+    let busy = || busy_now(status).0;
     let deadline = Instant::now() + Duration::from_secs(1800);
     let mut first = None;
+    let mut busy_at_first = busy();
     let mut last_print = Instant::now();
     loop {
         let h = handled();
-        if h > 0 {
-            first.get_or_insert((Instant::now(), h));
+        if h > 0 && first.is_none() {
+            first = Some((Instant::now(), h));
+            busy_at_first = busy();
         }
         if h >= n {
             break;
@@ -227,7 +241,33 @@ async fn drain(status: &ProcessorStatus, n: u64, what: &str) -> anyhow::Result<T
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (t0, h0) = first.expect("something was handled");
-    Ok(throughput(what, n - h0, t0.elapsed().as_secs_f64()))
+    let mut t = throughput(what, n - h0, t0.elapsed().as_secs_f64());
+    t.busy = busy_between(&busy_at_first, &busy());
+    println!("  {what}: busy {}", show_busy(&t.busy));
+    Ok(t)
+}
+
+/// The processor's busy seconds per stage (like `Stage::ALL`) and its committed batches.
+fn busy_now(status: &ProcessorStatus) -> ([f64; 6], u64) {
+    (
+        Stage::ALL.map(|s| status.busy(s)),
+        ProcessorStatus::get(&status.batches),
+    )
+}
+
+fn busy_between(before: &[f64; 6], after: &[f64; 6]) -> Vec<(String, f64)> {
+    Stage::ALL
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(s, (b, a))| (s.name().to_owned(), a - b))
+        .collect()
+}
+
+pub fn show_busy(busy: &[(String, f64)]) -> String {
+    busy.iter()
+        .map(|(s, secs)| format!("{s} {secs:.2} s"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn clickhouse_pipeline(
@@ -325,6 +365,7 @@ async fn freshness(
         ..Default::default()
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let (busy_before, batches_before) = busy_now(&running.status);
     let produced = Arc::new(AtomicU64::new(0));
     let total = u64::from(args.fresh_rate) * args.fresh_seconds;
     let start = Instant::now();
@@ -393,7 +434,13 @@ async fn freshness(
         }
     }
     lat.sort_by(f64::total_cmp);
+    let (busy_after, batches_after) = busy_now(&running.status);
+    let busy = busy_between(&busy_before, &busy_after);
+    let batches = batches_after - batches_before;
+    println!("  freshness: {batches} batches; busy {}", show_busy(&busy));
     Ok(Freshness {
+        batches,
+        busy,
         rate: args.fresh_rate,
         seconds: args.fresh_seconds,
         produced: produced.load(Ordering::Relaxed),

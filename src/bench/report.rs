@@ -143,14 +143,27 @@ pub fn markdown(r: &Results) -> String {
         if let Some(p) = &k.produce {
             let _ = writeln!(md, "- Produce of the broker phase's input: {} events at {} events/s (acks=all, linger 20 ms).", n(p.messages as f64), n(p.per_s));
         }
+        for t in [&k.embedded, &k.clickhouse].into_iter().flatten() {
+            if !t.busy.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "- {}: {:.2} s; the processor's time by stage: {}.",
+                    t.what,
+                    t.seconds,
+                    super::kafka::show_busy(&t.busy)
+                );
+            }
+        }
         if let Some(e) = &k.clickhouse_error {
             let _ = writeln!(md, "- ClickHouse pipeline skipped: {e}");
         }
         if let Some(f) = &k.freshness {
             let _ = writeln!(
                 md,
-                "- Freshness: {} live events acknowledged by the broker during the phase.",
-                n(f.produced as f64)
+                "- Freshness: {} live events acknowledged by the broker during the phase, in {} micro-batches; the processor's time by stage: {}.",
+                n(f.produced as f64),
+                f.batches,
+                super::kafka::show_busy(&f.busy)
             );
         }
     }
