@@ -104,7 +104,10 @@ impl Batch {
     }
 }
 
-/// After `out` was written durably: its profiles are what the state compares against next.
+/// Once `out` is handed to the sink: its profiles are what the state compares against next.
+/// The processor does not wait for the write (the next batch is evaluated meanwhile): a write
+/// is retried until it succeeds, and any other failure stops the processor, whose state is
+/// then rebuilt from what the sink holds.
 pub fn remember(state: &mut PartitionState, out: &PartitionOutput) {
     for pr in &out.profiles {
         let key = ContactKey::new(&pr.business_id, &pr.contact_id);

@@ -1,8 +1,15 @@
 //! The processor loop: read a micro-batch, decode and dead-letter, fold into windowed state,
-//! evaluate what is due at the engine's clock, write durably, then commit offsets.
+//! evaluate what is due at the engine's clock, write durably, publish its signals, then commit
+//! offsets.
 //!
 //! At-least-once in (offsets committed only after the sink confirmed every write of the batch),
 //! idempotent out (event ids counted once, profiles written only when their content changes).
+//!
+//! Three batches are in hand at a time, each stage on a task of its own: while batch n is
+//! written, published and committed (its [`Settle`]), batch n+1 is decoded and evaluated and
+//! batch n+2 is read out of the consumer ([`fetch`]). Settles run one after the other, in batch
+//! order, so writes, signals and commits keep the order of a sequential loop; only the reading
+//! and the CPU work of the next batches move ahead.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,6 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::DeliveryFuture;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Batch};
@@ -26,10 +34,12 @@ use crate::kafka::signals::SignalProducer;
 use crate::kafka::source::{Assignment, Source, SourceContext};
 use crate::signals::{self, Signal};
 use crate::sink::{PartitionOutput, ResultSink, SinkError};
-use crate::state::PartitionState;
+use crate::state::{Ms, PartitionState};
 use crate::status::{ProcessorStatus, Stage};
 
+mod fetch;
 mod monitor;
+use fetch::{Fetched, Fetcher};
 use monitor::Monitor;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +52,10 @@ pub enum ProcessorError {
     Sink(#[from] SinkError),
     #[error("signal was not delivered: {0}")]
     Signal(String),
+    #[error("the task settling a batch was cancelled")]
+    SettleCancelled,
+    #[error("the task reading batches stopped")]
+    FetchStopped,
     #[error("dead letter for {topic}/{partition}@{offset} was not delivered: {cause}")]
     DeadLetter {
         topic: String,
@@ -83,16 +97,42 @@ const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
 
 pub struct Processor {
     consumer: Arc<Source>,
-    context: SourceContext,
+    /// Taken by the fetch task when the processor runs.
+    context: Option<SourceContext>,
     dead_letters: DeadLetters,
-    signals: SignalProducer,
     decoder: Decoder,
     engine: Engine,
     clock: SharedClock,
-    sink: Arc<dyn ResultSink>,
     config: ProcessingConfig,
     status: Arc<ProcessorStatus>,
     partitions: BTreeMap<i32, PartitionState>,
+    output: Output,
+    /// The previous batch's settle, while it runs.
+    settling: Option<JoinHandle<Result<(), ProcessorError>>>,
+}
+
+/// What makes a batch durable and visible: the sink, the signal producer and the consumer's
+/// commits. Cloned into each batch's settle task.
+#[derive(Clone)]
+struct Output {
+    consumer: Arc<Source>,
+    signals: SignalProducer,
+    sink: Arc<dyn ResultSink>,
+    status: Arc<ProcessorStatus>,
+}
+
+/// An evaluated batch, still to be settled: written, published, its dead letters delivered and
+/// its offsets committed.
+struct Settle {
+    outputs: Vec<PartitionOutput>,
+    dead: Vec<(String, i32, i64, DeliveryFuture)>,
+    next_offsets: HashMap<(String, i32), i64>,
+    accepted: u64,
+    duplicates: u64,
+    /// Whether any message came in (an empty batch only ran the timers).
+    consumed: bool,
+    /// The engine clock the batch was evaluated at.
+    now: Ms,
 }
 
 impl Processor {
@@ -109,18 +149,24 @@ impl Processor {
         config: ProcessingConfig,
         status: Arc<ProcessorStatus>,
     ) -> Self {
+        let output = Output {
+            consumer: consumer.clone(),
+            signals,
+            sink,
+            status: status.clone(),
+        };
         Self {
             consumer,
-            context,
+            context: Some(context),
             dead_letters,
-            signals,
             decoder,
             engine,
             clock,
-            sink,
             config,
             status,
             partitions: BTreeMap::new(),
+            output,
+            settling: None,
         }
     }
 
@@ -145,68 +191,81 @@ impl Processor {
             ready_max_lag: self.config.ready_max_lag,
             stall_after: Duration::from_millis(self.config.stall_after_ms),
         };
-        let stop_monitor = shutdown.child_token();
-        let _stop_on_exit = stop_monitor.clone().drop_guard();
-        let monitor = tokio::spawn(monitor.run(stop_monitor.clone()));
-        let result = self.consume_until(&shutdown).await;
-        // The monitor's handle on the consumer must be gone before `close`: otherwise the
-        // monitor may drop the last one, and librdkafka's close then runs on an async worker,
+        let fetcher = Fetcher {
+            consumer: self.consumer.clone(),
+            context: self.context.take().expect("a processor runs once"),
+            config: self.config.clone(),
+            status: self.status.clone(),
+        };
+        let stop_tasks = shutdown.child_token();
+        let _stop_on_exit = stop_tasks.clone().drop_guard();
+        let monitor = tokio::spawn(monitor.run(stop_tasks.clone()));
+        // One batch waits in the channel while the loop processes another.
+        let (tx, mut batches) = tokio::sync::mpsc::channel(1);
+        let fetcher = tokio::spawn(fetcher.run(tx, stop_tasks.clone()));
+        let result = self.consume_until(&shutdown, &mut batches).await;
+        // The tasks' handles on the consumer must be gone before `close`: otherwise one of
+        // them may drop the last one, and librdkafka's close then runs on an async worker,
         // where a rebalance during close can block it for good (librdkafka #4884: a hang seen
         // in clickhouse::crashes_between_insert_and_commit_leave_the_views_of_a_clean_run).
-        stop_monitor.cancel();
+        stop_tasks.cancel();
+        drop(batches);
+        let _ = fetcher.await;
         let _ = monitor.await;
         result
     }
 
-    async fn consume_until(&mut self, shutdown: &CancellationToken) -> Result<(), ProcessorError> {
+    /// The loop, then the last batch's settle: no settle task outlives the processor (it holds
+    /// the consumer, see `run_until`).
+    async fn consume_until(
+        &mut self,
+        shutdown: &CancellationToken,
+        batches: &mut tokio::sync::mpsc::Receiver<Fetched>,
+    ) -> Result<(), ProcessorError> {
+        let result = self.consume(shutdown, batches).await;
+        let settled = self.settled().await;
+        result.and(settled)
+    }
+
+    async fn consume(
+        &mut self,
+        shutdown: &CancellationToken,
+        batches: &mut tokio::sync::mpsc::Receiver<Fetched>,
+    ) -> Result<(), ProcessorError> {
         loop {
-            let started = std::time::Instant::now();
-            let batch = tokio::select! {
+            let fetched = tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => return Ok(()),
-                batch = self.next_batch() => batch,
+                fetched = batches.recv() => fetched.ok_or(ProcessorError::FetchStopped)?,
             };
-            self.status.busy_since(Stage::Fetch, started);
-            self.handle_rebalances().await?;
-            self.process(batch).await?;
+            if !fetched.changes.is_empty() {
+                // A revoked partition is released only once its last batch is settled.
+                self.settled().await?;
+                self.handle_rebalances(fetched.changes).await?;
+            }
+            self.process(fetched.messages).await?;
         }
     }
 
-    /// Up to `batch_max_events` messages: waits up to `tick_ms` for the first, then up to
-    /// `batch_linger_ms` for the rest. An empty batch still runs the timers.
-    async fn next_batch(&self) -> Vec<OwnedMessage> {
-        let mut batch = Vec::new();
-        let tick = Duration::from_millis(self.config.tick_ms);
-        match tokio::time::timeout(tick, self.consumer.recv()).await {
-            Err(_) => return batch,
-            Ok(Err(err)) => {
-                tracing::warn!(cause = %err, "consumer error");
-                return batch;
-            }
-            Ok(Ok(m)) => batch.push(m.detach()),
+    /// Waits for the previous batch's settle, if one is running; its error is the processor's.
+    async fn settled(&mut self) -> Result<(), ProcessorError> {
+        let Some(task) = self.settling.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(result) => result,
+            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+            Err(_) => Err(ProcessorError::SettleCancelled),
         }
-        let mut bytes = batch[0].payload().map_or(0, <[u8]>::len);
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
-        while batch.len() < self.config.batch_max_events && bytes < self.config.batch_max_bytes {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(Ok(m)) => {
-                    bytes += m.payload().map_or(0, <[u8]>::len);
-                    batch.push(m.detach());
-                }
-                Ok(Err(err)) => tracing::warn!(cause = %err, "consumer error"),
-                Err(_) => break,
-            }
-        }
-        batch
     }
 
-    async fn handle_rebalances(&mut self) -> Result<(), ProcessorError> {
-        for change in self.context.take_changes() {
+    async fn handle_rebalances(&mut self, changes: Vec<Assignment>) -> Result<(), ProcessorError> {
+        for change in changes {
             match change {
                 Assignment::Revoked(ps) => {
                     for p in ps {
                         if self.partitions.remove(&p).is_some() {
-                            self.sink.release(p).await;
+                            self.output.sink.release(p).await;
                         }
                     }
                 }
@@ -228,10 +287,11 @@ impl Processor {
         }
         let started = std::time::Instant::now();
         let recovered = self
+            .output
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
         let state = PartitionState::recovered(&recovered);
-        self.publish(&recovered.unpublished).await?;
+        self.output.publish(&recovered.unpublished).await?;
         let prompted = self.prompt_again(p, &recovered.unsignalled).await?;
         tracing::info!(
             partition = p,
@@ -263,9 +323,10 @@ impl Processor {
             return Ok(0);
         }
         let out = &out;
-        self.with_retry(move |sink| async move { sink.write(out).await })
+        self.output
+            .with_retry(move |sink| async move { sink.write(out).await })
             .await?;
-        self.publish(&out.signals).await?;
+        self.output.publish(&out.signals).await?;
         Ok(out.signals.len())
     }
 
@@ -300,10 +361,47 @@ impl Processor {
         work.evaluate(&self.engine, &mut self.partitions, now)
             .await?;
         self.status.busy_since(Stage::Evaluate, started);
-        let (accepted, duplicates) = (work.accepted, work.duplicates);
-        let outputs = work.outputs;
+        let outputs: Vec<PartitionOutput> = work
+            .outputs
+            .into_values()
+            .filter(|o| !o.is_empty())
+            .collect();
+        // The next batch is evaluated against these profiles before they are stored (see
+        // `batch::remember`).
+        for out in &outputs {
+            if let Some(state) = self.partitions.get_mut(&out.partition) {
+                batch::remember(state, out);
+            }
+        }
+        let settle = Settle {
+            outputs,
+            dead: pending_dead,
+            next_offsets,
+            accepted: work.accepted,
+            duplicates: work.duplicates,
+            consumed: !batch.is_empty(),
+            now,
+        };
+        // One settle at a time, in batch order.
+        self.settled().await?;
+        self.settling = Some(tokio::spawn(self.output.clone().settle(settle)));
+        Ok(())
+    }
+}
 
-        let outputs: Vec<_> = outputs.values().filter(|o| !o.is_empty()).collect();
+impl Output {
+    /// Writes the batch durably, publishes its signals, waits for its dead letters and commits
+    /// its offsets, then counts it.
+    async fn settle(self, batch: Settle) -> Result<(), ProcessorError> {
+        let Settle {
+            outputs,
+            dead,
+            next_offsets,
+            accepted,
+            duplicates,
+            consumed,
+            now,
+        } = batch;
         // The partitions' writes are independent (each its own files or rows) and mostly wait
         // on fsync or the network, so they overlap; the batch is durable when all are.
         let started = std::time::Instant::now();
@@ -327,35 +425,21 @@ impl Processor {
         let signalled = self.publish(signals).await?;
         self.status.busy_since(Stage::Publish, started);
         let started = std::time::Instant::now();
-        let mut written = 0u64;
-        for out in outputs {
-            written += out.profiles.len() as u64;
-            if let Some(state) = self.partitions.get_mut(&out.partition) {
-                batch::remember(state, out);
-            }
-        }
+        let written: u64 = outputs.iter().map(|out| out.profiles.len() as u64).sum();
 
-        let dead = pending_dead.len() as u64;
-        for (topic, partition, offset, delivery) in pending_dead {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((err, _))) => {
-                    return Err(ProcessorError::DeadLetter {
-                        topic,
-                        partition,
-                        offset,
-                        cause: err.to_string(),
-                    })
-                }
-                Err(_) => {
-                    return Err(ProcessorError::DeadLetter {
-                        topic,
-                        partition,
-                        offset,
-                        cause: "cancelled".into(),
-                    })
-                }
-            }
+        let dead_count = dead.len() as u64;
+        for (topic, partition, offset, delivery) in dead {
+            let cause = match delivery.await {
+                Ok(Ok(_)) => continue,
+                Ok(Err((err, _))) => err.to_string(),
+                Err(_) => "cancelled".into(),
+            };
+            return Err(ProcessorError::DeadLetter {
+                topic,
+                partition,
+                offset,
+                cause,
+            });
         }
 
         if !next_offsets.is_empty() {
@@ -372,10 +456,10 @@ impl Processor {
 
         ProcessorStatus::add(&self.status.events_in, accepted);
         ProcessorStatus::add(&self.status.duplicates, duplicates);
-        ProcessorStatus::add(&self.status.dead_letters, dead);
+        ProcessorStatus::add(&self.status.dead_letters, dead_count);
         ProcessorStatus::add(&self.status.profiles_written, written);
         ProcessorStatus::add(&self.status.signals, signalled);
-        if !batch.is_empty() {
+        if consumed {
             ProcessorStatus::add(&self.status.batches, 1);
         }
         self.status
@@ -419,7 +503,8 @@ impl Processor {
     }
 
     /// Retries transient sink failures with capped exponential backoff; gives up on permanent
-    /// ones. The loop does not fetch meanwhile, so memory stays bounded (backpressure).
+    /// ones. The loop evaluates at most one batch ahead of a settle that is retrying, so memory
+    /// stays bounded (backpressure).
     async fn with_retry<T, F, Fut>(&self, f: F) -> Result<T, ProcessorError>
     where
         F: Fn(Arc<dyn ResultSink>) -> Fut,
