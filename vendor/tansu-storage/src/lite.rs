@@ -325,7 +325,8 @@ impl PoolConnection {
         self.connection.prepare(sql).await
     }
 
-    /// KeyFlow patch: a statement from the cache, reset, or a newly prepared one.
+    /// KeyFlow patch: a statement from the cache (reset by `return_statement`), or a newly
+    /// prepared one.
     async fn cached_statement(&self, key: &str) -> Result<Statement, libsql::Error> {
         let cached = self
             .statements
@@ -333,10 +334,7 @@ impl PoolConnection {
             .ok()
             .and_then(|mut statements| statements.remove(key));
         match cached {
-            Some(statement) => {
-                statement.reset();
-                Ok(statement)
-            }
+            Some(statement) => Ok(statement),
             None => self.prepared_statement(key).await,
         }
     }
@@ -381,6 +379,10 @@ impl PoolConnection {
             }
             Err(err) => {
                 error!(?err, sql, elapsed_millis = elapsed_millis(start));
+                let attributes = match err {
+                    Error::LibSql(err) => self.attributes_for_error(Some(sql), err),
+                    _ => attributes.to_vec(),
+                };
                 SQL_ERROR.add(1, &attributes);
             }
         }
