@@ -119,10 +119,12 @@ async fn main() -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Run => {
+            // Listening before the start: a stop requested meanwhile is a clean stop after it.
+            let shutdown = keyflow::shutdown_signal();
             let mut running = keyflow::run::start(&cfg, clock).await?;
             println!("KeyFlow running: API on http://{}", running.api_addr);
             tokio::select! {
-                _ = keyflow::shutdown_signal() => {}
+                _ = shutdown => {}
                 res = running.processor_stopped() => res?,
             }
             running.stop().await

@@ -18,6 +18,18 @@ pub struct ProcessorProcess {
     child: Child,
     pub log: PathBuf,
     pub name: String,
+    /// How many starts the (appended) log reported before this process.
+    starts_before: usize,
+}
+
+/// What `keyflow run` prints once it is up (and listens for SIGTERM).
+const RUNNING: &str = "KeyFlow running";
+
+fn starts_in(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .matches(RUNNING)
+        .count()
 }
 
 /// Starts `keyflow run` with `cfg` (its broker must be external: `cfg.brokers`), logging to
@@ -70,10 +82,12 @@ pub fn spawn(cfg: &Config, name: &str) -> ProcessorProcess {
             .args(set("clickhouse.database", &cfg.clickhouse.database))
             .args(set("clickhouse.cache_ttl_ms", &0));
     }
+    let starts_before = starts_in(&log);
     ProcessorProcess {
         child: cmd.spawn().expect("keyflow binary starts"),
         log,
         name: name.to_owned(),
+        starts_before,
     }
 }
 
@@ -89,7 +103,16 @@ impl ProcessorProcess {
     }
 
     /// SIGTERM, then waits for a clean exit (panics on a failure exit, with the log's tail).
+    /// Waits first until the process is up: a test that finds nothing left to do can stop a
+    /// process a few milliseconds after it started.
     pub fn stop(mut self) {
+        for _ in 0..1200 {
+            if starts_in(&self.log) > self.starts_before {
+                break;
+            }
+            self.assert_alive();
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
