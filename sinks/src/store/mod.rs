@@ -3,8 +3,7 @@
 //!
 //! It is the default sink: a micro-batch is durable once `write` returns (see [`segments`] for
 //! the commit protocol), and a partition's state is rebuilt from its events on `recover`.
-//! Small segments are merged as they accumulate so a long-running store keeps few files; the
-//! merge runs after the write returns, off the processor's path.
+//! Small segments are merged as they accumulate so a long-running store keeps few files.
 
 pub mod rows;
 pub mod segments;
@@ -59,17 +58,6 @@ struct Inner {
     next_seq: Mutex<HashMap<i32, u64>>,
     index: Arc<ProfileIndex>,
     merge_after: usize,
-    /// One lock per partition for what replaces or reads every segment of it (a merge, an
-    /// erase, a recovery); a write only adds segments under a new seq and does not take it.
-    partition_locks: Mutex<HashMap<i32, Arc<Mutex<()>>>>,
-    /// Per partition: whether a merge task runs, and the newest seq written since it started.
-    merges: Mutex<HashMap<i32, MergeQueue>>,
-}
-
-#[derive(Debug, Default)]
-struct MergeQueue {
-    running: bool,
-    again: Option<u64>,
 }
 
 /// A cheap handle; clones share the same files and index.
@@ -99,8 +87,6 @@ impl EmbeddedStore {
                 next_seq: Mutex::new(next_seq),
                 index,
                 merge_after: 32,
-                partition_locks: Mutex::default(),
-                merges: Mutex::default(),
             }),
         };
         for p in store.inner.segments.partitions()? {
@@ -173,18 +159,7 @@ impl EmbeddedStore {
         Ok(out)
     }
 
-    fn partition_lock(&self, p: i32) -> Arc<Mutex<()>> {
-        self.inner
-            .partition_locks
-            .lock()
-            .expect("partition locks")
-            .entry(p)
-            .or_default()
-            .clone()
-    }
-
-    /// Writes one batch of partition `p`; returns its seq. Durable (committed) when it returns.
-    fn write_blocking(&self, out: &PartitionOutput) -> Result<u64, StoreError> {
+    fn write_blocking(&self, out: &PartitionOutput) -> Result<(), StoreError> {
         let p = out.partition;
         let seq = {
             let mut seqs = self.inner.next_seq.lock().expect("seq lock");
@@ -225,57 +200,12 @@ impl EmbeddedStore {
             .map(|e| (e.business_id.clone(), e.contact_id.clone()))
             .collect();
         if !erased.is_empty() {
-            let lock = self.partition_lock(p);
-            let _merges_wait = lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.erase(p, &erased)?;
             self.inner.index.redact(&erased);
         }
-        Ok(seq)
-    }
-
-    /// Merges `p`'s small segments up to `upto` (a committed seq) on a blocking thread. One merge
-    /// task per partition: a write while it runs leaves its seq for the task to merge up to next.
-    /// Merging a run re-reads it whole (profiles are decoded and de-duplicated: 0.5-1 s per
-    /// partition at 8k contacts), so done inside `write` it held up every 33rd batch of each
-    /// partition.
-    fn merge_later(&self, p: i32, upto: u64) {
-        {
-            let mut merges = self.inner.merges.lock().expect("merge queue");
-            let queue = merges.entry(p).or_default();
-            if queue.running {
-                queue.again = Some(queue.again.map_or(upto, |a| a.max(upto)));
-                return;
-            }
-            queue.running = true;
-        }
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut upto = upto;
-            loop {
-                {
-                    let lock = store.partition_lock(p);
-                    let _exclusive = lock
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    for kind in [Kind::Events, Kind::Profiles] {
-                        if let Err(err) = store.merge_small(kind, p, upto) {
-                            tracing::warn!(partition = p, ?kind, cause = %err, "segment merge failed; the next write tries again");
-                        }
-                    }
-                }
-                let mut merges = store.inner.merges.lock().expect("merge queue");
-                let queue = merges.entry(p).or_default();
-                match queue.again.take() {
-                    Some(next) => upto = next,
-                    None => {
-                        queue.running = false;
-                        return;
-                    }
-                }
-            }
-        });
+        self.merge_small(Kind::Events, p)?;
+        self.merge_small(Kind::Profiles, p)?;
+        Ok(())
     }
 
     /// Rewrites every event and profile segment of `partition` with the personal data of the
@@ -345,18 +275,12 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Merges the newest run of small segments at or below seq `upto` into one once it is
-    /// longer than `merge_after`. Only committed segments are merged: a later write may be
-    /// adding its own meanwhile. The merged file takes the run's highest seq; a crash before the
-    /// old files are deleted leaves duplicates that recovery absorbs (events by id, profiles by
-    /// recency).
-    fn merge_small(&self, kind: Kind, p: i32, upto: u64) -> Result<(), StoreError> {
+    /// Merges the newest run of small segments into one once it is longer than `merge_after`.
+    /// The merged file takes the run's highest seq; a crash before the old files are deleted
+    /// leaves duplicates that recovery absorbs (events by id, profiles by recency).
+    fn merge_small(&self, kind: Kind, p: i32) -> Result<(), StoreError> {
         let segs = &self.inner.segments;
-        let all: Vec<Segment> = segs
-            .list(kind, p)?
-            .into_iter()
-            .filter(|s| s.seq <= upto)
-            .collect();
+        let all = segs.list(kind, p)?;
         let run: Vec<Segment> = all
             .iter()
             .rev()
@@ -402,10 +326,6 @@ impl EmbeddedStore {
     }
 
     fn recover_blocking(&self, p: i32) -> Result<Recovered, StoreError> {
-        let lock = self.partition_lock(p);
-        let _merges_wait = lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.inner.segments.clean(p)?;
         let stored = self.events(p)?;
         self.inner.index.reload_partition(p, &stored);
@@ -434,12 +354,10 @@ impl ResultSink for EmbeddedStore {
     async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
         let store = self.clone();
         let output = output.clone();
-        let p = output.partition;
-        let seq = tokio::task::spawn_blocking(move || store.write_blocking(&output))
+        tokio::task::spawn_blocking(move || store.write_blocking(&output))
             .await
-            .map_err(|e| SinkError::Permanent(format!("store writer panicked: {e}")))??;
-        self.merge_later(p, seq);
-        Ok(())
+            .map_err(|e| SinkError::Permanent(format!("store writer panicked: {e}")))?
+            .map_err(Into::into)
     }
 
     async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
@@ -483,63 +401,6 @@ mod tests {
             signals,
             ..Default::default()
         }
-    }
-
-    fn one_event(i: i64) -> PartitionOutput {
-        use pipeline::event::{ContactCreated, Event, SCHEMA_VERSION};
-        let event = Event {
-            schema_version: SCHEMA_VERSION,
-            event_id: format!("e{i}"),
-            business_id: "b".into(),
-            contact_id: format!("c{i}"),
-            occurred_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i).unwrap(),
-            source: "manual".into(),
-            payload: Payload::ContactCreated(ContactCreated {
-                name: format!("Contact {i}"),
-                ..Default::default()
-            }),
-        };
-        PartitionOutput {
-            partition: 2,
-            events: vec![pipeline::sink::AcceptedEvent {
-                event,
-                topic: "crm.contacts".into(),
-                partition: 2,
-                offset: i,
-            }],
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn small_segments_are_merged_after_the_writes_without_losing_an_event() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = EmbeddedStore::open(dir.path()).unwrap();
-        let writes = 3 * (store.inner.merge_after as i64 + 1);
-        for i in 0..writes {
-            store.write(&one_event(i)).await.unwrap();
-        }
-        // The merges run after `write` returns: wait for the last one.
-        let segments = || store.inner.segments.list(Kind::Events, 2).unwrap().len();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while segments() > store.inner.merge_after {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{} event segments after {writes} writes: never merged",
-                segments()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let recovered = store.recover(2).await.unwrap();
-        let mut ids: Vec<String> = recovered
-            .events
-            .iter()
-            .map(|e| e.event_id.clone())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len() as i64, writes, "every event once");
-        assert_eq!(recovered.events.len() as i64, writes, "no event twice");
     }
 
     #[tokio::test]
