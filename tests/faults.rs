@@ -101,10 +101,7 @@ async fn sigkill_at_ten_points(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let mut base = config(dir.path());
     let _broker = broker(dir.path(), &mut base).await;
-    // Small batches keep a restarted child from finishing the rest of the stream between the
-    // moment it passes a kill point and the kill (since the broker answers fetches at once,
-    // 50-event batches let it finish in one poll: 'at least five kills land mid-stream' failed).
-    base.processing.batch_max_events = 10;
+    base.processing.batch_max_events = 50;
     // A killed member stays in the group until its session expires; keep restarts quick.
     base.kafka
         .insert("session.timeout.ms".into(), "6000".into());
@@ -143,7 +140,7 @@ async fn sigkill_at_ten_points(store: Store) {
             wait_committed(&mut p, &bootstrap, &group, &cut.topics, from + 1, 180).await;
         }
         // Somewhere inside the next batches: mid-evaluation, mid-write or before the commit
-        // (a 10-event batch takes milliseconds, so a longer wait can reach the end).
+        // (a 50-event batch takes milliseconds, so a longer wait can reach the end).
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
         p.kill();
         kills.push(committed(&bootstrap, &group, &cut.topics).await);
