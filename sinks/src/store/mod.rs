@@ -210,9 +210,9 @@ impl EmbeddedStore {
 
     /// Rewrites every event and profile segment of `partition` with the personal data of the
     /// `erased` contacts removed (events redacted, every stored profile version blanked, their
-    /// stored signals dropped), as one segment per kind under the newest seq, then deletes the
-    /// old files. A crash between the two leaves old files that the next erase of the partition
-    /// rewrites again.
+    /// stored signals dropped), as one segment per kind covering every seq, then deletes the
+    /// old files. The new file supersedes them as soon as it is in place: a crash before the
+    /// deletes leaves files no reader sees and the next open deletes.
     fn erase(&self, p: i32, erased: &[(String, String)]) -> Result<(), StoreError> {
         let hit = |b: &str, c: &str| erased.iter().any(|(x, y)| x == b && y == c);
         let segs = &self.inner.segments;
@@ -233,8 +233,14 @@ impl EmbeddedStore {
                 e.data = payload.redacted().data_json();
             }
             let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
-            segs.write(Kind::Events, p, last.seq, &batch.schema(), &[batch])?;
-            segs.remove(&files[..files.len() - 1])?;
+            let path = segs.write_range(
+                Kind::Events,
+                p,
+                files[0].first..=last.seq,
+                &batch.schema(),
+                &[batch],
+            )?;
+            segs.remove(&replaced(&files, &path))?;
         }
         let files = segs.list(Kind::Profiles, p)?;
         if let Some(last) = files.last() {
@@ -249,8 +255,14 @@ impl EmbeddedStore {
                 v.photo_url = None;
             }
             let batch = rows::profiles_batch(&versions).map_err(rows_err("profiles"))?;
-            segs.write(Kind::Profiles, p, last.seq, &batch.schema(), &[batch])?;
-            segs.remove(&files[..files.len() - 1])?;
+            let path = segs.write_range(
+                Kind::Profiles,
+                p,
+                files[0].first..=last.seq,
+                &batch.schema(),
+                &[batch],
+            )?;
+            segs.remove(&replaced(&files, &path))?;
         }
         // Stored signals (kept to republish after a crash) are dropped for erased contacts:
         // their reasons and prompts quote names.
@@ -265,7 +277,7 @@ impl EmbeddedStore {
                 );
             }
             let batch = rows::signals_batch(&kept).map_err(rows_err("signals"))?;
-            segs.write(Kind::Signals, p, f.seq, &batch.schema(), &[batch])?;
+            segs.write_range(Kind::Signals, p, f.first..=f.seq, &batch.schema(), &[batch])?;
         }
         tracing::info!(
             partition = p,
@@ -276,8 +288,8 @@ impl EmbeddedStore {
     }
 
     /// Merges the newest run of small segments into one once it is longer than `merge_after`.
-    /// The merged file takes the run's highest seq; a crash before the old files are deleted
-    /// leaves duplicates that recovery absorbs (events by id, profiles by recency).
+    /// The merged file is named by the run's seq range and supersedes the run's files once in
+    /// place, so a crash before they are deleted leaves no duplicates (see [`segments`]).
     fn merge_small(&self, kind: Kind, p: i32) -> Result<(), StoreError> {
         let segs = &self.inner.segments;
         let all = segs.list(kind, p)?;
@@ -293,7 +305,7 @@ impl EmbeddedStore {
         if run.len() <= self.inner.merge_after {
             return Ok(());
         }
-        let last = run.last().expect("non-empty run").seq;
+        let seqs = run[0].first..=run.last().expect("non-empty run").seq;
         let mut batches: Vec<RecordBatch> = Vec::new();
         for s in &run {
             batches.extend(Segments::read_file(&s.path)?);
@@ -319,8 +331,8 @@ impl EmbeddedStore {
             Kind::Signals => rows::schema(&rows::signal_fields()),
         };
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        segs.write(kind, p, last, &schema, &batches)?;
-        segs.remove(&run[..run.len() - 1])?;
+        let path = segs.write_range(kind, p, seqs, &schema, &batches)?;
+        segs.remove(&replaced(&run, &path))?;
         tracing::debug!(partition = p, kind = ?kind, merged = run.len(), "segments merged");
         Ok(())
     }
@@ -347,6 +359,11 @@ impl EmbeddedStore {
             unsignalled: Vec::new(),
         })
     }
+}
+
+/// The files a newly written `path` replaced (all of `files` but itself, if it was rewritten).
+fn replaced(files: &[Segment], path: &Path) -> Vec<Segment> {
+    files.iter().filter(|s| s.path != path).cloned().collect()
 }
 
 #[async_trait]

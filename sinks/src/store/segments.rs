@@ -4,8 +4,13 @@
 //! Layout: `<root>/{events,profiles,signals}/p<partition>/<seq>.arrow`, up to three per
 //! micro-batch. A batch writes its profiles and signals segments first and its events segment
 //! last: the events segment is the commit marker. A profiles or signals segment whose seq is
-//! above the highest events seq belongs to a batch that never committed and is deleted on open. Every file is written to `*.tmp`, synced,
-//! then renamed, so readers never see half a file.
+//! above the highest events seq belongs to a batch that never committed and is deleted on open.
+//! Every file is written to `*.tmp`, synced, then renamed, so readers never see half a file.
+//!
+//! A file that replaces several (a merge, an erasure) is named by the range of seqs it holds,
+//! `<first>-<last>.arrow`. From the moment it is renamed into place it supersedes every file
+//! whose seqs it covers: listings skip those and `clean` deletes them. Deleting them is
+//! housekeeping, so a crash between the rename and the deletes changes nothing readers see.
 
 use std::fs::{self, File};
 use std::io;
@@ -58,9 +63,11 @@ impl Kind {
     }
 }
 
-/// One segment file: its sequence number, path and size.
+/// One segment file: the seqs it holds (`first..=seq`), path and size.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    pub first: u64,
+    /// The last (for a single batch, the only) seq the file holds.
     pub seq: u64,
     pub path: PathBuf,
     pub bytes: u64,
@@ -103,29 +110,48 @@ impl Segments {
         Ok(out)
     }
 
-    /// Segments of `kind` for `partition`, by ascending seq.
+    /// Live segments of `kind` for `partition`, by ascending seq (superseded ones skipped).
     pub fn list(&self, kind: Kind, partition: i32) -> Result<Vec<Segment>, SegmentError> {
+        Ok(self.scan(kind, partition)?.0)
+    }
+
+    /// Segments of `kind` for `partition`: the live ones by ascending seq, and those superseded
+    /// by a file covering their seqs.
+    fn scan(
+        &self,
+        kind: Kind,
+        partition: i32,
+    ) -> Result<(Vec<Segment>, Vec<Segment>), SegmentError> {
         let dir = self.dir(kind, partition);
-        let mut out = Vec::new();
+        let mut all = Vec::new();
         for entry in read_dir_or_empty(&dir)? {
             let entry = entry.map_err(io_err(&dir))?;
             let name = entry.file_name();
-            let Some(seq) = name
+            let Some((first, seq)) = name
                 .to_str()
                 .and_then(|n| n.strip_suffix(".arrow"))
-                .and_then(|n| n.parse().ok())
+                .and_then(parse_range)
             else {
                 continue;
             };
             let bytes = entry.metadata().map_err(io_err(&entry.path()))?.len();
-            out.push(Segment {
+            all.push(Segment {
+                first,
                 seq,
                 path: entry.path(),
                 bytes,
             });
         }
-        out.sort_by_key(|s| s.seq);
-        Ok(out)
+        // Widest first among equal starts: a covering file comes before those it covers.
+        all.sort_by_key(|s| (s.first, std::cmp::Reverse(s.seq)));
+        let (mut live, mut superseded) = (Vec::<Segment>::new(), Vec::new());
+        for s in all {
+            match live.last() {
+                Some(l) if s.seq <= l.seq => superseded.push(s),
+                _ => live.push(s),
+            }
+        }
+        Ok((live, superseded))
     }
 
     /// Highest committed seq of `partition`.
@@ -133,11 +159,21 @@ impl Segments {
         Ok(self.list(Kind::Events, partition)?.last().map(|s| s.seq))
     }
 
-    /// Deletes temporary files, and profiles and signals segments of batches that never
-    /// committed.
+    /// Deletes temporary files, superseded segments, and profiles and signals segments of
+    /// batches that never committed.
     pub fn clean(&self, partition: i32) -> Result<(), SegmentError> {
         let committed = self.committed(partition)?;
         for kind in [Kind::Events, Kind::Profiles, Kind::Signals] {
+            let superseded = self.scan(kind, partition)?.1;
+            if !superseded.is_empty() {
+                tracing::info!(
+                    partition,
+                    ?kind,
+                    files = superseded.len(),
+                    "removing segments a merged one replaced"
+                );
+                self.remove(&superseded)?;
+            }
             let dir = self.dir(kind, partition);
             if let Ok(entries) = fs::read_dir(&dir) {
                 for entry in entries.flatten() {
@@ -158,7 +194,7 @@ impl Segments {
         Ok(())
     }
 
-    /// Writes one segment atomically (temp file, fsync, rename, directory fsync).
+    /// Writes one batch's segment atomically (temp file, fsync, rename, directory fsync).
     pub fn write(
         &self,
         kind: Kind,
@@ -166,11 +202,28 @@ impl Segments {
         seq: u64,
         schema: &SchemaRef,
         batches: &[RecordBatch],
-    ) -> Result<(), SegmentError> {
+    ) -> Result<PathBuf, SegmentError> {
+        self.write_range(kind, partition, seq..=seq, schema, batches)
+    }
+
+    /// Writes, atomically, one segment holding the rows of `seqs`: once it is in place it
+    /// supersedes the files it covers. Returns its path.
+    pub fn write_range(
+        &self,
+        kind: Kind,
+        partition: i32,
+        seqs: std::ops::RangeInclusive<u64>,
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<PathBuf, SegmentError> {
         let dir = self.dir(kind, partition);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(format!("{seq:016}.arrow"));
-        let tmp = dir.join(format!("{seq:016}.arrow.tmp"));
+        let name = match (*seqs.start(), *seqs.end()) {
+            (first, last) if first == last => format!("{last:016}"),
+            (first, last) => format!("{first:016}-{last:016}"),
+        };
+        let path = dir.join(format!("{name}.arrow"));
+        let tmp = dir.join(format!("{name}.arrow.tmp"));
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
         let corrupt = |e: datafusion::arrow::error::ArrowError| SegmentError::Corrupt {
             path: tmp.clone(),
@@ -187,7 +240,7 @@ impl Segments {
         File::open(&dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err(&dir))?;
-        Ok(())
+        Ok(path)
     }
 
     /// Every record batch of one segment file.
@@ -210,11 +263,97 @@ impl Segments {
         Ok(out)
     }
 
-    /// Deletes segments (after their rows were merged into a newer one).
+    /// Deletes segments (after a file covering their seqs replaced them).
     pub fn remove(&self, segments: &[Segment]) -> Result<(), SegmentError> {
         for s in segments {
             fs::remove_file(&s.path).map_err(io_err(&s.path))?;
         }
         Ok(())
+    }
+}
+
+/// `<seq>` or `<first>-<last>`.
+fn parse_range(name: &str) -> Option<(u64, u64)> {
+    match name.split_once('-') {
+        None => name.parse().ok().map(|seq| (seq, seq)),
+        Some((first, last)) => {
+            let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+            (first <= last).then_some((first, last))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::UInt64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(values: &[u64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::UInt64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(values.to_vec()))]).unwrap()
+    }
+
+    fn values(segs: &Segments) -> Vec<u64> {
+        segs.read(Kind::Events, 0)
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                let col = b.column(0).as_any().downcast_ref::<UInt64Array>().unwrap();
+                col.values().to_vec()
+            })
+            .collect()
+    }
+
+    fn put(segs: &Segments, seqs: std::ops::RangeInclusive<u64>, v: &[u64]) {
+        let b = batch(v);
+        segs.write_range(Kind::Events, 0, seqs, &b.schema(), &[b])
+            .unwrap();
+    }
+
+    #[test]
+    fn a_merged_file_supersedes_the_files_it_covers_before_they_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let segs = Segments::new(dir.path());
+        for seq in 0..4 {
+            put(&segs, seq..=seq, &[seq]);
+        }
+        // A merge of 1..=3 renamed into place, then a crash before the old files go.
+        put(&segs, 1..=3, &[1, 2, 3]);
+        put(&segs, 4..=4, &[4]);
+        let seqs = |s: &Segments| {
+            s.list(Kind::Events, 0)
+                .unwrap()
+                .iter()
+                .map(|s| (s.first, s.seq))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(seqs(&segs), vec![(0, 0), (1, 3), (4, 4)]);
+        assert_eq!(values(&segs), vec![0, 1, 2, 3, 4], "each row once");
+        assert_eq!(segs.committed(0).unwrap(), Some(4));
+
+        // A second merge over the first one's output and the rest.
+        put(&segs, 0..=4, &[0, 1, 2, 3, 4]);
+        assert_eq!(seqs(&segs), vec![(0, 4)]);
+        assert_eq!(values(&segs), vec![0, 1, 2, 3, 4]);
+
+        segs.clean(0).unwrap();
+        let files = fs::read_dir(dir.path().join("events/p0000"))
+            .unwrap()
+            .count();
+        assert_eq!(files, 1, "clean deletes the superseded files");
+        assert_eq!(values(&segs), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn names_parse_as_single_seqs_or_ranges() {
+        assert_eq!(parse_range("0000000000000007"), Some((7, 7)));
+        assert_eq!(
+            parse_range("0000000000000002-0000000000000009"),
+            Some((2, 9))
+        );
+        assert_eq!(parse_range("9-2"), None);
+        assert_eq!(parse_range("x"), None);
     }
 }
