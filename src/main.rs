@@ -121,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Run => {
             // Listening before the start: a stop requested meanwhile is a clean stop after it.
             let shutdown = keyflow::shutdown_signal();
+            tracing::info!("KeyFlow starting (SIGINT/SIGTERM now stop it cleanly)");
             let mut running = keyflow::run::start(&cfg, clock).await?;
             println!("KeyFlow running: API on http://{}", running.api_addr);
             tokio::select! {

@@ -118,33 +118,66 @@ async fn sigkill_at_ten_points(store: Store) {
     let clean = run_config(&base, dir.path(), "clean", store).await;
     run_to_end(&clean, "clean", total).await;
 
-    let cut = run_config(&base, dir.path(), "killed", store).await;
+    // The killed run reads input topics of its own, fed as the kills go: each child starts on a
+    // backlog, is killed while more events keep arriving, and the stream's last events are fed
+    // only after the last kill. Every kill lands mid-stream by construction, however fast a
+    // batch is (a 50-event batch takes a few milliseconds).
+    let mut cut = base.clone();
+    for (topic, base_topic) in [
+        (&mut cut.topics.contacts, &base.topics.contacts),
+        (&mut cut.topics.invoices, &base.topics.invoices),
+        (&mut cut.topics.bookings, &base.topics.bookings),
+        (&mut cut.topics.tasks, &base.topics.tasks),
+        (&mut cut.topics.dlq, &base.topics.dlq),
+    ] {
+        *topic = format!("killed.{base_topic}");
+    }
+    let cut = run_config(&cut, dir.path(), "killed", store).await;
     let group = cut.processing.group_id.clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut points: Vec<f64> = (0..10).map(|_| rng.random_range(0.05..0.95)).collect();
-    points.sort_by(f64::total_cmp);
+    let n = events.len();
+    let mut ends: Vec<usize> = (0..10)
+        .map(|_| (rng.random_range(0.05..0.95) * n as f64) as usize)
+        .collect();
+    ends.sort();
+    // Each child needs a backlog of at least one event to show it is working.
+    ends.dedup_by(|later, earlier| *later < *earlier + 2);
     let started = Instant::now();
     let mut kills = Vec::new();
-    for point in points {
+    let mut fed = 0;
+    for (k, &end) in ends.iter().enumerate() {
+        keyflow::demo::produce_all(&producer, &cut.topics, &events[fed..end])
+            .await
+            .unwrap();
+        fed = end;
         let from = committed(&bootstrap, &group, &cut.topics).await;
-        if from >= total {
-            // The last child finished the stream before its kill: nothing is left to cut.
-            break;
-        }
         let mut p = spawn(&cut, "killed");
-        let target = (point * total as f64) as i64;
-        if from < target {
-            wait_committed(&mut p, &bootstrap, &group, &cut.topics, target, 180).await;
-        } else {
-            // Already past this point: let it get going again before the kill.
-            wait_committed(&mut p, &bootstrap, &group, &cut.topics, from + 1, 180).await;
-        }
-        // Somewhere inside the next batches: mid-evaluation, mid-write or before the commit
-        // (a 50-event batch takes milliseconds, so a longer wait can reach the end).
-        tokio::time::sleep(Duration::from_millis(rng.random_range(0..20))).await;
+        wait_committed(&mut p, &bootstrap, &group, &cut.topics, from + 1, 180).await;
+        // Live events, up to halfway to the next kill point, ten every 5 ms while it works.
+        let live_end = (end + ends.get(k + 1).copied().unwrap_or(n)) / 2;
+        let live = {
+            let (producer, topics) = (producer.clone(), cut.topics.clone());
+            let live = events[fed..live_end].to_vec();
+            tokio::spawn(async move {
+                for chunk in live.chunks(10) {
+                    keyflow::demo::produce_all(&producer, &topics, chunk)
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        // Somewhere inside the next batches: mid-evaluation, mid-write or before the commit.
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..40))).await;
         p.kill();
         kills.push(committed(&bootstrap, &group, &cut.topics).await);
+        live.await.unwrap();
+        fed = live_end;
     }
+    keyflow::demo::produce_all(&producer, &cut.topics, &events[fed..])
+        .await
+        .unwrap();
+    assert_eq!(end_offsets(&bootstrap, &cut.topics).await, total);
     run_to_end(&cut, "killed", total).await;
     println!(
         "{store:?}: {total} events, SIGKILL at committed offsets {kills:?}; \
@@ -152,10 +185,9 @@ async fn sigkill_at_ten_points(store: Store) {
         kills.len(),
         started.elapsed().as_secs_f64()
     );
-    let mid_stream = kills.iter().filter(|&&k| k < total).count();
     assert!(
-        mid_stream >= 5,
-        "at least five kills land mid-stream: {kills:?}"
+        kills.len() >= 9 && kills.iter().all(|&k| k < total),
+        "every kill lands mid-stream: {kills:?}"
     );
 
     let want = outcome(&clean, store).await;

@@ -1,9 +1,11 @@
 //! Stop the processor mid-stream and start it again: the final profiles equal an uninterrupted
-//! run's, and every event is stored exactly once.
+//! run's, and every event is stored exactly once. A stop requested while it is still starting is
+//! a clean stop too.
 
 mod common;
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use common::views::{profiles, stored_event_counts};
 use common::*;
@@ -177,4 +179,32 @@ async fn the_processor_rides_out_a_broker_restart_mid_stream() {
     );
     reference.stop().await.unwrap();
     run.stop().await.unwrap();
+}
+
+/// SIGTERM while `keyflow run` is still starting (connecting, creating topics, recovering) is a
+/// clean stop once the start is done, never a death by the signal's default action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_start_up_is_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut base = config(dir.path());
+    let _broker = broker(dir.path(), &mut base).await;
+    let mut during_start = 0;
+    for delay_ms in [0, 5, 10, 30, 200] {
+        let mut cfg = base.clone();
+        cfg.data_dir = dir.path().join(format!("term-{delay_ms}"));
+        cfg.api_addr = free_addr();
+        cfg.processing.group_id = format!("term-{}", uuid_like());
+        let mut p = common::child::spawn(&cfg, "term");
+        p.wait_for_log("KeyFlow starting", 30);
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        let running = p.is_running();
+        during_start += usize::from(!running);
+        // Panics unless the exit is a success.
+        p.terminate();
+        println!("SIGTERM {delay_ms} ms into the start (up yet: {running}): clean exit");
+    }
+    assert!(
+        during_start > 0,
+        "at least one SIGTERM lands during the start"
+    );
 }

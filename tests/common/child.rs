@@ -20,6 +20,8 @@ pub struct ProcessorProcess {
     pub name: String,
     /// How many starts the (appended) log reported before this process.
     starts_before: usize,
+    /// The log's length when this process started.
+    log_start: usize,
 }
 
 /// What `keyflow run` prints once it is up (and listens for SIGTERM).
@@ -66,6 +68,11 @@ pub fn spawn(cfg: &Config, name: &str) -> ProcessorProcess {
             "processing.stall_after_ms",
             &cfg.processing.stall_after_ms,
         ))
+        .args(set("topics.contacts", &cfg.topics.contacts))
+        .args(set("topics.invoices", &cfg.topics.invoices))
+        .args(set("topics.bookings", &cfg.topics.bookings))
+        .args(set("topics.tasks", &cfg.topics.tasks))
+        .args(set("topics.dlq", &cfg.topics.dlq))
         .args(set("topics.signals", &cfg.topics.signals))
         .args(set("topics.partitions", &cfg.topics.partitions))
         .args(set("api.admin_key", &super::ADMIN_KEY))
@@ -83,11 +90,13 @@ pub fn spawn(cfg: &Config, name: &str) -> ProcessorProcess {
             .args(set("clickhouse.cache_ttl_ms", &0));
     }
     let starts_before = starts_in(&log);
+    let log_start = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
     ProcessorProcess {
         child: cmd.spawn().expect("keyflow binary starts"),
         log,
         name: name.to_owned(),
         starts_before,
+        log_start,
     }
 }
 
@@ -113,6 +122,35 @@ impl ProcessorProcess {
             self.assert_alive();
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.terminate();
+    }
+
+    /// Waits up to `secs` until this process's part of the log contains `text`.
+    pub fn wait_for_log(&mut self, text: &str, secs: u64) {
+        for _ in 0..secs * 50 {
+            if self.own_log().contains(text) {
+                return;
+            }
+            self.assert_alive();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} never logged {text:?}\n{}", self.name, self.tail());
+    }
+
+    /// Whether this process has logged that it is up.
+    pub fn is_running(&self) -> bool {
+        self.own_log().contains(RUNNING)
+    }
+
+    /// The log from this process's start on (the file is appended across restarts).
+    fn own_log(&self) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(text.get(self.log_start..).unwrap_or_default()).into_owned()
+    }
+
+    /// SIGTERM now, whatever the process is doing, then waits for a clean exit (panics on a
+    /// failure exit, with the log's tail).
+    pub fn terminate(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
