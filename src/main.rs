@@ -145,7 +145,8 @@ async fn main() -> anyhow::Result<()> {
             keyflow::demo::run(&cfg, clock, spec, rate).await
         }
         Command::Sql { query } => {
-            let store = sinks::store::EmbeddedStore::open(cfg.data_dir.join("store"))?;
+            // Read-only: a `keyflow run` may be writing the same store.
+            let store = sinks::store::EmbeddedStore::open_read_only(cfg.data_dir.join("store"));
             let batches = sinks::sql::query(&store, &query).await?;
             println!(
                 "{}",

@@ -58,6 +58,8 @@ struct Inner {
     next_seq: Mutex<HashMap<i32, u64>>,
     index: Arc<ProfileIndex>,
     merge_after: usize,
+    /// Opened to read beside a writer: writes are refused.
+    read_only: bool,
 }
 
 /// A cheap handle; clones share the same files and index.
@@ -75,26 +77,37 @@ impl EmbeddedStore {
     /// profiles into the read model.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let segments = Segments::new(dir.into());
-        let index = Arc::new(ProfileIndex::default());
         let mut next_seq = HashMap::new();
         for p in segments.partitions()? {
             segments.clean(p)?;
             next_seq.insert(p, segments.committed(p)?.map_or(0, |s| s + 1));
         }
-        let store = Self {
-            inner: Arc::new(Inner {
-                segments,
-                next_seq: Mutex::new(next_seq),
-                index,
-                merge_after: 32,
-            }),
-        };
+        let store = Self::handle(segments, next_seq, false);
         for p in store.inner.segments.partitions()? {
             store.inner.index.upsert(store.latest_profiles(p)?);
             store.inner.index.reload_partition(p, &store.events(p)?);
         }
         tracing::info!(dir = %store.dir().display(), contacts = store.inner.index.len(), "embedded store opened");
         Ok(store)
+    }
+
+    /// Opens the store under `dir` to read it while a `keyflow run` may be writing it (e.g. for
+    /// `keyflow sql`): cleans nothing (a segment past the last commit may be a write in
+    /// progress, and reads skip it anyway), loads no read model, and refuses writes.
+    pub fn open_read_only(dir: impl Into<PathBuf>) -> Self {
+        Self::handle(Segments::new(dir.into()), HashMap::new(), true)
+    }
+
+    fn handle(segments: Segments, next_seq: HashMap<i32, u64>, read_only: bool) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                segments,
+                next_seq: Mutex::new(next_seq),
+                index: Arc::new(ProfileIndex::default()),
+                merge_after: 32,
+                read_only,
+            }),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -144,7 +157,7 @@ impl EmbeddedStore {
     /// `Recovered::unpublished`).
     pub fn last_signals(&self, partition: i32) -> Result<Vec<Signal>, StoreError> {
         let segs = &self.inner.segments;
-        let Some(last) = segs.list(Kind::Signals, partition)?.pop() else {
+        let Some(last) = segs.committed_list(Kind::Signals, partition)?.pop() else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
@@ -369,6 +382,12 @@ fn replaced(files: &[Segment], path: &Path) -> Vec<Segment> {
 #[async_trait]
 impl ResultSink for EmbeddedStore {
     async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
+        if self.inner.read_only {
+            return Err(SinkError::Permanent(format!(
+                "{}: the store was opened read-only",
+                self.dir().display()
+            )));
+        }
         let store = self.clone();
         let output = output.clone();
         tokio::task::spawn_blocking(move || store.write_blocking(&output))
@@ -418,6 +437,90 @@ mod tests {
             signals,
             ..Default::default()
         }
+    }
+
+    fn one_event(i: i64) -> PartitionOutput {
+        use pipeline::event::{ContactCreated, Event, SCHEMA_VERSION};
+        let event = Event {
+            schema_version: SCHEMA_VERSION,
+            event_id: format!("e{i}"),
+            business_id: "b".into(),
+            contact_id: format!("c{i}"),
+            occurred_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i).unwrap(),
+            source: "manual".into(),
+            payload: Payload::ContactCreated(ContactCreated {
+                name: format!("Contact {i}"),
+                ..Default::default()
+            }),
+        };
+        PartitionOutput {
+            partition: 2,
+            events: vec![pipeline::sink::AcceptedEvent {
+                event,
+                topic: "crm.contacts".into(),
+                partition: 2,
+                offset: i,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn small_segments_are_merged_without_losing_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let writes = 3 * (store.inner.merge_after as i64 + 1);
+        for i in 0..writes {
+            store.write(&one_event(i)).await.unwrap();
+        }
+        let segments = store.inner.segments.list(Kind::Events, 2).unwrap();
+        assert!(
+            segments.len() <= store.inner.merge_after,
+            "{} event segments after {writes} writes: never merged",
+            segments.len()
+        );
+        assert!(segments.iter().any(|s| s.first < s.seq), "a merged range");
+        let recovered = store.recover(2).await.unwrap();
+        let mut ids: Vec<String> = recovered
+            .events
+            .iter()
+            .map(|e| e.event_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len() as i64, writes, "every event once");
+        assert_eq!(recovered.events.len() as i64, writes, "no event twice");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_open_beside_a_writer_neither_cleans_nor_reads_a_write_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for i in 0..3 {
+            store.write(&one_event(i)).await.unwrap();
+        }
+        // The writer is mid-way through its next batch: profiles written, events not yet.
+        let segs = &store.inner.segments;
+        let in_progress = vec![ContactProfile {
+            business_id: "b".into(),
+            contact_id: "c0".into(),
+            ..Default::default()
+        }];
+        let batch = rows::profiles_batch(&in_progress).unwrap();
+        let path = segs
+            .write(Kind::Profiles, 2, 3, &batch.schema(), &[batch])
+            .unwrap();
+
+        let reader = EmbeddedStore::open_read_only(dir.path());
+        assert_eq!(reader.events(2).unwrap().len(), 3);
+        assert_eq!(
+            reader.profile_versions(2).unwrap(),
+            vec![],
+            "the uncommitted profiles segment is not read"
+        );
+        assert!(path.exists(), "nor deleted under the writer");
+        let refused = reader.write(&one_event(9)).await.unwrap_err();
+        assert!(refused.to_string().contains("read-only"), "{refused}");
     }
 
     #[tokio::test]

@@ -154,6 +154,16 @@ impl Segments {
         Ok((live, superseded))
     }
 
+    /// Live segments of `kind` for `partition` that belong to committed batches: a profiles or
+    /// signals segment past the last events segment is a write in progress (or one a crash cut
+    /// short), not data.
+    pub fn committed_list(&self, kind: Kind, partition: i32) -> Result<Vec<Segment>, SegmentError> {
+        let committed = self.committed(partition)?;
+        let mut segs = self.list(kind, partition)?;
+        segs.retain(|s| committed.is_some_and(|c| s.seq <= c));
+        Ok(segs)
+    }
+
     /// Highest committed seq of `partition`.
     pub fn committed(&self, partition: i32) -> Result<Option<u64>, SegmentError> {
         Ok(self.list(Kind::Events, partition)?.last().map(|s| s.seq))
@@ -254,13 +264,27 @@ impl Segments {
         reader.map(|b| b.map_err(corrupt)).collect()
     }
 
-    /// Every record batch of `kind` for `partition`, in seq order.
+    /// Every record batch of `kind` for `partition` of committed batches, in seq order. A file
+    /// that vanishes between the listing and the read was replaced by a merge (of this process
+    /// or of a `keyflow run` beside a reader): the read starts again from a new listing.
     pub fn read(&self, kind: Kind, partition: i32) -> Result<Vec<RecordBatch>, SegmentError> {
-        let mut out = Vec::new();
-        for s in self.list(kind, partition)? {
-            out.extend(Self::read_file(&s.path)?);
+        let mut attempt = 0;
+        'listing: loop {
+            attempt += 1;
+            let mut out = Vec::new();
+            for s in self.committed_list(kind, partition)? {
+                match Self::read_file(&s.path) {
+                    Ok(batches) => out.extend(batches),
+                    Err(SegmentError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound && attempt < 10 =>
+                    {
+                        continue 'listing;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(out);
         }
-        Ok(out)
     }
 
     /// Deletes segments (after a file covering their seqs replaced them).
