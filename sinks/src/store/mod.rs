@@ -230,7 +230,7 @@ impl EmbeddedStore {
         let hit = |b: &str, c: &str| erased.iter().any(|(x, y)| x == b && y == c);
         let segs = &self.inner.segments;
         let files = segs.list(Kind::Events, p)?;
-        if let Some(last) = files.last() {
+        if !files.is_empty() {
             let mut events = self.events(p)?;
             for e in events
                 .iter_mut()
@@ -246,17 +246,10 @@ impl EmbeddedStore {
                 e.data = payload.redacted().data_json();
             }
             let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
-            let path = segs.write_range(
-                Kind::Events,
-                p,
-                files[0].first..=last.seq,
-                &batch.schema(),
-                &[batch],
-            )?;
-            segs.remove(&replaced(&files, &path))?;
+            segs.replace(Kind::Events, p, &files, &batch.schema(), &[batch])?;
         }
         let files = segs.list(Kind::Profiles, p)?;
-        if let Some(last) = files.last() {
+        if !files.is_empty() {
             let mut versions = self.profile_versions(p)?;
             for v in versions
                 .iter_mut()
@@ -268,14 +261,7 @@ impl EmbeddedStore {
                 v.photo_url = None;
             }
             let batch = rows::profiles_batch(&versions).map_err(rows_err("profiles"))?;
-            let path = segs.write_range(
-                Kind::Profiles,
-                p,
-                files[0].first..=last.seq,
-                &batch.schema(),
-                &[batch],
-            )?;
-            segs.remove(&replaced(&files, &path))?;
+            segs.replace(Kind::Profiles, p, &files, &batch.schema(), &[batch])?;
         }
         // Stored signals (kept to republish after a crash) are dropped for erased contacts:
         // their reasons and prompts quote names.
@@ -318,7 +304,6 @@ impl EmbeddedStore {
         if run.len() <= self.inner.merge_after {
             return Ok(());
         }
-        let seqs = run[0].first..=run.last().expect("non-empty run").seq;
         let mut batches: Vec<RecordBatch> = Vec::new();
         for s in &run {
             batches.extend(Segments::read_file(&s.path)?);
@@ -344,8 +329,7 @@ impl EmbeddedStore {
             Kind::Signals => rows::schema(&rows::signal_fields()),
         };
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        let path = segs.write_range(kind, p, seqs, &schema, &batches)?;
-        segs.remove(&replaced(&run, &path))?;
+        segs.replace(kind, p, &run, &schema, &batches)?;
         tracing::debug!(partition = p, kind = ?kind, merged = run.len(), "segments merged");
         Ok(())
     }
@@ -372,11 +356,6 @@ impl EmbeddedStore {
             unsignalled: Vec::new(),
         })
     }
-}
-
-/// The files a newly written `path` replaced (all of `files` but itself, if it was rewritten).
-fn replaced(files: &[Segment], path: &Path) -> Vec<Segment> {
-    files.iter().filter(|s| s.path != path).cloned().collect()
 }
 
 #[async_trait]

@@ -253,6 +253,25 @@ impl Segments {
         Ok(path)
     }
 
+    /// Replaces `files` (a run of live segments, by ascending seq) with one segment of
+    /// `batches` covering their seqs: written, then the files it covers deleted.
+    pub fn replace(
+        &self,
+        kind: Kind,
+        partition: i32,
+        files: &[Segment],
+        schema: &SchemaRef,
+        batches: &[RecordBatch],
+    ) -> Result<(), SegmentError> {
+        let (Some(first), Some(last)) = (files.first(), files.last()) else {
+            return Ok(());
+        };
+        let path = self.write_range(kind, partition, first.first..=last.seq, schema, batches)?;
+        // Unless it kept its name (one file rewritten), each old file is now covered.
+        let covered: Vec<Segment> = files.iter().filter(|s| s.path != path).cloned().collect();
+        self.remove(&covered)
+    }
+
     /// Every record batch of one segment file.
     pub fn read_file(path: &Path) -> Result<Vec<RecordBatch>, SegmentError> {
         let file = File::open(path).map_err(io_err(path))?;
