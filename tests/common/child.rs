@@ -18,21 +18,12 @@ pub struct ProcessorProcess {
     child: Child,
     pub log: PathBuf,
     pub name: String,
-    /// How many starts the (appended) log reported before this process.
-    starts_before: usize,
     /// The log's length when this process started.
     log_start: usize,
 }
 
 /// What `keyflow run` prints once it is up (and listens for SIGTERM).
 const RUNNING: &str = "KeyFlow running";
-
-fn starts_in(log: &Path) -> usize {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .matches(RUNNING)
-        .count()
-}
 
 /// Starts `keyflow run` with `cfg` (its broker must be external: `cfg.brokers`), logging to
 /// `<data_dir>/<name>.log` (appended across restarts).
@@ -89,13 +80,11 @@ pub fn spawn(cfg: &Config, name: &str) -> ProcessorProcess {
             .args(set("clickhouse.database", &cfg.clickhouse.database))
             .args(set("clickhouse.cache_ttl_ms", &0));
     }
-    let starts_before = starts_in(&log);
     let log_start = std::fs::metadata(&log).map_or(0, |m| m.len() as usize);
     ProcessorProcess {
         child: cmd.spawn().expect("keyflow binary starts"),
         log,
         name: name.to_owned(),
-        starts_before,
         log_start,
     }
 }
@@ -116,7 +105,7 @@ impl ProcessorProcess {
     /// process a few milliseconds after it started.
     pub fn stop(mut self) {
         for _ in 0..1200 {
-            if starts_in(&self.log) > self.starts_before {
+            if self.is_running() {
                 break;
             }
             self.assert_alive();

@@ -158,9 +158,12 @@ impl Segments {
     /// signals segment past the last events segment is a write in progress (or one a crash cut
     /// short), not data.
     pub fn committed_list(&self, kind: Kind, partition: i32) -> Result<Vec<Segment>, SegmentError> {
-        let committed = self.committed(partition)?;
         let mut segs = self.list(kind, partition)?;
-        segs.retain(|s| committed.is_some_and(|c| s.seq <= c));
+        if kind != Kind::Events {
+            // Events segments are the commit markers: all of them are committed.
+            let committed = self.committed(partition)?;
+            segs.retain(|s| committed.is_some_and(|c| s.seq <= c));
+        }
         Ok(segs)
     }
 
@@ -174,7 +177,7 @@ impl Segments {
     pub fn clean(&self, partition: i32) -> Result<(), SegmentError> {
         let committed = self.committed(partition)?;
         for kind in [Kind::Events, Kind::Profiles, Kind::Signals] {
-            let superseded = self.scan(kind, partition)?.1;
+            let (live, superseded) = self.scan(kind, partition)?;
             if !superseded.is_empty() {
                 tracing::info!(
                     partition,
@@ -192,13 +195,12 @@ impl Segments {
                     }
                 }
             }
-        }
-        for kind in [Kind::Profiles, Kind::Signals] {
-            for s in self.list(kind, partition)? {
-                if committed.is_none_or(|c| s.seq > c) {
-                    tracing::warn!(path = %s.path.display(), ?kind, "removing a segment of an uncommitted batch");
-                    fs::remove_file(&s.path).map_err(io_err(&s.path))?;
-                }
+            if kind == Kind::Events {
+                continue;
+            }
+            for s in live.iter().filter(|s| committed.is_none_or(|c| s.seq > c)) {
+                tracing::warn!(path = %s.path.display(), ?kind, "removing a segment of an uncommitted batch");
+                fs::remove_file(&s.path).map_err(io_err(&s.path))?;
             }
         }
         Ok(())
