@@ -671,3 +671,109 @@ async fn a_crash_between_the_events_and_the_signals_insert_loses_no_prompt() {
     );
     drop_database(&cfg.clickhouse).await;
 }
+
+/// On the first write that opens a Next Action stores everything but the profiles and score
+/// changes, then reports a crash: what ClickHouse holds when the process dies between the
+/// signals insert and the profiles insert.
+struct CrashBeforeProfiles {
+    inner: Arc<dyn ResultSink>,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl ResultSink for CrashBeforeProfiles {
+    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
+        let opens = output
+            .signals
+            .iter()
+            .any(|s| s.kind == pipeline::signals::ACTION_OPENED);
+        if !opens || self.crashed.swap(true, Ordering::SeqCst) {
+            return self.inner.write(output).await;
+        }
+        let without_profiles = PartitionOutput {
+            profiles: Vec::new(),
+            changes: Vec::new(),
+            ..output.clone()
+        };
+        self.inner.write(&without_profiles).await?;
+        Err(SinkError::Permanent(
+            "injected crash after the signals insert, before the profiles".into(),
+        ))
+    }
+
+    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
+        self.inner.recover(partition).await
+    }
+}
+
+/// Seen in CI as a Next Action left open after SIGKILLs: the crashed write's signals were
+/// republished, but the rebuilt state compared the replay against the older stored profile,
+/// so when the replay no longer had the item nothing resolved it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_announced_for_good() {
+    use pipeline::event::{BookingCreated, ContactCreated, Payload};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let _broker = broker(dir.path(), &mut cfg).await;
+    cfg.clickhouse = clickhouse();
+    // A booking created this morning for tonight, not confirmed: a Next Action at noon.
+    let stream = [
+        msg(
+            "u1",
+            "acme",
+            "c9",
+            "2026-11-20T08:00:00Z",
+            Payload::ContactCreated(ContactCreated {
+                name: "Una".into(),
+                ..Default::default()
+            }),
+        ),
+        msg(
+            "u2",
+            "acme",
+            "c9",
+            "2026-11-20T09:00:00Z",
+            Payload::BookingCreated(BookingCreated {
+                booking_id: "k9".into(),
+                service_id: "s1".into(),
+                service_name: "Massage".into(),
+                starts_at: t("2026-11-20T18:00:00Z"),
+                price_cents: None,
+            }),
+        ),
+    ];
+    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &stream)
+        .await
+        .unwrap();
+    let (manual, shared) = clock("2026-11-20T12:00:00Z");
+    run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
+        Arc::new(CrashBeforeProfiles {
+            inner,
+            crashed: AtomicBool::new(false),
+        })
+    })
+    .await;
+
+    // The restart republishes the stored "opened". By midnight the booking has started: the
+    // item is gone, and its resolution must be signalled although no profile held it.
+    manual.set(t("2026-11-21T00:00:00Z"));
+    run_to_end(&mut cfg, shared, 2).await.stop().await.unwrap();
+    let published = read_signals(cfg.brokers.as_deref().unwrap(), &cfg.topics.signals).await;
+    let changes: Vec<&str> = published
+        .iter()
+        .filter(|s| s["ref_id"] == "k9")
+        .map(|s| s["change"].as_str().unwrap_or_default())
+        .collect();
+    let (state, _) = common::views::signal_state(&published);
+    assert!(
+        !state.on.iter().any(|(kind, ..)| kind == "next_action"),
+        "the item opened before the crash is resolved: {changes:?}"
+    );
+    assert_eq!(
+        changes.first(),
+        Some(&"opened"),
+        "the stored item republished"
+    );
+    drop_database(&cfg.clickhouse).await;
+}

@@ -278,6 +278,53 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
     out
 }
 
+/// Takes a stored signal as written into `c`'s last-written state, the inverse of [`diff`]:
+/// returns whether that changed anything. A store whose write is not atomic (ClickHouse) can
+/// hold, and the processor has then republished, a write's signals without its profiles; the
+/// rebuilt state must start from what was signalled, or a replay that undoes the change would
+/// compare against the older profile, find nothing to say, and leave the change announced
+/// forever (see `Recovered::signalled`).
+pub fn take_as_written(c: &mut ContactState, s: &Signal) -> bool {
+    let detail = |k: &str| s.detail[k].as_str().unwrap_or_default().to_owned();
+    match (s.kind, s.change) {
+        (SEGMENT_UPDATED, "entered") => {
+            if c.last_segments.contains(&s.subject) {
+                false
+            } else {
+                c.last_segments.push(s.subject.clone());
+                true
+            }
+        }
+        (SEGMENT_UPDATED, "exited") => {
+            let before = c.last_segments.len();
+            c.last_segments.retain(|x| *x != s.subject);
+            c.last_segments.len() != before
+        }
+        (ACTION_OPENED, _) => {
+            let item = (detail("kind"), detail("ref_id"));
+            if c.last_actions.contains(&item) {
+                false
+            } else {
+                c.last_actions.push(item);
+                true
+            }
+        }
+        (ACTION_RESOLVED, _) => {
+            let item = (detail("kind"), detail("ref_id"));
+            let before = c.last_actions.len();
+            c.last_actions.retain(|x| *x != item);
+            c.last_actions.len() != before
+        }
+        (PROMOTION_SUGGESTED, _) if c.promotion_suggested_at.is_none() => {
+            let at = DateTime::parse_from_rfc3339(&detail("eligible_at"))
+                .map_or(s.at, |t| t.timestamp_millis());
+            c.promotion_suggested_at = Some(at);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A flow-feed prompt for one accepted event (see `ai_hooks::feed_prompt`).
 pub fn feed(ev: &crate::event::Event, partition: i32, now: Ms) -> Option<Signal> {
     let prompt = crate::ai_hooks::feed_prompt(ev)?;
@@ -308,6 +355,67 @@ mod tests {
         assert_ne!(fnv(&["ab", ""]), fnv(&["a", "b"]));
         // Pinned: a change of the hash would re-identify every signal.
         assert_eq!(fnv(&["x"]), "08f1c907b58eba68");
+    }
+
+    fn profile(
+        segments: &[&str],
+        actions: &[(&str, &str)],
+        promoted: Option<Ms>,
+    ) -> ContactProfile {
+        use crate::profile::{Membership, NextAction};
+        ContactProfile {
+            business_id: "b".into(),
+            contact_id: "c".into(),
+            segments: segments
+                .iter()
+                .map(|s| Membership {
+                    segment: (*s).into(),
+                    reason: "why".into(),
+                })
+                .collect(),
+            next_actions: actions
+                .iter()
+                .map(|(k, r)| NextAction {
+                    kind: (*k).into(),
+                    ref_id: (*r).into(),
+                    since: 0,
+                    age_days: 0,
+                    priority: 0.0,
+                    message: "do it".into(),
+                })
+                .collect(),
+            promotion_suggested_at: promoted,
+            completed_bookings_total: 3,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn signals_taken_as_written_leave_the_state_of_the_profile_written() {
+        let before = profile(&["vip", "cold"], &[("invoice_overdue", "i1")], None);
+        let after = profile(
+            &["cold", "silver"],
+            &[("booking_unconfirmed", "k1")],
+            Some(1_700_000_000_000),
+        );
+        let mut c = ContactState::default();
+        c.remember(&before);
+        let signals = diff(&c, &after, &[]);
+        assert_eq!(signals.len(), 5, "{signals:?}");
+
+        let mut taken = c.clone();
+        assert!(signals.iter().all(|s| take_as_written(&mut taken, s)));
+        let mut written = c.clone();
+        written.remember(&after);
+        taken.last_segments.sort();
+        written.last_segments.sort();
+        assert_eq!(taken.last_segments, written.last_segments);
+        assert_eq!(taken.last_actions, written.last_actions);
+        assert_eq!(taken.promotion_suggested_at, written.promotion_suggested_at);
+        assert!(diff(&taken, &after, &[]).is_empty(), "nothing left to say");
+
+        // Over a profile that already reflects them, they change nothing.
+        assert!(!signals.iter().any(|s| take_as_written(&mut written, s)));
     }
 
     #[test]

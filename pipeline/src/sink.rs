@@ -69,12 +69,20 @@ pub struct Recovered {
     /// before the write instead would announce changes that a replay with other batch
     /// boundaries may never store, nor ever retract.
     pub unpublished: Vec<Signal>,
+    /// The signals of the partition's latest write that had any besides flow-feed prompts:
+    /// segment, Next Action and promotion changes. A store whose write is not atomic can crash
+    /// after storing them and before storing that write's profiles; they were (re)published
+    /// all the same, so the rebuilt state takes them as written on top of `profiles`
+    /// (`signals::take_as_written`), and a replay that undoes a change signals the undoing.
+    /// Taking them again over profiles that do reflect them changes nothing. Empty for a store
+    /// whose write is atomic.
+    pub signalled: Vec<Signal>,
     /// Events of the partition's latest write that were stored without that write's signals: a
     /// store whose write is not atomic (ClickHouse inserts table by table) can crash between the
     /// two. Their replay is dropped as duplicates, so the processor derives their flow-feed
     /// prompts again, stores and publishes them. The profiles need nothing: they were not
-    /// written either, and every recovered contact is evaluated again. Empty for a store whose
-    /// write is atomic.
+    /// written either (nor signalled), and every recovered contact is evaluated again. Empty
+    /// for a store whose write is atomic.
     pub unsignalled: Vec<Event>,
 }
 

@@ -482,6 +482,16 @@ impl PartitionState {
                 c.remember(profile);
             }
         }
+        for s in &recovered.signalled {
+            let key = ContactKey::new(&s.business_id, &s.contact_id);
+            if let Some(c) = state.contacts.get_mut(&key) {
+                if crate::signals::take_as_written(c, s) {
+                    // What was signalled is not what was stored: compare the next evaluation
+                    // against the signals, and write its profile whatever it holds.
+                    c.last_written = None;
+                }
+            }
+        }
         state.mark_all_dirty();
         state
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pipeline::event::{Event, Payload};
 use pipeline::profile::ContactProfile;
+use pipeline::signals::Signal;
 use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
 use super::config::ClickHouseConfig;
@@ -129,6 +130,31 @@ impl ClickHouseSink {
         block
     }
 
+    /// The signals stored by write `batch` of `partition`, in the order they were made. Batch 0
+    /// holds the signals stored before batches were numbered: long published, never read.
+    async fn batch_signals(&self, partition: i32, batch: u64) -> Result<Vec<Signal>, SinkError> {
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query(
+                "SELECT ?fields FROM signals FINAL WHERE partition = ? AND batch = ? \
+                 ORDER BY at_ms, signal_id",
+            )
+            .bind(partition)
+            .bind(batch);
+        let rows: Vec<SignalRow> = timed("recovery read", READ_TIMEOUT, query.fetch_all()).await?;
+        rows.iter()
+            .map(SignalRow::to_signal)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|detail| {
+                SinkError::Permanent(format!(
+                    "a signal in ClickHouse cannot be read back: {detail}"
+                ))
+            })
+    }
+
     /// A recovery read of one partition.
     async fn fetch<T>(&self, sql: &str, partition: i32) -> Result<Vec<T>, SinkError>
     where
@@ -224,29 +250,26 @@ impl ResultSink for ClickHouseSink {
             .lock()
             .expect("seq lock")
             .insert(partition, max_block.max(last_batch) + 1);
-        // Batch 0 holds the signals stored before batches were numbered: long published.
-        let unpublished = if last_batch == 0 {
-            Vec::new()
+        let unpublished = self.batch_signals(partition, last_batch).await?;
+        // The latest write with changes to signal may have stored them and not its profiles.
+        let last_changes = self
+            .fetch::<u64>(
+                "SELECT max(batch) FROM signals WHERE partition = ? AND type != 'ai.feed.prompt'",
+                partition,
+            )
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let signalled = if last_changes == last_batch {
+            unpublished.clone()
         } else {
-            let query = self
-                .client
-                .query(
-                    "SELECT ?fields FROM signals FINAL WHERE partition = ? AND batch = ? \
-                     ORDER BY at_ms, signal_id",
-                )
-                .bind(partition)
-                .bind(last_batch);
-            let rows: Vec<SignalRow> =
-                timed("recovery read", READ_TIMEOUT, query.fetch_all()).await?;
-            rows.iter()
-                .map(SignalRow::to_signal)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|detail| {
-                    SinkError::Permanent(format!(
-                        "a signal in ClickHouse cannot be read back: {detail}"
-                    ))
-                })?
+            self.batch_signals(partition, last_changes).await?
         };
+        let signalled = signalled
+            .into_iter()
+            .filter(|s| s.kind != pipeline::signals::FEED_PROMPT)
+            .collect();
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {
             let e = r.to_stored().to_event().map_err(|detail| {
@@ -273,6 +296,7 @@ impl ResultSink for ClickHouseSink {
             events,
             profiles,
             unpublished,
+            signalled,
             unsignalled,
         })
     }

@@ -352,7 +352,9 @@ impl EmbeddedStore {
             events,
             profiles,
             unpublished: self.last_signals(p)?,
-            // A write is committed by its events segment, after its signals: never partial.
+            // A write is committed by its events segment, after its signals and profiles:
+            // never partial.
+            signalled: Vec::new(),
             unsignalled: Vec::new(),
         })
     }
