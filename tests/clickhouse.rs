@@ -777,3 +777,92 @@ async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_anno
     );
     drop_database(&cfg.clickhouse).await;
 }
+
+/// On the write that erases a contact, stores everything but does not erase, then reports a
+/// crash: what ClickHouse holds when the process dies between a write's inserts and its
+/// erasures.
+struct CrashBeforeErase {
+    inner: Arc<dyn ResultSink>,
+    direct: sinks::clickhouse::ClickHouseSink,
+    crashed: AtomicBool,
+}
+
+#[async_trait]
+impl ResultSink for CrashBeforeErase {
+    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
+        let erases = output
+            .events
+            .iter()
+            .any(|a| matches!(a.event.payload, pipeline::event::Payload::ContactErased(_)));
+        if !erases || self.crashed.swap(true, Ordering::SeqCst) {
+            return self.inner.write(output).await;
+        }
+        self.direct.insert_output(output).await?;
+        Err(SinkError::Permanent(
+            "injected crash after the inserts, before the erase".into(),
+        ))
+    }
+
+    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
+        self.inner.recover(partition).await
+    }
+}
+
+/// The personal data of an erased contact still stored in `events` and `signals`.
+async fn secrets_left(ch: &clickhouse::Client) -> Vec<String> {
+    let mut left = ch
+        .query(
+            "SELECT data FROM events FINAL WHERE business_id = 'gdpr' UNION ALL \
+             SELECT concat(reason, ' ', detail) FROM signals WHERE business_id = 'gdpr'",
+        )
+        .fetch_all::<String>()
+        .await
+        .unwrap();
+    left.retain(|s| common::script::SECRETS.iter().any(|x| s.contains(x)));
+    left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_before_the_erase_is_repaired_by_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let _broker = broker(dir.path(), &mut cfg).await;
+    cfg.clickhouse = clickhouse();
+    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &common::script::gdpr())
+        .await
+        .unwrap();
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let url = cfg.clickhouse.url.clone().unwrap();
+    let ch_cfg = cfg.clickhouse.clone();
+    run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
+        Arc::new(CrashBeforeErase {
+            inner,
+            direct: sinks::clickhouse::ClickHouseSink::new(&ch_cfg, &url),
+            crashed: AtomicBool::new(false),
+        })
+    })
+    .await;
+    let ch = ch_client(&cfg.clickhouse);
+    assert!(
+        !secrets_left(&ch).await.is_empty(),
+        "the crashed write stored the contact's events unredacted"
+    );
+
+    // The replay drops the contact.erased as a duplicate: the recovery erases again.
+    run_to_end(&mut cfg, shared, 3).await.stop().await.unwrap();
+    let mut left = Vec::new();
+    for _ in 0..300 {
+        left = secrets_left(&ch).await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        left.is_empty(),
+        "personal data left after the restart: {left:?}"
+    );
+    assert_eq!(event_counts(&ch).await, (3, 3), "0 lost, 0 doubled");
+    drop_database(&cfg.clickhouse).await;
+}

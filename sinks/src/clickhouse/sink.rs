@@ -8,7 +8,7 @@
 //! events of a write that crashed before its signals were stored are handed back for their
 //! flow-feed prompts (`Recovered::unsignalled`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -188,9 +188,10 @@ fn unsignalled(rows: &[EventRow], events: &[Event], block: u64) -> Vec<Event> {
         .collect()
 }
 
-#[async_trait]
-impl ResultSink for ClickHouseSink {
-    async fn write(&self, out: &PartitionOutput) -> Result<(), SinkError> {
+impl ClickHouseSink {
+    /// Every insert of [`ResultSink::write`], without the erasures that follow them: what a
+    /// crash between the two leaves behind, for the recovery to repair (and tests to stage).
+    pub async fn insert_output(&self, out: &PartitionOutput) -> Result<(), SinkError> {
         // Blocks of 2^20 events: ingest_seq orders a partition's events as they were processed.
         let batch = self.seq_block(out.partition);
         let block = batch << 20;
@@ -218,7 +219,29 @@ impl ResultSink for ClickHouseSink {
         let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
         self.insert("contact_profiles", &profiles).await?;
         let history: Vec<HistoryRow> = out.changes.iter().map(HistoryRow::from).collect();
-        self.insert("lead_score_history", &history).await?;
+        self.insert("lead_score_history", &history).await
+    }
+}
+
+/// The contacts erased by events of write `since` or later. A write erases last, after its
+/// inserts: a crash in between leaves the contact's stored events unredacted and its signals
+/// in place, and the replay drops the `contact.erased` as a duplicate. Every write before the
+/// partition's latest batch of signals finished its erasures (a recovery redoes them before it
+/// stores any signal), so redoing those of `since` = that batch on recovery covers every crash.
+fn erasures_since(rows: &[EventRow], events: &[Event], since: u64) -> BTreeSet<(String, String)> {
+    rows.iter()
+        .zip(events)
+        .filter(|(r, e)| {
+            r.ingest_seq >> 20 >= since && matches!(e.payload, Payload::ContactErased(_))
+        })
+        .map(|(_, e)| (e.business_id.clone(), e.contact_id.clone()))
+        .collect()
+}
+
+#[async_trait]
+impl ResultSink for ClickHouseSink {
+    async fn write(&self, out: &PartitionOutput) -> Result<(), SinkError> {
+        self.insert_output(out).await?;
         for e in out.events.iter().map(|a| &a.event) {
             if matches!(e.payload, Payload::ContactErased(_)) {
                 self.erase(out.partition, &e.business_id, &e.contact_id)
@@ -285,6 +308,10 @@ impl ResultSink for ClickHouseSink {
         } else {
             Vec::new()
         };
+        let erased = erasures_since(&rows, &events, last_batch);
+        for (business_id, contact_id) in &erased {
+            self.erase(partition, business_id, contact_id).await?;
+        }
         let profiles: Vec<ProfileRow> = self
             .fetch(
                 "SELECT ?fields FROM contact_profiles FINAL WHERE partition = ?",
