@@ -308,6 +308,43 @@ impl ResultSink for CrashAfterEvents {
     }
 }
 
+/// One staged crash: a broker and a ClickHouse database of its own, `stream` produced, and one
+/// run of the processor at noon over the sink `wrap` makes crash. What the tests restart from.
+struct Crashed {
+    cfg: keyflow::config::Config,
+    clock: pipeline::clock::ManualClock,
+    shared: Arc<pipeline::clock::ManualClock>,
+    ch: clickhouse::Client,
+    _broker: pipeline::kafka::broker::EmbeddedBroker,
+    _dir: tempfile::TempDir,
+}
+
+async fn crash_once(
+    ch: sinks::clickhouse::ClickHouseConfig,
+    stream: &[keyflow::demo::generator::DemoMessage],
+    wrap: impl FnOnce(Arc<dyn ResultSink>) -> Arc<dyn ResultSink>,
+) -> Crashed {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let broker = broker(dir.path(), &mut cfg).await;
+    cfg.processing.batch_max_events = 60;
+    cfg.clickhouse = ch;
+    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, stream)
+        .await
+        .unwrap();
+    let (clock, shared) = clock("2026-11-20T12:00:00Z");
+    run_to_injected_crash(&mut cfg, shared.clone(), wrap).await;
+    Crashed {
+        ch: ch_client(&cfg.clickhouse),
+        cfg,
+        clock,
+        shared,
+        _broker: broker,
+        _dir: dir,
+    }
+}
+
 /// Runs the processor over a sink that `wrap` makes fail, until the injected crash stops it.
 async fn run_to_injected_crash(
     cfg: &mut keyflow::config::Config,
@@ -616,26 +653,22 @@ async fn events_without_prompts(ch: &clickhouse::Client) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_the_events_and_the_signals_insert_loses_no_prompt() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    let _broker = broker(dir.path(), &mut cfg).await;
-    cfg.processing.batch_max_events = 60;
-    cfg.clickhouse = clickhouse();
     let stream = demo_stream();
     let total = stream.len() as u64;
-    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &stream)
-        .await
-        .unwrap();
-    let (_, shared) = clock("2026-11-20T12:00:00Z");
-    run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
+    let Crashed {
+        mut cfg,
+        shared,
+        ch,
+        _broker,
+        _dir,
+        ..
+    } = crash_once(clickhouse(), &stream, |inner| {
         Arc::new(CrashAfterEvents {
             inner,
             crashed: AtomicBool::new(false),
         })
     })
     .await;
-    let ch = ch_client(&cfg.clickhouse);
     let stranded = events_without_prompts(&ch).await;
     assert!(stranded > 0, "the crashed write stored events with prompts");
 
@@ -712,10 +745,6 @@ impl ResultSink for CrashBeforeProfiles {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_announced_for_good() {
     use pipeline::event::{BookingCreated, ContactCreated, Payload};
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    let _broker = broker(dir.path(), &mut cfg).await;
-    cfg.clickhouse = clickhouse();
     // A booking created this morning for tonight, not confirmed: a Next Action at noon.
     let stream = [
         msg(
@@ -742,12 +771,7 @@ async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_anno
             }),
         ),
     ];
-    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &stream)
-        .await
-        .unwrap();
-    let (manual, shared) = clock("2026-11-20T12:00:00Z");
-    run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
+    let mut crashed = crash_once(clickhouse(), &stream, |inner| {
         Arc::new(CrashBeforeProfiles {
             inner,
             crashed: AtomicBool::new(false),
@@ -757,8 +781,13 @@ async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_anno
 
     // The restart republishes the stored "opened". By midnight the booking has started: the
     // item is gone, and its resolution must be signalled although no profile held it.
-    manual.set(t("2026-11-21T00:00:00Z"));
-    run_to_end(&mut cfg, shared, 2).await.stop().await.unwrap();
+    crashed.clock.set(t("2026-11-21T00:00:00Z"));
+    let cfg = &mut crashed.cfg;
+    run_to_end(cfg, crashed.shared, 2)
+        .await
+        .stop()
+        .await
+        .unwrap();
     let published = read_signals(cfg.brokers.as_deref().unwrap(), &cfg.topics.signals).await;
     let changes: Vec<&str> = published
         .iter()
@@ -824,26 +853,23 @@ async fn secrets_left(ch: &clickhouse::Client) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_the_erase_is_repaired_by_the_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    let _broker = broker(dir.path(), &mut cfg).await;
-    cfg.clickhouse = clickhouse();
-    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
-    keyflow::demo::produce_all(&producer, &cfg.topics, &common::script::gdpr())
-        .await
-        .unwrap();
-    let (_, shared) = clock("2026-11-20T12:00:00Z");
-    let url = cfg.clickhouse.url.clone().unwrap();
-    let ch_cfg = cfg.clickhouse.clone();
-    run_to_injected_crash(&mut cfg, shared.clone(), |inner| {
+    let ch_cfg = clickhouse();
+    let direct = sinks::clickhouse::ClickHouseSink::new(&ch_cfg, ch_cfg.url.as_deref().unwrap());
+    let Crashed {
+        mut cfg,
+        shared,
+        ch,
+        _broker,
+        _dir,
+        ..
+    } = crash_once(ch_cfg, &common::script::gdpr(), |inner| {
         Arc::new(CrashBeforeErase {
             inner,
-            direct: sinks::clickhouse::ClickHouseSink::new(&ch_cfg, &url),
+            direct,
             crashed: AtomicBool::new(false),
         })
     })
     .await;
-    let ch = ch_client(&cfg.clickhouse);
     assert!(
         !secrets_left(&ch).await.is_empty(),
         "the crashed write stored the contact's events unredacted"
