@@ -98,7 +98,7 @@ async fn outcome(cfg: &Config, store: Store) -> Outcome {
 
 async fn sigkill_at_ten_points(store: Store) {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = KeptOnFailure::new();
     let mut base = config(dir.path());
     let _broker = broker(dir.path(), &mut base).await;
     base.processing.batch_max_events = 50;

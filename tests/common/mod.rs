@@ -19,6 +19,34 @@ use pipeline::event::{Event, Payload};
 use pipeline::kafka::broker::EmbeddedBroker;
 use pipeline::kafka::{client_config, topics};
 
+/// A test's directory, kept when the test fails (the broker's data with the signals topic,
+/// the child processes' logs, the embedded stores) so the failure can be examined afterwards;
+/// deleted as usual when it passes. A failed ClickHouse test keeps its databases as well.
+pub struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    pub fn new() -> Self {
+        Self(Some(tempfile::tempdir().unwrap()))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("held until dropped").path()
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(dir) = self.0.take() {
+                eprintln!(
+                    "the failed test's files are kept in {}",
+                    dir.keep().display()
+                );
+            }
+        }
+    }
+}
+
 pub fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
