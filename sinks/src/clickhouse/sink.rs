@@ -3,10 +3,12 @@
 //! One micro-batch of one partition is a few inserts, events first and profiles after the
 //! signals: whatever the profiles reflect is then always in `events`, and every stored change
 //! has its signals stored, so a crash between inserts is repaired by the rebuild and replay
-//! (see `sql/clickhouse/README.md` for why replays leave the views unchanged). The partition's
-//! latest batch of signals is read back on recovery for the processor to republish, and the
-//! events of a write that crashed before its signals were stored are handed back for their
-//! flow-feed prompts (`Recovered::unsignalled`).
+//! (see `sql/clickhouse/README.md` for why replays leave the views unchanged). On recovery the
+//! partition's latest batch of signals is read back for the processor to republish, its latest
+//! batch of changes for the rebuilt state to take as written (`Recovered::signalled`: a crash
+//! may have stored them without the profiles), the events of a write that crashed before its
+//! signals were stored are handed back for their flow-feed prompts (`Recovered::unsignalled`),
+//! and the erasures a crash may have cut short are done again.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
