@@ -274,33 +274,78 @@ impl ResultSink for CrashAfterInsert {
     }
 }
 
-/// On the first write with flow-feed prompts stores the events alone and reports a crash: what
-/// ClickHouse holds when the process dies between the events insert and the signals insert.
-struct CrashAfterEvents {
+/// Where a staged crash cuts one ClickHouse write short: what the table-by-table write leaves
+/// behind when the process dies at that point.
+enum Cut {
+    /// On the first write with flow-feed prompts: its events stored, not its signals.
+    AfterEvents,
+    /// On the first write that opens a Next Action: all stored but its profiles and score
+    /// changes.
+    BeforeProfiles,
+    /// On the first write that erases a contact: every insert done (through this sink), not
+    /// the erase.
+    BeforeErase(Box<sinks::clickhouse::ClickHouseSink>),
+}
+
+/// Passes writes through, but cuts the first write that `cut` picks short and reports a crash.
+struct CrashOnce {
     inner: Arc<dyn ResultSink>,
+    cut: Cut,
     crashed: AtomicBool,
 }
 
-#[async_trait]
-impl ResultSink for CrashAfterEvents {
-    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
-        let inner = &self.inner;
-        let prompts = output
-            .signals
-            .iter()
-            .any(|s| s.kind == pipeline::signals::FEED_PROMPT);
-        if !prompts || self.crashed.swap(true, Ordering::SeqCst) {
-            return inner.write(output).await;
+impl CrashOnce {
+    fn wrap(cut: Cut) -> impl FnOnce(Arc<dyn ResultSink>) -> Arc<dyn ResultSink> {
+        move |inner| {
+            Arc::new(CrashOnce {
+                inner,
+                cut,
+                crashed: AtomicBool::new(false),
+            })
         }
-        let events_only = PartitionOutput {
-            partition: output.partition,
-            events: output.events.clone(),
-            ..Default::default()
+    }
+}
+
+#[async_trait]
+impl ResultSink for CrashOnce {
+    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
+        let signals = |kind| output.signals.iter().any(|s| s.kind == kind);
+        let hit = match &self.cut {
+            Cut::AfterEvents => signals(pipeline::signals::FEED_PROMPT),
+            Cut::BeforeProfiles => signals(pipeline::signals::ACTION_OPENED),
+            Cut::BeforeErase(_) => output
+                .events
+                .iter()
+                .any(|a| matches!(a.event.payload, pipeline::event::Payload::ContactErased(_))),
         };
-        inner.write(&events_only).await?;
-        Err(SinkError::Permanent(
-            "injected crash after the events insert, before the signals".into(),
-        ))
+        if !hit || self.crashed.swap(true, Ordering::SeqCst) {
+            return self.inner.write(output).await;
+        }
+        let at = match &self.cut {
+            Cut::AfterEvents => {
+                let events_only = PartitionOutput {
+                    partition: output.partition,
+                    events: output.events.clone(),
+                    ..Default::default()
+                };
+                self.inner.write(&events_only).await?;
+                "after the events insert, before the signals"
+            }
+            Cut::BeforeProfiles => {
+                let without_profiles = PartitionOutput {
+                    profiles: Vec::new(),
+                    changes: Vec::new(),
+                    ..output.clone()
+                };
+                self.inner.write(&without_profiles).await?;
+                "after the signals insert, before the profiles"
+            }
+            Cut::BeforeErase(direct) => {
+                direct.insert_output(output).await?;
+                "after the inserts, before the erase"
+            }
+        };
+        Err(SinkError::Permanent(format!("injected crash {at}")))
     }
 
     async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
@@ -662,13 +707,7 @@ async fn a_crash_between_the_events_and_the_signals_insert_loses_no_prompt() {
         _broker,
         _dir,
         ..
-    } = crash_once(clickhouse(), &stream, |inner| {
-        Arc::new(CrashAfterEvents {
-            inner,
-            crashed: AtomicBool::new(false),
-        })
-    })
-    .await;
+    } = crash_once(clickhouse(), &stream, CrashOnce::wrap(Cut::AfterEvents)).await;
     let stranded = events_without_prompts(&ch).await;
     assert!(stranded > 0, "the crashed write stored events with prompts");
 
@@ -705,40 +744,6 @@ async fn a_crash_between_the_events_and_the_signals_insert_loses_no_prompt() {
     drop_database(&cfg.clickhouse).await;
 }
 
-/// On the first write that opens a Next Action stores everything but the profiles and score
-/// changes, then reports a crash: what ClickHouse holds when the process dies between the
-/// signals insert and the profiles insert.
-struct CrashBeforeProfiles {
-    inner: Arc<dyn ResultSink>,
-    crashed: AtomicBool,
-}
-
-#[async_trait]
-impl ResultSink for CrashBeforeProfiles {
-    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
-        let opens = output
-            .signals
-            .iter()
-            .any(|s| s.kind == pipeline::signals::ACTION_OPENED);
-        if !opens || self.crashed.swap(true, Ordering::SeqCst) {
-            return self.inner.write(output).await;
-        }
-        let without_profiles = PartitionOutput {
-            profiles: Vec::new(),
-            changes: Vec::new(),
-            ..output.clone()
-        };
-        self.inner.write(&without_profiles).await?;
-        Err(SinkError::Permanent(
-            "injected crash after the signals insert, before the profiles".into(),
-        ))
-    }
-
-    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
-        self.inner.recover(partition).await
-    }
-}
-
 /// Seen in CI as a Next Action left open after SIGKILLs: the crashed write's signals were
 /// republished, but the rebuilt state compared the replay against the older stored profile,
 /// so when the replay no longer had the item nothing resolved it.
@@ -771,13 +776,7 @@ async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_anno
             }),
         ),
     ];
-    let mut crashed = crash_once(clickhouse(), &stream, |inner| {
-        Arc::new(CrashBeforeProfiles {
-            inner,
-            crashed: AtomicBool::new(false),
-        })
-    })
-    .await;
+    let mut crashed = crash_once(clickhouse(), &stream, CrashOnce::wrap(Cut::BeforeProfiles)).await;
 
     // The restart republishes the stored "opened". By midnight the booking has started: the
     // item is gone, and its resolution must be signalled although no profile held it.
@@ -807,36 +806,6 @@ async fn a_crash_between_the_signals_and_the_profiles_insert_leaves_nothing_anno
     drop_database(&cfg.clickhouse).await;
 }
 
-/// On the write that erases a contact, stores everything but does not erase, then reports a
-/// crash: what ClickHouse holds when the process dies between a write's inserts and its
-/// erasures.
-struct CrashBeforeErase {
-    inner: Arc<dyn ResultSink>,
-    direct: sinks::clickhouse::ClickHouseSink,
-    crashed: AtomicBool,
-}
-
-#[async_trait]
-impl ResultSink for CrashBeforeErase {
-    async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
-        let erases = output
-            .events
-            .iter()
-            .any(|a| matches!(a.event.payload, pipeline::event::Payload::ContactErased(_)));
-        if !erases || self.crashed.swap(true, Ordering::SeqCst) {
-            return self.inner.write(output).await;
-        }
-        self.direct.insert_output(output).await?;
-        Err(SinkError::Permanent(
-            "injected crash after the inserts, before the erase".into(),
-        ))
-    }
-
-    async fn recover(&self, partition: i32) -> Result<Recovered, SinkError> {
-        self.inner.recover(partition).await
-    }
-}
-
 /// The personal data of an erased contact still stored in `events` and `signals`.
 async fn secrets_left(ch: &clickhouse::Client) -> Vec<String> {
     let mut left = ch
@@ -862,13 +831,11 @@ async fn a_crash_before_the_erase_is_repaired_by_the_restart() {
         _broker,
         _dir,
         ..
-    } = crash_once(ch_cfg, &common::script::gdpr(), |inner| {
-        Arc::new(CrashBeforeErase {
-            inner,
-            direct,
-            crashed: AtomicBool::new(false),
-        })
-    })
+    } = crash_once(
+        ch_cfg,
+        &common::script::gdpr(),
+        CrashOnce::wrap(Cut::BeforeErase(Box::new(direct))),
+    )
     .await;
     assert!(
         !secrets_left(&ch).await.is_empty(),
