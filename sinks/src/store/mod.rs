@@ -33,6 +33,8 @@ pub enum StoreError {
         what: &'static str,
         source: serde_arrow::Error,
     },
+    #[error("de-duplicating stored profiles: {0}")]
+    Dedupe(#[source] datafusion::arrow::error::ArrowError),
     #[error("stored event {event_id} cannot be read back: {detail}")]
     Event { event_id: String, detail: String },
     #[error("{path}: a stored signal cannot be read back: {detail}")]
@@ -144,11 +146,11 @@ impl EmbeddedStore {
 
     /// The latest version of each contact of `partition`.
     pub fn latest_profiles(&self, partition: i32) -> Result<Vec<ContactProfile>, StoreError> {
-        let mut latest: HashMap<(String, String), ContactProfile> = HashMap::new();
-        for p in self.profile_versions(partition)? {
-            latest.insert((p.business_id.clone(), p.contact_id.clone()), p);
-        }
-        let mut out: Vec<_> = latest.into_values().collect();
+        let versions = self.inner.segments.read(Kind::Profiles, partition)?;
+        let Some(latest) = rows::latest_profile_rows(&versions).map_err(StoreError::Dedupe)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = rows::profiles_from(&latest).map_err(rows_err("profiles"))?;
         out.sort_by(|a, b| (&a.business_id, &a.contact_id).cmp(&(&b.business_id, &b.contact_id)));
         Ok(out)
     }
@@ -290,6 +292,7 @@ impl EmbeddedStore {
     /// The merged file is named by the run's seq range and supersedes the run's files once in
     /// place, so a crash before they are deleted leaves no duplicates (see [`segments`]).
     fn merge_small(&self, kind: Kind, p: i32) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         let segs = &self.inner.segments;
         let all = segs.list(kind, p)?;
         let run: Vec<Segment> = all
@@ -310,18 +313,11 @@ impl EmbeddedStore {
         }
         let batches = match kind {
             Kind::Events | Kind::Signals => batches,
-            Kind::Profiles => {
-                // Keep only the newest version of each contact within the run.
-                let mut latest: HashMap<(String, String), ContactProfile> = HashMap::new();
-                for b in &batches {
-                    for pr in rows::profiles_from(b).map_err(rows_err("profiles"))? {
-                        latest.insert((pr.business_id.clone(), pr.contact_id.clone()), pr);
-                    }
-                }
-                let mut rows: Vec<_> = latest.into_values().collect();
-                rows.sort_by_key(|r| r.evaluated_at);
-                vec![rows::profiles_batch(&rows).map_err(rows_err("profiles"))?]
-            }
+            // Keep only the newest version of each contact within the run.
+            Kind::Profiles => rows::latest_profile_rows(&batches)
+                .map_err(StoreError::Dedupe)?
+                .into_iter()
+                .collect(),
         };
         let schema = match kind {
             Kind::Events => rows::schema(&rows::event_fields()),
@@ -330,7 +326,13 @@ impl EmbeddedStore {
         };
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         segs.replace(kind, p, &run, &schema, &batches)?;
-        tracing::debug!(partition = p, kind = ?kind, merged = run.len(), "segments merged");
+        tracing::debug!(
+            partition = p,
+            kind = ?kind,
+            merged = run.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "segments merged"
+        );
         Ok(())
     }
 
@@ -471,6 +473,51 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len() as i64, writes, "every event once");
         assert_eq!(recovered.events.len() as i64, writes, "no event twice");
+    }
+
+    #[tokio::test]
+    async fn merged_profile_segments_keep_each_contacts_newest_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let writes = 2 * (store.inner.merge_after as i64 + 1);
+        for i in 0..writes {
+            let mut out = one_event(i);
+            // Two contacts, each evaluated again by every write.
+            out.profiles = ["c0", "c1"]
+                .into_iter()
+                .map(|c| ContactProfile {
+                    business_id: "b".into(),
+                    contact_id: c.into(),
+                    partition: 2,
+                    lead_score: i,
+                    evaluated_at: 1_700_000_000_000 + i,
+                    ..Default::default()
+                })
+                .collect();
+            store.write(&out).await.unwrap();
+        }
+        let files = store.inner.segments.list(Kind::Profiles, 2).unwrap();
+        assert!(
+            files.len() <= store.inner.merge_after,
+            "{} files",
+            files.len()
+        );
+        let merged = files
+            .iter()
+            .find(|s| s.first < s.seq)
+            .expect("a merged range");
+        let rows: usize = Segments::read_file(&merged.path)
+            .unwrap()
+            .iter()
+            .map(RecordBatch::num_rows)
+            .sum();
+        assert_eq!(rows, 2, "one version per contact in a merged file");
+        let latest = store.latest_profiles(2).unwrap();
+        let scores: Vec<(&str, i64)> = latest
+            .iter()
+            .map(|p| (p.contact_id.as_str(), p.lead_score))
+            .collect();
+        assert_eq!(scores, vec![("c0", writes - 1), ("c1", writes - 1)]);
     }
 
     #[tokio::test]

@@ -4,10 +4,14 @@
 use std::sync::Arc;
 
 use chrono::DateTime;
-use datafusion::arrow::array::RecordBatch;
+use std::collections::HashMap;
+
+use datafusion::arrow::array::{AsArray, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit,
+    DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
+use datafusion::arrow::error::ArrowError;
 use pipeline::event::Event;
 use pipeline::profile::ContactProfile;
 use pipeline::sink::AcceptedEvent;
@@ -257,4 +261,75 @@ pub fn events_from(batch: &RecordBatch) -> Result<Vec<StoredEvent>, serde_arrow:
 
 pub fn profiles_from(batch: &RecordBatch) -> Result<Vec<ContactProfile>, serde_arrow::Error> {
     serde_arrow::from_record_batch(batch)
+}
+
+/// The newest version of each contact among `batches` of profile rows (of two rows of one
+/// contact the later wins), ordered by `evaluated_at`, then by position. It works on the Arrow
+/// columns and copies only the rows it keeps: a merge or a recovery decodes no row it drops
+/// (decoding every version was most of a profile merge's 0.5-1.1 s).
+pub fn latest_profile_rows(batches: &[RecordBatch]) -> Result<Option<RecordBatch>, ArrowError> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = concat_batches(&first.schema(), batches)?;
+    let text = |name: &str| -> Result<&StringArray, ArrowError> {
+        all.column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .ok_or_else(|| ArrowError::SchemaError(format!("profile rows need a Utf8 {name}")))
+    };
+    let (business, contact) = (text("business_id")?, text("contact_id")?);
+    let at = all
+        .column_by_name("evaluated_at")
+        .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+        .ok_or_else(|| {
+            ArrowError::SchemaError("profile rows need a millisecond evaluated_at".into())
+        })?;
+    let mut latest: HashMap<(&str, &str), u32> = HashMap::with_capacity(all.num_rows());
+    for i in 0..all.num_rows() {
+        latest.insert((business.value(i), contact.value(i)), i as u32);
+    }
+    let mut keep: Vec<u32> = latest.into_values().collect();
+    keep.sort_unstable_by_key(|&i| (at.value(i as usize), i));
+    take_record_batch(&all, &UInt32Array::from(keep)).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(contact: &str, lead_score: i64, evaluated_at: i64) -> ContactProfile {
+        ContactProfile {
+            business_id: "b".into(),
+            contact_id: contact.into(),
+            lead_score,
+            evaluated_at,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_latest_version_of_each_contact_is_kept_in_evaluation_order() {
+        let batches = [
+            profiles_batch(&[version("c1", 1, 10), version("c2", 2, 20)]).unwrap(),
+            profiles_batch(&[]).unwrap(),
+            profiles_batch(&[version("c3", 3, 15), version("c1", 5, 30)]).unwrap(),
+        ];
+        let latest = latest_profile_rows(&batches).unwrap().unwrap();
+        assert_eq!(
+            profiles_from(&latest).unwrap(),
+            vec![
+                version("c3", 3, 15),
+                version("c2", 2, 20),
+                version("c1", 5, 30)
+            ]
+        );
+        assert_eq!(latest_profile_rows(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn rows_without_the_key_columns_are_refused_by_name() {
+        let events = events_batch(&[]).unwrap();
+        let err = latest_profile_rows(&[events]).unwrap_err();
+        assert!(err.to_string().contains("evaluated_at"), "{err}");
+    }
 }
