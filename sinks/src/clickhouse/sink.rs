@@ -260,32 +260,25 @@ impl ResultSink for ClickHouseSink {
                 partition,
             )
             .await?;
-        // Signals alone (changes as time passes) also take a batch number.
-        let last_batch = self
-            .fetch::<u64>(
-                "SELECT max(batch) FROM signals WHERE partition = ?",
+        // Signals alone (changes as time passes) also take a batch number. The latest batch of
+        // signals, and the latest with changes (not only prompts): that write may have stored
+        // its signals and not its profiles.
+        let (last_batch, last_changes) = self
+            .fetch::<(u64, u64)>(
+                "SELECT max(batch), maxIf(batch, type != 'ai.feed.prompt') FROM signals \
+                 WHERE partition = ?",
                 partition,
             )
             .await?
             .first()
             .copied()
-            .unwrap_or(0);
+            .unwrap_or((0, 0));
         let max_block = rows.iter().map(|r| r.ingest_seq >> 20).max().unwrap_or(0);
         self.next_seq
             .lock()
             .expect("seq lock")
             .insert(partition, max_block.max(last_batch) + 1);
         let unpublished = self.batch_signals(partition, last_batch).await?;
-        // The latest write with changes to signal may have stored them and not its profiles.
-        let last_changes = self
-            .fetch::<u64>(
-                "SELECT max(batch) FROM signals WHERE partition = ? AND type != 'ai.feed.prompt'",
-                partition,
-            )
-            .await?
-            .first()
-            .copied()
-            .unwrap_or(0);
         let signalled = if last_changes == last_batch {
             unpublished.clone()
         } else {
