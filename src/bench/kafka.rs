@@ -5,6 +5,7 @@
 //! a live stream at a fixed rate plus probe events, each timed from its send until the API shows
 //! the score it changed.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use pipeline::kafka::{client_config, topics};
 use pipeline::status::{ProcessorStatus, Stage};
 use rand::SeedableRng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +60,10 @@ pub struct Freshness {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The same probes timed from their send until a bare rdkafka consumer of the broker
+    /// received them: the part of the delay the pipeline cannot remove (p50, p99, probes seen).
+    #[serde(default)]
+    pub broker_ms: Option<(f64, f64, u64)>,
     /// Micro-batches the processor committed during the live stream.
     #[serde(default)]
     pub batches: u64,
@@ -376,6 +382,16 @@ async fn freshness(
         ..Default::default()
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    // The topic the probes go to.
+    let (bookings, _) = event(
+        String::new(),
+        "",
+        Payload::BookingCompleted(BookingRef {
+            booking_id: String::new(),
+        }),
+    );
+    let watcher = ProbeWatcher::start(&running.bootstrap, base, &bookings)?;
+    let mut sent_at_of = Vec::new();
     let (busy_before, batches_before) = busy_now(&running.status);
     let produced = Arc::new(AtomicU64::new(0));
     let total = u64::from(args.fresh_rate) * args.fresh_seconds;
@@ -408,14 +424,16 @@ async fn freshness(
             let i = probe_tasks.len() % PROBES;
             expected[i] += 1;
             let c = probes[i].clone();
+            let id = format!("{c}-done-{}", expected[i]);
             let (topic, payload) = event(
-                format!("{c}-done-{}", expected[i]),
+                id.clone(),
                 &c,
                 Payload::BookingCompleted(BookingRef {
                     booking_id: format!("{c}-b{}", expected[i]),
                 }),
             );
             let sent_at = Instant::now();
+            sent_at_of.push((id, sent_at));
             let delivery = prod
                 .send_result(FutureRecord::to(&topic).key(&c).payload(&payload))
                 .map_err(|(e, _)| e)?;
@@ -445,6 +463,22 @@ async fn freshness(
         }
     }
     lat.sort_by(f64::total_cmp);
+    let seen = watcher.stop().await?;
+    let mut broker: Vec<f64> = sent_at_of
+        .iter()
+        .filter_map(|(id, sent)| seen.get(id).map(|at| (*at - *sent).as_secs_f64() * 1000.0))
+        .collect();
+    broker.sort_by(f64::total_cmp);
+    let broker_ms = (!broker.is_empty()).then(|| {
+        (
+            quantile(&broker, 0.5),
+            quantile(&broker, 0.99),
+            broker.len() as u64,
+        )
+    });
+    if let Some((p50, p99, n)) = broker_ms {
+        println!("  freshness: a bare consumer received {n} probes after p50 {p50:.0} ms, p99 {p99:.0} ms");
+    }
     let (busy_after, batches_after) = busy_now(&running.status);
     let busy = busy_between(&busy_before, &busy_after);
     let batches = batches_after - batches_before;
@@ -460,7 +494,57 @@ async fn freshness(
         p50_ms: quantile(&lat, 0.5),
         p99_ms: quantile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(f64::NAN),
+        broker_ms,
     })
+}
+
+/// A bare rdkafka consumer of the probes' topic from its end, noting when each probe arrives
+/// (by event id): the freshness a consumer of the broker could reach at best in this run.
+struct ProbeWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<HashMap<String, Instant>>>,
+}
+
+impl ProbeWatcher {
+    fn start(bootstrap: &str, base: &Config, topic: &str) -> anyhow::Result<Self> {
+        let mut cfg = client_config(bootstrap, &base.kafka);
+        cfg.set("group.id", "bench-probe-watcher")
+            .set("enable.auto.commit", "false");
+        let consumer: BaseConsumer = cfg.create()?;
+        let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let mut assignment = rdkafka::TopicPartitionList::new();
+        for t in meta.topics() {
+            for p in t.partitions() {
+                assignment.add_partition_offset(topic, p.id(), rdkafka::Offset::End)?;
+            }
+        }
+        consumer.assign(&assignment)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut seen = HashMap::new();
+            while !stopped.load(Ordering::Relaxed) {
+                let Some(m) = consumer.poll(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let at = Instant::now();
+                let m = m?;
+                if !m.key().is_some_and(|k| k.starts_with(b"bench-probe-")) {
+                    continue;
+                }
+                if let Some(Ok(e)) = m.payload().map(serde_json::from_slice::<Event>) {
+                    seen.insert(e.event_id, at);
+                }
+            }
+            Ok(seen)
+        });
+        Ok(Self { stop, task })
+    }
+
+    async fn stop(self) -> anyhow::Result<HashMap<String, Instant>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await?
+    }
 }
 
 /// The few API reads the freshness probes make.

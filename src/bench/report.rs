@@ -47,6 +47,9 @@ pub fn markdown(r: &Results) -> String {
         }
         if let Some(f) = &k.freshness {
             let _ = writeln!(md, "| Freshness at {} events/s (produce -> score visible in the API), {} probes | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, {} timed out | p99 < 500 ms | {} |", n(f64::from(f.rate)), f.probes, f.p50_ms, f.p99_ms, f.max_ms, f.timed_out, status(f.p99_ms < 500.0 && f.timed_out == 0));
+            if let Some((p50, p99, seen)) = f.broker_ms {
+                let _ = writeln!(md, "| The same probes, produce -> received by a bare consumer (the broker's share), {seen} probes | p50 {p50:.0} ms, p99 {p99:.0} ms | (reported) | - |");
+            }
         }
     }
     if let Some(e) = &r.engine {
