@@ -3,7 +3,8 @@
 //! pipeline into the embedded store and by the pipeline into ClickHouse, each in its own consumer
 //! group from the start of the topics. Then freshness: with the embedded pipeline caught up,
 //! a live stream at a fixed rate plus probe events, each timed from its send until the API shows
-//! the score it changed.
+//! the score it changed (and until the broker acked it). Last, the freshness limit: the same
+//! stream and probes with no pipeline running, timed until a bare consumer receives them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,6 +49,10 @@ pub struct KafkaResult {
     pub clickhouse: Option<Throughput>,
     pub clickhouse_error: Option<String>,
     pub freshness: Option<Freshness>,
+    /// The same live stream and probes read by a bare consumer, no pipeline running: the
+    /// freshness limit of the broker.
+    #[serde(default)]
+    pub freshness_limit: Option<Freshness>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,10 +65,9 @@ pub struct Freshness {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// The same probes timed from their send until a bare rdkafka consumer of the broker
-    /// received them: the part of the delay the pipeline cannot remove (p50, p99, probes seen).
+    /// Send -> the broker's ack (acks=all) of the same probes: p50, p99.
     #[serde(default)]
-    pub broker_ms: Option<(f64, f64, u64)>,
+    pub ack_ms: Option<(f64, f64)>,
     /// Micro-batches the processor committed during the live stream.
     #[serde(default)]
     pub batches: u64,
@@ -161,7 +165,7 @@ pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Re
         "freshness: {} events/s for {} s with probes",
         args.fresh_rate, args.fresh_seconds
     ));
-    let fresh = freshness(args, &running, &base).await?;
+    let fresh = freshness(args, Probed::Api(&running), &base).await?;
     p(&format!(
         "freshness: p50 {:.0} ms, p99 {:.0} ms over {} probes ({} timed out)",
         fresh.p50_ms, fresh.p99_ms, fresh.probes, fresh.timed_out
@@ -184,6 +188,17 @@ pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Re
             r.clickhouse_error = Some(format!("{e:#}"));
         }
     }
+
+    p(&format!(
+        "freshness limit: {} events/s for {} s with probes, read by a bare consumer",
+        args.fresh_rate, args.fresh_seconds
+    ));
+    let limit = freshness(args, Probed::Broker(&bootstrap), &base).await?;
+    p(&format!(
+        "freshness limit: p50 {:.0} ms, p99 {:.0} ms over {} probes ({} not seen)",
+        limit.p50_ms, limit.p99_ms, limit.probes, limit.timed_out
+    ));
+    r.freshness_limit = Some(limit);
     broker.stop().await;
     Ok(r)
 }
@@ -328,11 +343,21 @@ fn event(id: String, contact: &str, payload: Payload) -> (String, Vec<u8>) {
     )
 }
 
-/// Probe contacts (never touched by the live stream) whose completed-booking count each probe
-/// raises by one; the delay is from the probe's send until the API answers with the new count.
+/// Where the freshness probes are timed to.
+enum Probed<'a> {
+    /// The API of a running pipeline: probe contacts (never touched by the live stream) whose
+    /// completed-booking count each probe raises by one, timed until the API shows it.
+    Api(&'a crate::run::Running),
+    /// A bare rdkafka consumer of the probes' topic, with no pipeline running: the freshness
+    /// limit, the share of the delay that is the broker's.
+    Broker(&'a str),
+}
+
+/// A live stream at `args.fresh_rate` events/s for `args.fresh_seconds`, with a probe event
+/// every 50 ms timed from its send until `probed` sees it (and until the broker acks it).
 async fn freshness(
     args: &BenchArgs,
-    running: &crate::run::Running,
+    probed: Probed<'_>,
     base: &Config,
 ) -> anyhow::Result<Freshness> {
     const PROBES: usize = 16;
@@ -340,48 +365,24 @@ async fn freshness(
     // 1 s freshness made 10,000 requests/s against the process measured (on 2 cores). A probe
     // is seen up to this much late, so the figures err on the slow side.
     const PROBE_POLL: Duration = Duration::from_millis(10);
+    let bootstrap = match probed {
+        Probed::Api(running) => running.bootstrap.as_str(),
+        Probed::Broker(bootstrap) => bootstrap,
+    };
     let prod = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &running.bootstrap)
+        .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("acks", "all")
         .create::<rdkafka::producer::FutureProducer>()?;
-    let url = format!("http://{}", running.api_addr);
-    let http = reqwest_like::Http::new(&url, KEY);
     let probes: Vec<String> = (0..PROBES).map(|i| format!("bench-probe-{i}")).collect();
-    for c in &probes {
-        let (topic, payload) = event(
-            format!("{c}-created"),
-            c,
-            Payload::ContactCreated(ContactCreated {
-                name: format!("Probe {c}"),
-                ..Default::default()
-            }),
-        );
-        prod.send(
-            FutureRecord::to(&topic).key(c).payload(&payload),
-            Duration::from_secs(10),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
-    }
-    for c in &probes {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http.completed_bookings(c).await.is_none() {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "probe contact {c} never appeared"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    let (http, status) = match probed {
+        Probed::Api(running) => {
+            let http = reqwest_like::Http::new(&format!("http://{}", running.api_addr), KEY);
+            create_probe_contacts(&prod, &http, &probes).await?;
+            (Some(http), Some(&running.status))
         }
-    }
-
-    let spec = DemoSpec {
-        seed: args.seed,
-        businesses: BUSINESSES,
-        contacts_per_business: (args.events as f64 / 12.8 / BUSINESSES as f64).ceil() as usize,
-        ..Default::default()
+        Probed::Broker(_) => (None, None),
     };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
     // The topic the probes go to.
     let (bookings, _) = event(
         String::new(),
@@ -390,9 +391,19 @@ async fn freshness(
             booking_id: String::new(),
         }),
     );
-    let watcher = ProbeWatcher::start(&running.bootstrap, base, &bookings)?;
-    let mut sent_at_of = Vec::new();
-    let (busy_before, batches_before) = busy_now(&running.status);
+    let watcher = match probed {
+        Probed::Broker(bootstrap) => Some(ProbeWatcher::start(bootstrap, base, &bookings)?),
+        Probed::Api(_) => None,
+    };
+
+    let spec = DemoSpec {
+        seed: args.seed,
+        businesses: BUSINESSES,
+        contacts_per_business: (args.events as f64 / 12.8 / BUSINESSES as f64).ceil() as usize,
+        ..Default::default()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
+    let before = status.map(|s| busy_now(s));
     let produced = Arc::new(AtomicU64::new(0));
     let total = u64::from(args.fresh_rate) * args.fresh_seconds;
     let start = Instant::now();
@@ -433,20 +444,39 @@ async fn freshness(
                 }),
             );
             let sent_at = Instant::now();
-            sent_at_of.push((id, sent_at));
             let delivery = prod
                 .send_result(FutureRecord::to(&topic).key(&c).payload(&payload))
                 .map_err(|(e, _)| e)?;
             let (http, want) = (http.clone(), expected[i]);
             probe_tasks.push(tokio::spawn(async move {
-                let _ = delivery.await;
+                let acked = matches!(delivery.await, Ok(Ok(_)));
+                let ack_ms = acked.then(|| sent_at.elapsed().as_secs_f64() * 1000.0);
+                let Some(http) = http else {
+                    return Probe {
+                        id,
+                        sent_at,
+                        ack_ms,
+                        api_ms: None,
+                    };
+                };
                 let deadline = sent_at + Duration::from_secs(10);
                 loop {
                     if http.completed_bookings(&c).await.unwrap_or(0) >= want {
-                        return Some(sent_at.elapsed().as_secs_f64() * 1000.0);
+                        let api_ms = Some(sent_at.elapsed().as_secs_f64() * 1000.0);
+                        return Probe {
+                            id,
+                            sent_at,
+                            ack_ms,
+                            api_ms,
+                        };
                     }
                     if Instant::now() > deadline {
-                        return None;
+                        return Probe {
+                            id,
+                            sent_at,
+                            ack_ms,
+                            api_ms: None,
+                        };
                     }
                     tokio::time::sleep(PROBE_POLL).await;
                 }
@@ -454,52 +484,108 @@ async fn freshness(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let mut lat = Vec::new();
-    let mut timed_out = 0;
+    let mut probes_done = Vec::new();
     for t in probe_tasks {
-        match t.await? {
-            Some(ms) => lat.push(ms),
-            None => timed_out += 1,
+        probes_done.push(t.await?);
+    }
+    // A probe is seen by the watcher soon after the API would see it; give the last ones time.
+    let seen = match watcher {
+        Some(w) => {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            w.stop().await?
         }
-    }
-    lat.sort_by(f64::total_cmp);
-    let seen = watcher.stop().await?;
-    let mut broker: Vec<f64> = sent_at_of
+        None => HashMap::new(),
+    };
+    let mut lat: Vec<f64> = probes_done
         .iter()
-        .filter_map(|(id, sent)| seen.get(id).map(|at| (*at - *sent).as_secs_f64() * 1000.0))
+        .filter_map(|p| match &http {
+            Some(_) => p.api_ms,
+            None => seen
+                .get(&p.id)
+                .map(|at| (*at - p.sent_at).as_secs_f64() * 1000.0),
+        })
         .collect();
-    broker.sort_by(f64::total_cmp);
-    let broker_ms = (!broker.is_empty()).then(|| {
-        (
-            quantile(&broker, 0.5),
-            quantile(&broker, 0.99),
-            broker.len() as u64,
-        )
-    });
-    if let Some((p50, p99, n)) = broker_ms {
-        println!("  freshness: a bare consumer received {n} probes after p50 {p50:.0} ms, p99 {p99:.0} ms");
-    }
-    let (busy_after, batches_after) = busy_now(&running.status);
-    let busy = busy_between(&busy_before, &busy_after);
-    let batches = batches_after - batches_before;
-    println!("  freshness: {batches} batches; busy {}", show_busy(&busy));
+    lat.sort_by(f64::total_cmp);
+    let mut acks: Vec<f64> = probes_done.iter().filter_map(|p| p.ack_ms).collect();
+    acks.sort_by(f64::total_cmp);
+    let timed_out = probes_done.len() as u64 - lat.len() as u64;
+    let (busy, batches) = match (status, before) {
+        (Some(s), Some((busy_before, batches_before))) => {
+            let (busy_after, batches_after) = busy_now(s);
+            let busy = busy_between(&busy_before, &busy_after);
+            let batches = batches_after - batches_before;
+            println!("  freshness: {batches} batches; busy {}", show_busy(&busy));
+            (busy, batches)
+        }
+        _ => (Vec::new(), 0),
+    };
+    println!(
+        "  freshness: the broker acked the probes (acks=all) after p50 {:.0} ms, p99 {:.0} ms",
+        quantile(&acks, 0.5),
+        quantile(&acks, 0.99)
+    );
     Ok(Freshness {
         batches,
         busy,
         rate: args.fresh_rate,
         seconds: args.fresh_seconds,
         produced: produced.load(Ordering::Relaxed),
-        probes: lat.len() as u64 + timed_out,
+        probes: probes_done.len() as u64,
         timed_out,
         p50_ms: quantile(&lat, 0.5),
         p99_ms: quantile(&lat, 0.99),
         max_ms: lat.last().copied().unwrap_or(f64::NAN),
-        broker_ms,
+        ack_ms: Some((quantile(&acks, 0.5), quantile(&acks, 0.99))),
     })
 }
 
+/// One probe's send time and what became of it.
+struct Probe {
+    id: String,
+    sent_at: Instant,
+    /// Send -> the broker's ack (acks=all), unless the send failed.
+    ack_ms: Option<f64>,
+    /// Send -> the API showing the probe, unless it timed out or nobody asked the API.
+    api_ms: Option<f64>,
+}
+
+/// Creates the probe contacts and waits until the API knows each.
+async fn create_probe_contacts(
+    prod: &rdkafka::producer::FutureProducer,
+    http: &reqwest_like::Http,
+    probes: &[String],
+) -> anyhow::Result<()> {
+    for c in probes {
+        let (topic, payload) = event(
+            format!("{c}-created"),
+            c,
+            Payload::ContactCreated(ContactCreated {
+                name: format!("Probe {c}"),
+                ..Default::default()
+            }),
+        );
+        prod.send(
+            FutureRecord::to(&topic).key(c).payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    }
+    for c in probes {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http.completed_bookings(c).await.is_none() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "probe contact {c} never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
 /// A bare rdkafka consumer of the probes' topic from its end, noting when each probe arrives
-/// (by event id): the freshness a consumer of the broker could reach at best in this run.
+/// (by event id).
 struct ProbeWatcher {
     stop: Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<anyhow::Result<HashMap<String, Instant>>>,
@@ -519,6 +605,8 @@ impl ProbeWatcher {
             }
         }
         consumer.assign(&assignment)?;
+        // Resolve the end offsets before the first probe is sent.
+        let _ = consumer.poll(Duration::from_millis(500));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let task = tokio::task::spawn_blocking(move || {
