@@ -51,7 +51,7 @@ impl From<StoreError> for SinkError {
     }
 }
 
-/// Segments at most this large are merged once more than `merge_after` of them accumulate.
+/// Segments at most this large are merged once enough of them accumulate (`merge_threshold`).
 const SMALL_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug)]
@@ -288,7 +288,18 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Merges the newest run of small segments into one once it is longer than `merge_after`.
+    /// How many small segments of partition `p` may accumulate before they are merged:
+    /// `merge_after` for partitions 0, 3, 6..., a third more for 1, 4, 7... and two thirds
+    /// more for 2, 5, 8.... The processor writes a batch's partitions together, so with one threshold every partition
+    /// merged in the same write and that write's stall was all three merges sharing two
+    /// cores; staggered, a write holds at most one merge in most rounds.
+    fn merge_threshold(&self, p: i32) -> usize {
+        let every = self.inner.merge_after;
+        every + p.rem_euclid(3) as usize * every / 3
+    }
+
+    /// Merges the newest run of small segments into one once it is longer than the partition's
+    /// [`Self::merge_threshold`].
     /// The merged file is named by the run's seq range and supersedes the run's files once in
     /// place, so a crash before they are deleted leaves no duplicates (see [`segments`]).
     fn merge_small(&self, kind: Kind, p: i32) -> Result<(), StoreError> {
@@ -304,7 +315,7 @@ impl EmbeddedStore {
             .into_iter()
             .rev()
             .collect();
-        if run.len() <= self.inner.merge_after {
+        if run.len() <= self.merge_threshold(p) {
             return Ok(());
         }
         let mut batches: Vec<RecordBatch> = Vec::new();
@@ -452,13 +463,14 @@ mod tests {
     async fn small_segments_are_merged_without_losing_an_event() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let writes = 3 * (store.inner.merge_after as i64 + 1);
+        let threshold = store.merge_threshold(2);
+        let writes = 3 * (threshold as i64 + 1);
         for i in 0..writes {
             store.write(&one_event(i)).await.unwrap();
         }
         let segments = store.inner.segments.list(Kind::Events, 2).unwrap();
         assert!(
-            segments.len() <= store.inner.merge_after,
+            segments.len() <= threshold,
             "{} event segments after {writes} writes: never merged",
             segments.len()
         );
@@ -479,7 +491,8 @@ mod tests {
     async fn merged_profile_segments_keep_each_contacts_newest_version() {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        let writes = 2 * (store.inner.merge_after as i64 + 1);
+        let threshold = store.merge_threshold(2);
+        let writes = 2 * (threshold as i64 + 1);
         for i in 0..writes {
             let mut out = one_event(i);
             // Two contacts, each evaluated again by every write.
@@ -497,11 +510,7 @@ mod tests {
             store.write(&out).await.unwrap();
         }
         let files = store.inner.segments.list(Kind::Profiles, 2).unwrap();
-        assert!(
-            files.len() <= store.inner.merge_after,
-            "{} files",
-            files.len()
-        );
+        assert!(files.len() <= threshold, "{} files", files.len());
         let merged = files
             .iter()
             .find(|s| s.first < s.seq)
