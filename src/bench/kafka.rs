@@ -161,16 +161,7 @@ pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Re
     ));
     r.embedded = Some(embedded);
 
-    p(&format!(
-        "freshness: {} events/s for {} s with probes",
-        args.fresh_rate, args.fresh_seconds
-    ));
-    let fresh = freshness(args, Probed::Api(&running), &base).await?;
-    p(&format!(
-        "freshness: p50 {:.0} ms, p99 {:.0} ms over {} probes ({} timed out)",
-        fresh.p50_ms, fresh.p99_ms, fresh.probes, fresh.timed_out
-    ));
-    r.freshness = Some(fresh);
+    r.freshness = Some(freshness_phase(args, Probed::Api(&running), &base, p).await?);
     running.stop().await?;
 
     p("kafka: pipeline into ClickHouse");
@@ -189,16 +180,7 @@ pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Re
         }
     }
 
-    p(&format!(
-        "freshness limit: {} events/s for {} s with probes, read by a bare consumer",
-        args.fresh_rate, args.fresh_seconds
-    ));
-    let limit = freshness(args, Probed::Broker(&bootstrap), &base).await?;
-    p(&format!(
-        "freshness limit: p50 {:.0} ms, p99 {:.0} ms over {} probes ({} not seen)",
-        limit.p50_ms, limit.p99_ms, limit.probes, limit.timed_out
-    ));
-    r.freshness_limit = Some(limit);
+    r.freshness_limit = Some(freshness_phase(args, Probed::Broker(&bootstrap), &base, p).await?);
     broker.stop().await;
     Ok(r)
 }
@@ -351,6 +333,29 @@ enum Probed<'a> {
     /// A bare rdkafka consumer of the probes' topic, with no pipeline running: the freshness
     /// limit, the share of the delay that is the broker's.
     Broker(&'a str),
+}
+
+/// [`freshness`] with its progress lines.
+async fn freshness_phase(
+    args: &BenchArgs,
+    probed: Probed<'_>,
+    base: &Config,
+    p: &impl Fn(&str),
+) -> anyhow::Result<Freshness> {
+    let (label, reader, missed) = match probed {
+        Probed::Api(_) => ("freshness", "the API", "timed out"),
+        Probed::Broker(_) => ("freshness limit", "a bare consumer", "not seen"),
+    };
+    p(&format!(
+        "{label}: {} events/s for {} s with probes, read by {reader}",
+        args.fresh_rate, args.fresh_seconds
+    ));
+    let f = freshness(args, probed, base).await?;
+    p(&format!(
+        "{label}: p50 {:.0} ms, p99 {:.0} ms over {} probes ({} {missed})",
+        f.p50_ms, f.p99_ms, f.probes, f.timed_out
+    ));
+    Ok(f)
 }
 
 /// A live stream at `args.fresh_rate` events/s for `args.fresh_seconds`, with a probe event
