@@ -289,10 +289,10 @@ impl EmbeddedStore {
     }
 
     /// How many small segments of partition `p` may accumulate before they are merged:
-    /// `merge_after` for partitions 0, 3, 6..., a third more for 1, 4, 7... and two thirds
-    /// more for 2, 5, 8.... The processor writes a batch's partitions together, so with one threshold every partition
-    /// merged in the same write and that write's stall was all three merges sharing two
-    /// cores; staggered, a write holds at most one merge in most rounds.
+    /// `merge_after` for partitions 0, 3, 6..., a third more for 1, 4, 7..., two thirds more
+    /// for 2, 5, 8.... The processor writes a batch's partitions together, so with one
+    /// threshold every partition merged in the same write, and that write's stall was all
+    /// three merges sharing two cores; staggered, most writes hold one merge at most.
     fn merge_threshold(&self, p: i32) -> usize {
         let every = self.inner.merge_after;
         every + p.rem_euclid(3) as usize * every / 3
@@ -434,12 +434,16 @@ mod tests {
     }
 
     fn one_event(i: i64) -> PartitionOutput {
+        event_in(2, i)
+    }
+
+    fn event_in(partition: i32, i: i64) -> PartitionOutput {
         use pipeline::event::{ContactCreated, Event, SCHEMA_VERSION};
         let event = Event {
             schema_version: SCHEMA_VERSION,
-            event_id: format!("e{i}"),
+            event_id: format!("e{partition}-{i}"),
             business_id: "b".into(),
-            contact_id: format!("c{i}"),
+            contact_id: format!("c{partition}-{i}"),
             occurred_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i).unwrap(),
             source: "manual".into(),
             payload: Payload::ContactCreated(ContactCreated {
@@ -448,11 +452,11 @@ mod tests {
             }),
         };
         PartitionOutput {
-            partition: 2,
+            partition,
             events: vec![pipeline::sink::AcceptedEvent {
                 event,
                 topic: "crm.contacts".into(),
-                partition: 2,
+                partition,
                 offset: i,
             }],
             ..Default::default()
@@ -485,6 +489,30 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len() as i64, writes, "every event once");
         assert_eq!(recovered.events.len() as i64, writes, "no event twice");
+    }
+
+    #[tokio::test]
+    async fn partitions_written_together_do_not_merge_in_the_same_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let files = |p| store.inner.segments.list(Kind::Events, p).unwrap().len();
+        let mut merges = 0;
+        for i in 0..3 * store.merge_threshold(2) as i64 {
+            let mut merged_now = Vec::new();
+            for p in 0..3 {
+                let before = files(p);
+                store.write(&event_in(p, i)).await.unwrap();
+                if files(p) < before {
+                    merged_now.push(p);
+                }
+            }
+            assert!(
+                merged_now.len() <= 1,
+                "write {i} merged partitions {merged_now:?}"
+            );
+            merges += merged_now.len();
+        }
+        assert!(merges >= 3, "only {merges} merges");
     }
 
     #[tokio::test]
