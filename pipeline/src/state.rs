@@ -5,7 +5,10 @@
 //! events in any order gives the same state. Profile fields are last-writer-wins by `occurred_at`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+use siphasher::sip128::SipHasher13;
 
 use crate::event::{ContactCreated, ContactUpdated, Event, Payload};
 
@@ -277,11 +280,46 @@ pub enum Applied {
     Duplicate,
 }
 
+/// An event id as the dedupe set keeps it: its 128-bit SipHash-1-3. That is 16 bytes in place,
+/// where the id itself took a 16-byte box and a 48-byte allocation for a 36-character UUID; the
+/// set holds one per event ever applied, so it was the largest per-event cost of the state. Two
+/// ids share a digest with probability 2^-128 per pair: even 10^12 events leave a chance of
+/// about 10^-15 that one event is mistaken for a duplicate.
+fn id_digest(event_id: &str) -> u128 {
+    // Fixed keys: the digests never leave the process, and a fixed key keeps runs reproducible.
+    const KEYS: (u64, u64) = (0x6b65_7966_6c6f_7721, 0x7365_656e_5f69_6473);
+    SipHasher13::new_with_keys(KEYS.0, KEYS.1)
+        .hash(event_id.as_bytes())
+        .into()
+}
+
+/// Hashes a digest in the set by its low 64 bits: it is already a keyed hash, so hashing it
+/// again (the default SipHash) would only cost time.
+#[derive(Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
 /// All contacts of one partition, the event ids already counted, and the time-driven timers.
 #[derive(Debug, Default)]
 pub struct PartitionState {
     pub contacts: HashMap<ContactKey, ContactState>,
-    seen: HashSet<Box<str>>,
+    /// Digests ([`id_digest`]) of the event ids already counted.
+    seen: HashSet<u128, BuildHasherDefault<DigestHasher>>,
     timers: BTreeSet<(Ms, ContactKey)>,
     dirty: HashSet<ContactKey>,
 }
@@ -297,7 +335,7 @@ impl PartitionState {
 
     /// Whether this event id has already been counted.
     pub fn seen(&self, event_id: &str) -> bool {
-        self.seen.contains(event_id)
+        self.seen.contains(&id_digest(event_id))
     }
 
     /// Follows `merged_into` links to the surviving contact (a cycle stops where it closes).
@@ -323,7 +361,7 @@ impl PartitionState {
 
     /// Applies one accepted, normalised event.
     pub fn apply(&mut self, ev: &Event) -> Applied {
-        if !self.seen.insert(ev.event_id.as_str().into()) {
+        if !self.seen.insert(id_digest(&ev.event_id)) {
             return Applied::Duplicate;
         }
         let at = ev.occurred_at.timestamp_millis();
