@@ -174,7 +174,8 @@ impl EmbeddedStore {
         Ok(out)
     }
 
-    fn write_blocking(&self, out: &PartitionOutput) -> Result<(), StoreError> {
+    /// Takes what a write of `out` stores, on the caller's task (see [`Prepared`]).
+    fn prepare(&self, out: &PartitionOutput) -> Prepared {
         let p = out.partition;
         let seq = {
             let mut seqs = self.inner.next_seq.lock().expect("seq lock");
@@ -183,6 +184,24 @@ impl EmbeddedStore {
             *next += 1;
             seq
         };
+        Prepared {
+            partition: p,
+            seq,
+            events: out.events.iter().map(StoredEvent::from).collect(),
+            profiles: out.profiles.clone(),
+            signals: out.signals.iter().map(|s| SignalRow::new(s, seq)).collect(),
+            erased: out
+                .events
+                .iter()
+                .map(|a| &a.event)
+                .filter(|e| matches!(e.payload, Payload::ContactErased(_)))
+                .map(|e| (e.business_id.clone(), e.contact_id.clone()))
+                .collect(),
+        }
+    }
+
+    fn write_blocking(&self, out: Prepared) -> Result<(), StoreError> {
+        let (p, seq) = (out.partition, out.seq);
         let segs = &self.inner.segments;
         if !out.profiles.is_empty() {
             let batch = rows::profiles_batch(&out.profiles).map_err(rows_err("profiles"))?;
@@ -191,32 +210,22 @@ impl EmbeddedStore {
         let older_signals = if out.signals.is_empty() {
             Vec::new()
         } else {
-            let signals: Vec<SignalRow> =
-                out.signals.iter().map(|s| SignalRow::new(s, seq)).collect();
-            let batch = rows::signals_batch(&signals).map_err(rows_err("signals"))?;
+            let batch = rows::signals_batch(&out.signals).map_err(rows_err("signals"))?;
             segs.write(Kind::Signals, p, seq, &batch.schema(), &[batch])?;
             segs.list(Kind::Signals, p)?
                 .into_iter()
                 .filter(|s| s.seq < seq)
                 .collect()
         };
-        let events: Vec<StoredEvent> = out.events.iter().map(StoredEvent::from).collect();
-        let batch = rows::events_batch(&events).map_err(rows_err("events"))?;
+        let batch = rows::events_batch(&out.events).map_err(rows_err("events"))?;
         segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
         // Committed: only this batch's signals can still be unpublished.
         segs.remove(&older_signals)?;
-        self.inner.index.upsert(out.profiles.iter().cloned());
-        self.inner.index.record(&events);
-        let erased: Vec<(String, String)> = out
-            .events
-            .iter()
-            .map(|a| &a.event)
-            .filter(|e| matches!(e.payload, Payload::ContactErased(_)))
-            .map(|e| (e.business_id.clone(), e.contact_id.clone()))
-            .collect();
-        if !erased.is_empty() {
-            self.erase(p, &erased)?;
-            self.inner.index.redact(&erased);
+        self.inner.index.upsert(out.profiles);
+        self.inner.index.record(&out.events);
+        if !out.erased.is_empty() {
+            self.erase(p, &out.erased)?;
+            self.inner.index.redact(&out.erased);
         }
         self.merge_small(Kind::Events, p)?;
         self.merge_small(Kind::Profiles, p)?;
@@ -373,6 +382,20 @@ impl EmbeddedStore {
     }
 }
 
+/// One write's content in the form it is stored in: the events and signals as rows, the
+/// profiles (written, then moved into the read model). `write` builds it from the borrowed
+/// output before handing it to a blocking task; that task used to get a clone of the whole
+/// output (score changes included, which the store does not keep) and copy it into rows again.
+struct Prepared {
+    partition: i32,
+    seq: u64,
+    events: Vec<StoredEvent>,
+    profiles: Vec<ContactProfile>,
+    signals: Vec<SignalRow>,
+    /// (business, contact) of the batch's erasure events.
+    erased: Vec<(String, String)>,
+}
+
 #[async_trait]
 impl ResultSink for EmbeddedStore {
     async fn write(&self, output: &PartitionOutput) -> Result<(), SinkError> {
@@ -383,8 +406,8 @@ impl ResultSink for EmbeddedStore {
             )));
         }
         let store = self.clone();
-        let output = output.clone();
-        tokio::task::spawn_blocking(move || store.write_blocking(&output))
+        let prepared = self.prepare(output);
+        tokio::task::spawn_blocking(move || store.write_blocking(prepared))
             .await
             .map_err(|e| SinkError::Permanent(format!("store writer panicked: {e}")))?
             .map_err(Into::into)
