@@ -11,7 +11,7 @@
 //! order, so writes, signals and commits keep the order of a sequential loop; only the reading
 //! and the CPU work of the next batches move ahead.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ pub enum ProcessorError {
     Sink(#[from] SinkError),
     #[error("signal was not delivered: {0}")]
     Signal(String),
+    #[error("the task rebuilding a partition's state was cancelled")]
+    RebuildCancelled,
     #[error("the task settling a batch was cancelled")]
     SettleCancelled,
     #[error("the task reading batches stopped")]
@@ -269,11 +271,7 @@ impl Processor {
                         }
                     }
                 }
-                Assignment::Assigned(ps) => {
-                    for p in ps {
-                        self.ensure_partition(p).await?;
-                    }
-                }
+                Assignment::Assigned(ps) => self.ensure_partitions(ps).await?,
             }
         }
         Ok(())
@@ -282,28 +280,62 @@ impl Processor {
     /// Loads a partition's state from the sink the first time it is needed, and republishes
     /// the signals its last write may not have published.
     async fn ensure_partition(&mut self, p: i32) -> Result<(), ProcessorError> {
-        if self.partitions.contains_key(&p) {
+        self.ensure_partitions([p]).await
+    }
+
+    /// [`Processor::ensure_partition`] for every partition of an assignment. The partitions
+    /// are recovered and folded concurrently (the fold on the blocking pool), so a rebuild of
+    /// several partitions uses every core: one after another it used one, and a 10M-event
+    /// rebuild of three partitions took 63 s. Their unpublished signals go out after.
+    async fn ensure_partitions(
+        &mut self,
+        ps: impl IntoIterator<Item = i32>,
+    ) -> Result<(), ProcessorError> {
+        let missing: BTreeSet<i32> = ps
+            .into_iter()
+            .filter(|p| !self.partitions.contains_key(p))
+            .collect();
+        if missing.is_empty() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let recovered = self
-            .output
+        let output = &self.output;
+        let loaded =
+            futures::future::try_join_all(missing.iter().map(|&p| Self::load(output, p))).await?;
+        for (p, (recovered, state)) in missing.into_iter().zip(loaded) {
+            self.output.publish(&recovered.unpublished).await?;
+            let prompted = self.prompt_again(p, &recovered.unsignalled).await?;
+            tracing::info!(
+                partition = p,
+                events = recovered.events.len(),
+                contacts = state.len(),
+                republished = recovered.unpublished.len(),
+                prompted,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "partition state rebuilt"
+            );
+            self.partitions.insert(p, state);
+        }
+        Ok(())
+    }
+
+    /// Recovers partition `p` from the sink and folds it into state.
+    async fn load(
+        output: &Output,
+        p: i32,
+    ) -> Result<(crate::sink::Recovered, PartitionState), ProcessorError> {
+        let recovered = output
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
-        let state = PartitionState::recovered(&recovered);
-        self.output.publish(&recovered.unpublished).await?;
-        let prompted = self.prompt_again(p, &recovered.unsignalled).await?;
-        tracing::info!(
-            partition = p,
-            events = recovered.events.len(),
-            contacts = state.len(),
-            republished = recovered.unpublished.len(),
-            prompted,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "partition state rebuilt"
-        );
-        self.partitions.insert(p, state);
-        Ok(())
+        tokio::task::spawn_blocking(move || {
+            let state = PartitionState::recovered(&recovered);
+            (recovered, state)
+        })
+        .await
+        .map_err(|err| match err.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => ProcessorError::RebuildCancelled,
+        })
     }
 
     /// Stores and publishes the flow-feed prompts of events a crashed write stored without

@@ -228,17 +228,27 @@ pub async fn run_rebuild(store_dir: &Path) -> anyhow::Result<RebuildResult> {
     let store = EmbeddedStore::open(store_dir)?;
     let engine = Engine::with_rules(rules(1)?);
     let started = Instant::now();
+    // As the processor does on an assignment: every partition recovered and folded at once.
+    let loaded = futures::future::try_join_all(store.partitions()?.into_iter().map(|p| {
+        let store = store.clone();
+        async move {
+            let recovered = store.recover(p).await?;
+            let (events, state) = tokio::task::spawn_blocking(move || {
+                (
+                    recovered.events.len(),
+                    PartitionState::recovered(&recovered),
+                )
+            })
+            .await?;
+            anyhow::Ok((p, events, state))
+        }
+    }))
+    .await?;
     let mut states = BTreeMap::new();
     let mut events = 0u64;
-    for p in store.partitions()? {
-        let recovered = store.recover(p).await?;
-        let state = PartitionState::recovered(&recovered);
-        events += recovered.events.len() as u64;
-        println!(
-            "  partition {p}: {} events, {} contacts",
-            recovered.events.len(),
-            state.len()
-        );
+    for (p, n, state) in loaded {
+        events += n as u64;
+        println!("  partition {p}: {n} events, {} contacts", state.len());
         states.insert(p, state);
     }
     let rebuild_seconds = started.elapsed().as_secs_f64();
