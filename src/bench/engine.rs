@@ -47,10 +47,14 @@ pub struct EngineResult {
     pub profiles_written: u64,
     pub seconds: f64,
     pub events_per_s: f64,
-    /// Of `seconds`: decode + state, evaluation (all metric files), store writes.
+    /// Of `seconds`: decode + state, evaluation (all metric files).
     pub decode_seconds: f64,
     pub evaluate_seconds: f64,
+    /// Store writes, busy time: each runs while the next batch is decoded and evaluated.
     pub write_seconds: f64,
+    /// Of `seconds`: waiting for the previous batch's write (and the last one's).
+    #[serde(default)]
+    pub write_wait_seconds: f64,
     pub generate_seconds: f64,
     pub rss_generated_mb: f64,
     pub rss_end_mb: f64,
@@ -153,9 +157,13 @@ pub async fn run_engine(
     let mut partitions: BTreeMap<i32, PartitionState> = (0..partitions_n)
         .map(|p| (p, PartitionState::default()))
         .collect();
-    let (mut decode_s, mut eval_s, mut write_s) = (0.0, 0.0, 0.0);
+    let (mut decode_s, mut eval_s, mut wait_s) = (0.0, 0.0, 0.0);
     let (mut accepted, mut rejected, mut batches, mut written) = (0u64, 0u64, 0u64, 0u64);
     let mut offsets = vec![0i64; partitions_n as usize];
+    // As the processor does: a batch's outputs are remembered by the state, then written while
+    // the next batch is decoded and evaluated; one write at a time, in batch order.
+    let mut writing: Option<tokio::task::JoinHandle<anyhow::Result<f64>>> = None;
+    let mut write_s = 0.0;
     let started = Instant::now();
     let mut last_report = Instant::now();
     for chunk in messages.chunks(batch_size) {
@@ -176,16 +184,29 @@ pub async fn run_engine(
         let t2 = Instant::now();
         work.evaluate(&engine, &mut partitions, now_ms).await?;
         let t3 = Instant::now();
-        // As the processor does: every partition's write at once.
-        let outputs: Vec<_> = work.outputs.values().filter(|o| !o.is_empty()).collect();
-        futures::future::try_join_all(outputs.iter().map(|out| store.write(out))).await?;
-        for out in outputs {
+        let outputs: Vec<_> = work
+            .outputs
+            .into_values()
+            .filter(|o| !o.is_empty())
+            .collect();
+        for out in &outputs {
             written += out.profiles.len() as u64;
             batch::remember(partitions.get_mut(&out.partition).expect("known"), out);
         }
+        if let Some(previous) = writing.take() {
+            write_s += previous.await??;
+        }
+        let store = store.clone();
+        writing = Some(tokio::spawn(async move {
+            let t = Instant::now();
+            // Every partition's write at once, as the processor's settle does.
+            futures::future::try_join_all(outputs.iter().map(|out| store.write(out))).await?;
+            Ok(t.elapsed().as_secs_f64())
+        }));
         decode_s += (t2 - t).as_secs_f64();
         eval_s += (t3 - t2).as_secs_f64();
-        write_s += t3.elapsed().as_secs_f64();
+        // Remembering the profiles, and waiting for the previous write.
+        wait_s += t3.elapsed().as_secs_f64();
         accepted += work.accepted;
         batches += 1;
         if last_report.elapsed().as_secs() >= 5 {
@@ -197,6 +218,11 @@ pub async fn run_engine(
                 done as f64 / started.elapsed().as_secs_f64()
             );
         }
+    }
+    if let Some(last) = writing.take() {
+        let t = Instant::now();
+        write_s += last.await??;
+        wait_s += t.elapsed().as_secs_f64();
     }
     let seconds = started.elapsed().as_secs_f64();
     let rss_end = rss_bytes();
@@ -215,6 +241,7 @@ pub async fn run_engine(
         decode_seconds: decode_s,
         evaluate_seconds: eval_s,
         write_seconds: write_s,
+        write_wait_seconds: wait_s,
         generate_seconds,
         rss_generated_mb: mb(rss_generated),
         rss_end_mb: mb(rss_end),

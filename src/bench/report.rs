@@ -106,7 +106,7 @@ pub fn markdown(r: &Results) -> String {
 
     let _ = writeln!(md, "\n### Detail\n");
     if let Some(e) = &r.engine {
-        let _ = writeln!(md, "- Engine ({} contacts): generated in {:.1} s; {} batches; decode + state {:.1} s, evaluation {:.1} s, store writes {:.1} s; {} profiles written; RSS {:.0} MB with the input in memory, {:.0} MB at the end.", n(e.contacts as f64), e.generate_seconds, e.batches, e.decode_seconds, e.evaluate_seconds, e.write_seconds, n(e.profiles_written as f64), e.rss_generated_mb, e.rss_end_mb);
+        let _ = writeln!(md, "- Engine ({} contacts): generated in {:.1} s; {} batches; decode + state {:.1} s, evaluation {:.1} s, waiting for the previous write {:.1} s; store writes busy {:.1} s, each beside the next batch; {} profiles written; RSS {:.0} MB with the input in memory, {:.0} MB at the end.", n(e.contacts as f64), e.generate_seconds, e.batches, e.decode_seconds, e.evaluate_seconds, e.write_wait_seconds, e.write_seconds, n(e.profiles_written as f64), e.rss_generated_mb, e.rss_end_mb);
     }
     for g in &r.growth {
         let _ = writeln!(md, "- Window x{}: {} contacts, {} events, {} events/s (evaluation {:.1} s of {:.1} s), RSS +{:.0} MB = {} bytes per retained event.", g.window_scale, n(g.contacts as f64), n(g.events as f64), n(g.events_per_s), g.evaluate_seconds, g.seconds, g.rss_end_mb - g.rss_generated_mb, n(g.bytes_per_retained_event));
