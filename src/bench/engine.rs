@@ -295,3 +295,27 @@ pub async fn run_rebuild(store_dir: &Path) -> anyhow::Result<RebuildResult> {
         rss_end_mb: mb(rss_bytes()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes overlap the next batch, so the run must still end with every batch stored: the
+    /// store holds each accepted event once and a profile of every contact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_batch_is_stored_though_writes_overlap_the_next() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store_dir = dir.path().join("store");
+        let r = run_engine(400, 1, 7, 500, &store_dir).await.expect("run");
+        assert!(r.batches > 5, "several batches, so writes overlapped");
+        let store = EmbeddedStore::open(&store_dir).expect("reopen");
+        let (mut events, mut profiles) = (0, 0);
+        for p in store.partitions().expect("partitions") {
+            let recovered = store.recover(p).await.expect("recover");
+            events += recovered.events.len();
+            profiles += recovered.profiles.len();
+        }
+        assert_eq!(events as u64, r.accepted);
+        assert_eq!(profiles, r.contacts);
+    }
+}
