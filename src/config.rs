@@ -206,7 +206,7 @@ impl Config {
             scoring: self.scoring.clone(),
             metrics: self.metrics.clone(),
         };
-        Ok(Rules::new(default, &self.business)?)
+        Rules::new(default, &self.business).map_err(anyhow::Error::msg)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {

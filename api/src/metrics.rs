@@ -11,7 +11,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use pipeline::status::{ProcessorStatus, Stage};
+use model::status::{ProcessorStatus, Stage};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;

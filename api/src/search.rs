@@ -4,7 +4,7 @@
 //! word is free text matched against name, email and phone, normalised as at ingest (email
 //! lower-cased, phone digits only). A malformed token is an error naming it and its position.
 
-use pipeline::profile::ContactProfile;
+use model::profile::ContactProfile;
 
 /// Reads one metric from a profile (None = the contact has no value for it).
 pub type Reader = fn(&ContactProfile) -> Option<f64>;
@@ -271,7 +271,7 @@ pub fn suggest(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipeline::profile::Membership;
+    use model::profile::Membership;
 
     fn err(q: &str) -> ParseError {
         parse(q).unwrap_err()

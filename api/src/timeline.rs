@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use futures::Stream;
-use pipeline::ai_hooks::{self, FeedPrompt};
+use model::ai_hooks::{self, FeedPrompt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sinks::read::Activity;
@@ -300,9 +300,9 @@ pub async fn ai_feed(
     let prompts = items
         .iter()
         .filter_map(|a| {
-            let payload = pipeline::decode::payload_from_parts(&a.kind, &a.data).ok()?;
-            let event = pipeline::event::Event {
-                schema_version: pipeline::event::SCHEMA_VERSION,
+            let payload = model::event::Payload::from_parts(&a.kind, &a.data).ok()?;
+            let event = model::event::Event {
+                schema_version: model::event::SCHEMA_VERSION,
                 event_id: a.event_id.clone(),
                 business_id: a.business_id.clone(),
                 contact_id: a.contact_id.clone(),

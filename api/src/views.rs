@@ -3,7 +3,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::sync::Arc;
 
-use pipeline::profile::{ContactProfile, Factor};
+use model::profile::{ContactProfile, Factor};
 use serde::Serialize;
 use serde_json::value::RawValue;
 

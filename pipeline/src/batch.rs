@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::clock::Ms;
 use crate::engine::{Engine, EngineError};
 use crate::event::Event;
 use crate::profile::ContactProfile;
 use crate::signals;
 use crate::sink::{AcceptedEvent, PartitionOutput, ScoreChange};
-use crate::state::{Applied, ContactKey, Ms, PartitionState};
+use crate::state::{Applied, ContactKey, PartitionState};
 
 /// Outputs of one micro-batch, by partition, and its counters.
 #[derive(Debug, Default)]

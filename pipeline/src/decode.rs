@@ -14,7 +14,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Event, Payload, SCHEMA_VERSION};
+use crate::event::{Event, Payload, PayloadError, SCHEMA_VERSION};
 use crate::normalise;
 
 pub mod fuzz;
@@ -255,38 +255,10 @@ fn decode_payload(kind: &str, data: Option<&RawValue>) -> Result<Payload, Reject
 
 /// The payload of type `kind` from its `data` JSON text (also how stores read events back).
 pub fn payload_from_parts(kind: &str, d: &str) -> Result<Payload, Rejection> {
-    fn parse<'a, T: Deserialize<'a>>(kind: &str, data: &'a str) -> Result<T, Rejection> {
-        serde_json::from_str(data).map_err(|e| Rejection::Data {
-            kind: kind.to_owned(),
-            detail: strip_position(&e.to_string()),
-        })
-    }
-    Ok(match kind {
-        "contact.created" => Payload::ContactCreated(parse(kind, d)?),
-        "contact.updated" => Payload::ContactUpdated(parse(kind, d)?),
-        "contact.merged" => Payload::ContactMerged(parse(kind, d)?),
-        "contact.deleted" => Payload::ContactDeleted(parse(kind, d)?),
-        "contact.erased" => Payload::ContactErased(parse(kind, d)?),
-        "note.created" => Payload::NoteCreated(parse(kind, d)?),
-        "task.created" => Payload::TaskCreated(parse(kind, d)?),
-        "task.completed" | "contact.task.completed" => Payload::TaskCompleted(parse(kind, d)?),
-        "booking.created" => Payload::BookingCreated(parse(kind, d)?),
-        "booking.confirmed" => Payload::BookingConfirmed(parse(kind, d)?),
-        "booking.cancelled" => Payload::BookingCancelled(parse(kind, d)?),
-        "booking.completed" => Payload::BookingCompleted(parse(kind, d)?),
-        "invoice.sent" => Payload::InvoiceSent(parse(kind, d)?),
-        "invoice.paid" => Payload::InvoicePaid(parse(kind, d)?),
-        "invoice.overdue" => Payload::InvoiceOverdue(parse(kind, d)?),
-        other => return Err(Rejection::UnknownType(other.to_owned())),
+    Payload::from_parts(kind, d).map_err(|e| match e {
+        PayloadError::UnknownType(kind) => Rejection::UnknownType(kind),
+        PayloadError::Data { kind, detail } => Rejection::Data { kind, detail },
     })
-}
-
-/// serde's "at line 1 column 57" is noise in a reason about one field.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
 }
 
 fn non_empty(field: &'static str, value: &str) -> Result<(), Rejection> {

@@ -14,11 +14,13 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::config::{BusinessOverride, BusinessRules, ScoringConfig};
+use crate::clock::Ms;
+use crate::config::{BusinessRules, ScoringConfig};
 use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
-use crate::state::{ContactKey, ContactState, Ms, PartitionState};
+use crate::state::{ContactKey, ContactState, PartitionState};
 pub use inputs::options as tracing_options;
 use inputs::Inputs;
+pub use model::rules::Rules;
 use outputs::*;
 use plans::{Plans, Rows};
 pub use timers::{next_change, DAY_MS, HOUR_MS};
@@ -71,37 +73,18 @@ pub enum EngineError {
         query: &'static str,
         source: serde_arrow::Error,
     },
-    #[error("business rules: {0}")]
-    Rules(String),
-}
-
-/// The rules of every business: the defaults and the per-business overrides resolved once.
-#[derive(Debug, Clone, Default)]
-pub struct Rules {
-    default: Arc<BusinessRules>,
-    businesses: HashMap<String, Arc<BusinessRules>>,
-}
-
-impl Rules {
-    pub fn new(
-        default: BusinessRules,
-        overrides: &std::collections::BTreeMap<String, BusinessOverride>,
-    ) -> Result<Self, EngineError> {
-        default.validate().map_err(EngineError::Rules)?;
-        let mut businesses = HashMap::new();
-        for (b, o) in overrides {
-            let r = default.with(b, o).map_err(EngineError::Rules)?;
-            businesses.insert(b.clone(), Arc::new(r));
-        }
-        Ok(Self {
-            default: Arc::new(default),
-            businesses,
-        })
-    }
-
-    pub fn for_business(&self, business_id: &str) -> &Arc<BusinessRules> {
-        self.businesses.get(business_id).unwrap_or(&self.default)
-    }
+    /// A metric file and the profile section it fills disagree (checked before any run).
+    #[error(
+        "sql/metrics/{file}.sql and its profile section disagree on column {column}: {problem}"
+    )]
+    Section {
+        file: &'static str,
+        column: String,
+        problem: String,
+    },
+    /// A metric file's result is missing from a run (a file left out of the engine's list).
+    #[error("metric query {0} returned no result table")]
+    Missing(&'static str),
 }
 
 /// A contact and the partition whose state holds it.
@@ -133,13 +116,10 @@ const FACTORS: [&str; 4] = [
 impl Engine {
     /// An engine with these scoring rules and default metric rules for every business.
     pub fn new(scoring: ScoringConfig) -> Self {
-        Self::with_rules(Rules {
-            default: Arc::new(BusinessRules {
-                scoring,
-                ..Default::default()
-            }),
-            businesses: HashMap::new(),
-        })
+        Self::with_rules(Rules::uniform(BusinessRules {
+            scoring,
+            ..Default::default()
+        }))
     }
 
     /// An engine with these rules that evaluates a large group in as many concurrent metric
@@ -162,6 +142,14 @@ impl Engine {
         self.parallelism = runs.max(1);
         self.min_per_run = min_contacts.max(1);
         self
+    }
+
+    /// Plans every metric file and checks its output against the profile section it fills
+    /// (see [`outputs::check_section`]): run once before the first evaluation, so a file and its
+    /// section that disagree stop the start, naming the file and the column. The plans made
+    /// here serve the first run.
+    pub async fn verify(&self) -> Result<(), EngineError> {
+        self.plans.verify().await
     }
 
     pub fn rules(&self) -> &Rules {
@@ -319,7 +307,8 @@ fn read<T: serde::de::DeserializeOwned>(
     results: &Rows,
     name: &'static str,
 ) -> Result<Vec<T>, EngineError> {
-    rows(results.get(name).map_or(&[][..], Vec::as_slice)).map_err(|source| EngineError::Shape {
+    let batches = results.get(name).ok_or(EngineError::Missing(name))?;
+    rows(batches).map_err(|source| EngineError::Shape {
         query: name,
         source,
     })

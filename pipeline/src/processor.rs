@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{self, Batch};
+use crate::clock::Ms;
 use crate::clock::SharedClock;
 use crate::config::ProcessingConfig;
 use crate::decode::Decoder;
@@ -34,7 +35,7 @@ use crate::kafka::signals::SignalProducer;
 use crate::kafka::source::{Assignment, Source, SourceContext};
 use crate::signals::{self, Signal};
 use crate::sink::{PartitionOutput, ResultSink, SinkError};
-use crate::state::{Ms, PartitionState};
+use crate::state::PartitionState;
 use crate::status::{ProcessorStatus, Stage};
 
 mod fetch;

@@ -6,175 +6,13 @@
 //! A signal's id is derived from what it says and from how many events the contact had folded,
 //! so the same change recomputed after a crash carries the same id and consumers can drop it.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 
+pub use model::signal::*;
+
+use crate::clock::Ms;
 use crate::profile::ContactProfile;
-use crate::state::{ContactState, Ms};
-
-pub const SEGMENT_UPDATED: &str = "contact.segment.updated";
-pub const ACTION_OPENED: &str = "next_action.opened";
-pub const ACTION_RESOLVED: &str = "next_action.resolved";
-pub const PROMOTION_SUGGESTED: &str = "contact.promotion.suggested";
-pub const FEED_PROMPT: &str = "ai.feed.prompt";
-
-/// Every signal type, for reading a stored one back.
-pub const KINDS: [&str; 5] = [
-    SEGMENT_UPDATED,
-    ACTION_OPENED,
-    ACTION_RESOLVED,
-    PROMOTION_SUGGESTED,
-    FEED_PROMPT,
-];
-/// Every change a signal can carry.
-pub const CHANGES: [&str; 6] = [
-    "entered",
-    "exited",
-    "opened",
-    "resolved",
-    "suggested",
-    "prompt",
-];
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Signal {
-    pub signal_id: String,
-    /// The `type` of the signal (one of the constants above).
-    pub kind: &'static str,
-    pub business_id: String,
-    pub contact_id: String,
-    pub partition: i32,
-    /// The segment, the Next Action item (`kind:ref_id`), the status suggested, or the event.
-    pub subject: String,
-    /// entered, exited, opened, resolved, suggested or prompt.
-    pub change: &'static str,
-    pub reason: String,
-    pub at: Ms,
-    pub rule_version: String,
-    /// Ids of this batch's events about the contact (empty when time alone caused it).
-    pub caused_by: Vec<String>,
-    /// Type-specific fields, merged into the published JSON.
-    pub detail: Value,
-}
-
-/// FNV-1a, 64 bit: stable across builds and platforms (unlike `DefaultHasher`).
-fn fnv(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0xff)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-fn rfc3339(ms: Ms) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-impl Signal {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        kind: &'static str,
-        p: &ContactProfile,
-        basis: u64,
-        subject: String,
-        change: &'static str,
-        reason: String,
-        caused_by: &[String],
-        detail: Value,
-    ) -> Self {
-        let basis = basis.to_string();
-        Self {
-            signal_id: fnv(&[
-                kind,
-                &p.business_id,
-                &p.contact_id,
-                &subject,
-                change,
-                &basis,
-            ]),
-            kind,
-            business_id: p.business_id.clone(),
-            contact_id: p.contact_id.clone(),
-            partition: p.partition,
-            subject,
-            change,
-            reason,
-            at: p.evaluated_at,
-            rule_version: p.rule_version.clone(),
-            caused_by: caused_by.to_vec(),
-            detail,
-        }
-    }
-
-    /// A signal read back from a store, field by field as [`Signal`] holds them; `kind` and
-    /// `change` must be among [`KINDS`] and [`CHANGES`], `detail` a JSON object.
-    #[allow(clippy::too_many_arguments)]
-    pub fn restore(
-        signal_id: String,
-        kind: &str,
-        business_id: String,
-        contact_id: String,
-        partition: i32,
-        subject: String,
-        change: &str,
-        reason: String,
-        at: Ms,
-        rule_version: String,
-        caused_by: Vec<String>,
-        detail: &str,
-    ) -> Result<Self, String> {
-        let kind = *KINDS
-            .iter()
-            .find(|k| **k == kind)
-            .ok_or_else(|| format!("signal {signal_id}: unknown type {kind:?}"))?;
-        let change = *CHANGES
-            .iter()
-            .find(|c| **c == change)
-            .ok_or_else(|| format!("signal {signal_id}: unknown change {change:?}"))?;
-        let detail: Value = serde_json::from_str(detail)
-            .map_err(|e| format!("signal {signal_id}: detail is not JSON: {e}"))?;
-        Ok(Self {
-            signal_id,
-            kind,
-            business_id,
-            contact_id,
-            partition,
-            subject,
-            change,
-            reason,
-            at,
-            rule_version,
-            caused_by,
-            detail,
-        })
-    }
-
-    /// The JSON published on the signals topic.
-    pub fn to_json(&self) -> Value {
-        let mut v = json!({
-            "signal_id": self.signal_id,
-            "type": self.kind,
-            "business_id": self.business_id,
-            "contact_id": self.contact_id,
-            "change": self.change,
-            "reason": self.reason,
-            "at": rfc3339(self.at),
-            "rule_version": self.rule_version,
-            "caused_by": self.caused_by,
-        });
-        if let (Value::Object(m), Value::Object(d)) = (&mut v, &self.detail) {
-            for (k, x) in d {
-                m.insert(k.clone(), x.clone());
-            }
-        }
-        v
-    }
-}
+use crate::state::ContactState;
 
 fn exit_reason(p: &ContactProfile, caused_by: &[String]) -> String {
     if p.deleted {
@@ -278,53 +116,6 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
     out
 }
 
-/// Takes a stored signal as written into `c`'s last-written state, the inverse of [`diff`]:
-/// returns whether that changed anything. A store whose write is not atomic (ClickHouse) can
-/// hold, and the processor has then republished, a write's signals without its profiles; the
-/// rebuilt state must start from what was signalled, or a replay that undoes the change would
-/// compare against the older profile, find nothing to say, and leave the change announced
-/// forever (see `Recovered::signalled`).
-pub fn take_as_written(c: &mut ContactState, s: &Signal) -> bool {
-    let detail = |k: &str| s.detail[k].as_str().unwrap_or_default().to_owned();
-    match (s.kind, s.change) {
-        (SEGMENT_UPDATED, "entered") => {
-            if c.last_segments.contains(&s.subject) {
-                false
-            } else {
-                c.last_segments.push(s.subject.clone());
-                true
-            }
-        }
-        (SEGMENT_UPDATED, "exited") => {
-            let before = c.last_segments.len();
-            c.last_segments.retain(|x| *x != s.subject);
-            c.last_segments.len() != before
-        }
-        (ACTION_OPENED, _) => {
-            let item = (detail("kind"), detail("ref_id"));
-            if c.last_actions.contains(&item) {
-                false
-            } else {
-                c.last_actions.push(item);
-                true
-            }
-        }
-        (ACTION_RESOLVED, _) => {
-            let item = (detail("kind"), detail("ref_id"));
-            let before = c.last_actions.len();
-            c.last_actions.retain(|x| *x != item);
-            c.last_actions.len() != before
-        }
-        (PROMOTION_SUGGESTED, _) if c.promotion_suggested_at.is_none() => {
-            let at = DateTime::parse_from_rfc3339(&detail("eligible_at"))
-                .map_or(s.at, |t| t.timestamp_millis());
-            c.promotion_suggested_at = Some(at);
-            true
-        }
-        _ => false,
-    }
-}
-
 /// A flow-feed prompt for one accepted event (see `ai_hooks::feed_prompt`).
 pub fn feed(ev: &crate::event::Event, partition: i32, now: Ms) -> Option<Signal> {
     let prompt = crate::ai_hooks::feed_prompt(ev)?;
@@ -404,7 +195,7 @@ mod tests {
         assert_eq!(signals.len(), 5, "{signals:?}");
 
         let mut taken = c.clone();
-        assert!(signals.iter().all(|s| take_as_written(&mut taken, s)));
+        assert!(signals.iter().all(|s| taken.take_as_written(s)));
         let mut written = c.clone();
         written.remember(&after);
         taken.last_segments.sort();
@@ -415,7 +206,7 @@ mod tests {
         assert!(diff(&taken, &after, &[]).is_empty(), "nothing left to say");
 
         // Over a profile that already reflects them, they change nothing.
-        assert!(!signals.iter().any(|s| take_as_written(&mut written, s)));
+        assert!(!signals.iter().any(|s| written.take_as_written(s)));
     }
 
     #[test]

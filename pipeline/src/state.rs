@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use siphasher::sip128::SipHasher13;
 
-use crate::event::{ContactCreated, ContactUpdated, Event, Payload};
+use chrono::DateTime;
 
-/// Milliseconds since the Unix epoch, UTC.
-pub type Ms = i64;
+use crate::event::{ContactCreated, ContactUpdated, Event, Payload};
+use crate::signal::{Signal, ACTION_OPENED, ACTION_RESOLVED, PROMOTION_SUGGESTED, SEGMENT_UPDATED};
+
+use crate::clock::Ms;
 
 /// One contact of one business.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,6 +157,54 @@ impl ContactState {
     pub fn prune_interactions(&mut self, before: Ms) {
         let n = self.interactions.partition_point(|&x| x <= before);
         self.interactions.drain(..n);
+    }
+
+    /// Takes a stored signal as written into `c`'s last-written state, the inverse of `signals::diff`:
+    /// returns whether that changed anything. A store whose write is not atomic (ClickHouse) can
+    /// hold, and the processor has then republished, a write's signals without its profiles; the
+    /// rebuilt state must start from what was signalled, or a replay that undoes the change would
+    /// compare against the older profile, find nothing to say, and leave the change announced
+    /// forever (see `Recovered::signalled`).
+    pub fn take_as_written(&mut self, s: &Signal) -> bool {
+        let c = self;
+        let detail = |k: &str| s.detail[k].as_str().unwrap_or_default().to_owned();
+        match (s.kind, s.change) {
+            (SEGMENT_UPDATED, "entered") => {
+                if c.last_segments.contains(&s.subject) {
+                    false
+                } else {
+                    c.last_segments.push(s.subject.clone());
+                    true
+                }
+            }
+            (SEGMENT_UPDATED, "exited") => {
+                let before = c.last_segments.len();
+                c.last_segments.retain(|x| *x != s.subject);
+                c.last_segments.len() != before
+            }
+            (ACTION_OPENED, _) => {
+                let item = (detail("kind"), detail("ref_id"));
+                if c.last_actions.contains(&item) {
+                    false
+                } else {
+                    c.last_actions.push(item);
+                    true
+                }
+            }
+            (ACTION_RESOLVED, _) => {
+                let item = (detail("kind"), detail("ref_id"));
+                let before = c.last_actions.len();
+                c.last_actions.retain(|x| *x != item);
+                c.last_actions.len() != before
+            }
+            (PROMOTION_SUGGESTED, _) if c.promotion_suggested_at.is_none() => {
+                let at = DateTime::parse_from_rfc3339(&detail("eligible_at"))
+                    .map_or(s.at, |t| t.timestamp_millis());
+                c.promotion_suggested_at = Some(at);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Remembers what was last written for this contact.
@@ -523,7 +573,7 @@ impl PartitionState {
         for s in &recovered.signalled {
             let key = ContactKey::new(&s.business_id, &s.contact_id);
             if let Some(c) = state.contacts.get_mut(&key) {
-                if crate::signals::take_as_written(c, s) {
+                if c.take_as_written(s) {
                     // What was signalled is not what was stored: compare the next evaluation
                     // against the signals, and write its profile whatever it holds.
                     c.last_written = None;

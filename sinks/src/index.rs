@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
-use pipeline::profile::ContactProfile;
+use model::profile::ContactProfile;
 
 use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
-use crate::store::rows::StoredEvent;
+use crate::rows::StoredEvent;
 
 /// Highlights order: score descending, balance ascending, contact id ascending.
 type RankKey = (Reverse<i64>, i64, String);
@@ -145,7 +145,7 @@ impl ProfileIndex {
             {
                 return a.clone();
             }
-            let data = pipeline::decode::payload_from_parts(&a.kind, &a.data)
+            let data = model::event::Payload::from_parts(&a.kind, &a.data)
                 .map(|p| p.redacted().data_json())
                 .unwrap_or_else(|_| "{}".into());
             Arc::new(Activity {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use pipeline::profile::ContactProfile;
+use model::profile::ContactProfile;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]

@@ -104,9 +104,23 @@ mod tests {
         assert_eq!(split(b"\x09ab"), (Some(&b"ab"[..]), &b""[..]));
     }
 
+    /// The future bound the fuzz runs check against follows the pinned clock: an event at the
+    /// last allowed instant is accepted, one millisecond later is refused as in the future.
     #[test]
-    fn now_is_the_pinned_test_clock() {
-        assert_eq!(now().to_rfc3339(), "2026-11-20T12:00:00+00:00");
+    fn the_future_bound_follows_the_pinned_clock() {
+        let at = |ms: i64| {
+            let t = DateTime::from_timestamp_millis(ms).expect("a valid instant");
+            format!(
+                r#"{{"event_id":"e1","type":"contact.deleted","business_id":"b1","contact_id":"c1","occurred_at":"{}","source":"manual"}}"#,
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            )
+        };
+        let last = NOW_MS + MAX_FUTURE_SKEW_MS;
+        let ok = decoder().decode_at(Some(b"c1"), at(last).as_bytes(), now());
+        assert_eq!(ok.map(|e| e.occurred_at.timestamp_millis()), Ok(last));
+        let late = decoder().decode_at(Some(b"c1"), at(last + 1).as_bytes(), now());
+        assert_eq!(late.map_err(|r| r.code()), Err("future_occurred_at"));
+        check(&join(Some(b"c1"), at(last).as_bytes()));
     }
 
     /// Every committed crash input and every corpus case keeps the properties.

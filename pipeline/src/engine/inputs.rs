@@ -6,7 +6,8 @@ use datafusion::arrow::datatypes::FieldRef;
 use serde::{Deserialize, Serialize};
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 
-use crate::state::{ContactKey, ContactState, Ms};
+use crate::clock::Ms;
+use crate::state::{ContactKey, ContactState};
 
 #[derive(Serialize, Deserialize)]
 pub struct ContactRow {

@@ -22,9 +22,10 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{collect, ExecutionPlan, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use super::outputs::{check_section, SECTIONS};
 use super::{params, params_schema, EngineError, Inputs, METRICS};
+use crate::clock::Ms;
 use crate::config::BusinessRules;
-use crate::state::Ms;
 
 /// Each file's rows by name.
 pub type Rows = HashMap<&'static str, Vec<RecordBatch>>;
@@ -239,6 +240,46 @@ impl std::fmt::Debug for Plans {
 }
 
 impl Plans {
+    /// Plans one set and checks every file's output schema against its section; the set is
+    /// kept for the next run.
+    pub async fn verify(&self) -> Result<(), EngineError> {
+        let planned = Planned::new().await?;
+        for &(name, fields) in SECTIONS {
+            let (_, plan) = planned
+                .plans
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or(EngineError::Missing(name))?;
+            let expected = fields().map_err(|source| EngineError::Shape {
+                query: name,
+                source,
+            })?;
+            let later: Vec<&str> = METRICS
+                .iter()
+                .skip_while(|(n, _)| *n != name)
+                .skip(1)
+                .map(|(_, sql)| *sql)
+                .collect();
+            check_section(name, &expected, &plan.schema(), &later)?;
+        }
+        if let Some((name, _)) = planned
+            .plans
+            .iter()
+            .find(|(n, _)| SECTIONS.iter().all(|(s, _)| s != n))
+        {
+            return Err(EngineError::Section {
+                file: name,
+                column: "*".into(),
+                problem: "no profile section reads this file".into(),
+            });
+        }
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(planned);
+        Ok(())
+    }
+
     /// Runs every metric file over `inputs` at `now` with `rules`' parameters; returns each
     /// file's rows by name.
     pub async fn run(
@@ -262,5 +303,109 @@ impl Plans {
             .unwrap_or_else(PoisonError::into_inner)
             .push(planned);
         rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::FieldRef;
+    use serde::Deserialize;
+    use serde_arrow::schema::SchemaLike;
+
+    use super::*;
+
+    /// The lead-score section with one more column than lead_score.sql returns: a metric added
+    /// to the section but not yet to the file.
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct LeadScoreWithVisits {
+        cid: u32,
+        bookings_completed: i64,
+        bookings_points: i64,
+        invoices_paid: i64,
+        paid_points: i64,
+        invoices_unpaid: i64,
+        unpaid_points: i64,
+        tasks_overdue: i64,
+        overdue_points: i64,
+        lead_score: i64,
+        visits_last_week: i64,
+    }
+
+    fn planned_schema(planned: &Planned, name: &str) -> SchemaRef {
+        planned
+            .plans
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| p.schema())
+            .expect("a planned file")
+    }
+
+    #[tokio::test]
+    async fn every_metric_file_matches_its_section() {
+        let plans = Plans::default();
+        plans.verify().await.expect("the shipped files match");
+        assert_eq!(
+            plans.free.lock().unwrap().len(),
+            1,
+            "the checked set is kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_section_column_the_file_lacks_stops_the_check_naming_both() {
+        let planned = Planned::new().await.unwrap();
+        let schema = planned_schema(&planned, "lead_score");
+        let fields =
+            Vec::<FieldRef>::from_type::<LeadScoreWithVisits>(super::super::inputs::options())
+                .unwrap();
+        let err = check_section("lead_score", &fields, &schema, &[]).unwrap_err();
+        assert!(
+            matches!(&err, EngineError::Section { file: "lead_score", column, .. } if column == "visits_last_week"),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "sql/metrics/lead_score.sql and its profile section disagree on column \
+             visits_last_week: the section reads it, the file does not return it"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_column_of_another_kind_or_one_nobody_reads_is_refused() {
+        let planned = Planned::new().await.unwrap();
+        let schema = planned_schema(&planned, "segments");
+        let (_, fields) = SECTIONS.iter().find(|(n, _)| *n == "segments").unwrap();
+        let mut fields = fields().unwrap();
+        // The section reads `reason` as a number.
+        let reason = fields.iter().position(|f| f.name() == "reason").unwrap();
+        fields[reason] = Arc::new(datafusion::arrow::datatypes::Field::new(
+            "reason",
+            datafusion::arrow::datatypes::DataType::Int64,
+            false,
+        ));
+        let err = check_section("segments", &fields, &schema, &[]).unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "column reason: the section reads it as integer, the file returns string"
+            ),
+            "{err}"
+        );
+        // The section stops reading `reason`.
+        fields.remove(reason);
+        let err = check_section("segments", &fields, &schema, &[]).unwrap_err();
+        assert!(err.to_string().contains("column reason: the file returns it, and neither the section nor a later file reads it"), "{err}");
+        // A later file that reads `reason` makes it an intermediate column, not a stray one.
+        check_section(
+            "segments",
+            &fields,
+            &schema,
+            &["SELECT s.reason FROM segments s"],
+        )
+        .unwrap();
+        // A longer name that contains it is not a read of it.
+        let err =
+            check_section("segments", &fields, &schema, &["SELECT reasons FROM x"]).unwrap_err();
+        assert!(err.to_string().contains("column reason"), "{err}");
     }
 }

@@ -2,12 +2,12 @@
 //! with `now` shifted by a window or threshold, so the candidates are each fact instant shifted
 //! by each configured offset; whole-day ages add the next day boundary after their anchor.
 
+use crate::clock::Ms;
 use crate::config::BusinessRules;
 use crate::profile::ContactProfile;
-use crate::state::{ContactState, Ms};
+use crate::state::ContactState;
 
-pub const DAY_MS: Ms = 86_400_000;
-pub const HOUR_MS: Ms = 3_600_000;
+pub use crate::clock::{DAY_MS, HOUR_MS};
 
 /// Offsets at which a comparison against a fact instant flips: at the instant, 1 ms after it
 /// (strict `<`), at the end of every window, and the hour thresholds of the booking rules.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pipeline::profile::ContactProfile;
+use model::profile::ContactProfile;
 
 use super::rows::{EventRow, ProfileRow};
 use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};

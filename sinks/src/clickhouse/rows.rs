@@ -1,10 +1,12 @@
 //! Row types of the ClickHouse tables (RowBinary, field order = column list of the insert).
 
 use clickhouse::Row;
-use pipeline::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
-use pipeline::signals::{Signal, SEGMENT_UPDATED};
-use pipeline::sink::{AcceptedEvent, ScoreChange};
+use model::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
+use model::signal::{Signal, SEGMENT_UPDATED};
+use model::sink::{AcceptedEvent, ScoreChange};
 use serde::{Deserialize, Serialize};
+
+use crate::rows::StoredEvent;
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct EventRow {
@@ -40,8 +42,8 @@ impl EventRow {
         }
     }
 
-    pub fn to_stored(&self) -> crate::store::rows::StoredEvent {
-        crate::store::rows::StoredEvent {
+    pub fn to_stored(&self) -> StoredEvent {
+        StoredEvent {
             partition: self.partition,
             topic: self.topic.clone(),
             offset: self.offset,
@@ -326,66 +328,6 @@ impl From<&ScoreChange> for HistoryRow {
             evaluated_at_ms: c.evaluated_at,
             version: c.evaluated_at.max(0) as u64,
         }
-    }
-}
-
-/// A stored signal: a row of ClickHouse's `signals` table, and of the embedded store's signal
-/// segments.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct SignalRow {
-    pub signal_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub business_id: String,
-    pub contact_id: String,
-    pub partition: i32,
-    pub subject: String,
-    pub change: String,
-    pub reason: String,
-    pub at_ms: i64,
-    pub rule_version: String,
-    pub caused_by: Vec<String>,
-    /// The type-specific fields as JSON text.
-    pub detail: String,
-    /// The partition's write that stored it (increasing; see `Recovered::unpublished`).
-    pub batch: u64,
-}
-
-impl SignalRow {
-    pub fn new(s: &Signal, batch: u64) -> Self {
-        Self {
-            signal_id: s.signal_id.clone(),
-            kind: s.kind.to_owned(),
-            business_id: s.business_id.clone(),
-            contact_id: s.contact_id.clone(),
-            partition: s.partition,
-            subject: s.subject.clone(),
-            change: s.change.to_owned(),
-            reason: s.reason.clone(),
-            at_ms: s.at,
-            rule_version: s.rule_version.clone(),
-            caused_by: s.caused_by.clone(),
-            detail: s.detail.to_string(),
-            batch,
-        }
-    }
-
-    /// The signal back, as it was published.
-    pub fn to_signal(&self) -> Result<Signal, String> {
-        Signal::restore(
-            self.signal_id.clone(),
-            &self.kind,
-            self.business_id.clone(),
-            self.contact_id.clone(),
-            self.partition,
-            self.subject.clone(),
-            &self.change,
-            self.reason.clone(),
-            self.at_ms,
-            self.rule_version.clone(),
-            self.caused_by.clone(),
-            &self.detail,
-        )
     }
 }
 

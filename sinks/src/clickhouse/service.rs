@@ -2,7 +2,7 @@
 //! a schema or type error is permanent and stops the processor with the server's message (which
 //! names the table and column).
 
-use pipeline::sink::SinkError;
+use model::sink::SinkError;
 
 /// ClickHouse error codes that are worth a retry (overload, timeouts, network, too many parts).
 const TRANSIENT_CODES: &[u32] = &[159, 164, 202, 203, 209, 210, 241, 242, 252, 285, 319, 425];

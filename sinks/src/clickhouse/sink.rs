@@ -16,14 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pipeline::event::{Event, Payload};
-use pipeline::profile::ContactProfile;
-use pipeline::signals::Signal;
-use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
+use model::event::{Event, Payload};
+use model::profile::ContactProfile;
+use model::signal::Signal;
+use model::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
 use super::config::ClickHouseConfig;
-use super::rows::{EventRow, HistoryRow, ProfileRow, SegmentChangeRow, SignalRow};
+use super::rows::{EventRow, HistoryRow, ProfileRow, SegmentChangeRow};
 use super::service::classify;
+use crate::rows::SignalRow;
 
 /// Longest one request may take before it counts as a (transient) timeout.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,7 +101,7 @@ impl ClickHouseSink {
         let block = self.seq_block(partition) << 20;
         let mut redacted = Vec::with_capacity(rows.len());
         for (i, r) in rows.into_iter().enumerate() {
-            let payload = pipeline::decode::payload_from_parts(&r.kind, &r.data).map_err(|e| {
+            let payload = model::event::Payload::from_parts(&r.kind, &r.data).map_err(|e| {
                 SinkError::Permanent(format!("event {} cannot be redacted: {e}", r.event_id))
             })?;
             redacted.push(EventRow {
@@ -286,7 +287,7 @@ impl ResultSink for ClickHouseSink {
         };
         let signalled = signalled
             .into_iter()
-            .filter(|s| s.kind != pipeline::signals::FEED_PROMPT)
+            .filter(|s| s.kind != model::signal::FEED_PROMPT)
             .collect();
         let mut events = Vec::with_capacity(rows.len());
         for r in &rows {

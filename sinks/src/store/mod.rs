@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
-use pipeline::event::Payload;
-use pipeline::profile::ContactProfile;
-use pipeline::signals::Signal;
-use pipeline::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
+use model::event::Payload;
+use model::profile::ContactProfile;
+use model::signal::Signal;
+use model::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
-use crate::clickhouse::rows::SignalRow;
 use crate::index::ProfileIndex;
-use rows::StoredEvent;
+use crate::rows::SignalRow;
+use crate::rows::StoredEvent;
 use segments::{Kind, Segment, SegmentError, Segments};
 
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +248,7 @@ impl EmbeddedStore {
                 .filter(|e| hit(&e.business_id, &e.contact_id))
             {
                 let payload =
-                    pipeline::decode::payload_from_parts(&e.kind, &e.data).map_err(|err| {
+                    model::event::Payload::from_parts(&e.kind, &e.data).map_err(|err| {
                         StoreError::Event {
                             event_id: e.event_id.clone(),
                             detail: err.to_string(),
@@ -429,7 +429,7 @@ impl ResultSink for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipeline::signals::SEGMENT_UPDATED;
+    use model::signal::SEGMENT_UPDATED;
 
     fn signal(id: &str, change: &'static str) -> Signal {
         Signal {
@@ -461,7 +461,7 @@ mod tests {
     }
 
     fn event_in(partition: i32, i: i64) -> PartitionOutput {
-        use pipeline::event::{ContactCreated, Event, SCHEMA_VERSION};
+        use model::event::{ContactCreated, Event, SCHEMA_VERSION};
         let event = Event {
             schema_version: SCHEMA_VERSION,
             event_id: format!("e{partition}-{i}"),
@@ -476,7 +476,7 @@ mod tests {
         };
         PartitionOutput {
             partition,
-            events: vec![pipeline::sink::AcceptedEvent {
+            events: vec![model::sink::AcceptedEvent {
                 event,
                 topic: "crm.contacts".into(),
                 partition,

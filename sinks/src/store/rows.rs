@@ -1,9 +1,8 @@
 //! Row types of the embedded store and their Arrow schemas (timestamps as UTC milliseconds, so
 //! `keyflow sql` shows real times).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use chrono::DateTime;
 use std::collections::HashMap;
 
 use datafusion::arrow::array::{AsArray, RecordBatch, StringArray, UInt32Array};
@@ -12,227 +11,57 @@ use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
 };
 use datafusion::arrow::error::ArrowError;
-use pipeline::event::Event;
-use pipeline::profile::ContactProfile;
-use pipeline::sink::AcceptedEvent;
-use serde::{Deserialize, Serialize};
+use model::profile::ContactProfile;
+use serde_arrow::schema::{SchemaLike, TracingOptions};
 
-use crate::clickhouse::rows::SignalRow;
+use crate::rows::{SignalRow, StoredEvent};
 
-/// An accepted event as stored: envelope columns plus the `data` object as JSON text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    pub partition: i32,
-    pub topic: String,
-    pub offset: i64,
-    pub event_id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub business_id: String,
-    pub contact_id: String,
-    pub occurred_at: i64,
-    pub source: String,
-    pub data: String,
+/// The Arrow fields of a row type, traced from its serde shape: every field in declaration
+/// order, strings as Utf8, lists as List with items named `item`, and every instant (a
+/// millisecond field named `*_at`, or `since`) as a UTC millisecond timestamp, so
+/// `keyflow sql` shows real times. The row types are the only list of their columns.
+fn fields_of<T: serde::de::DeserializeOwned>() -> Vec<FieldRef> {
+    let options = TracingOptions::default()
+        .strings_as_large_utf8(false)
+        .sequence_as_large_list(false);
+    Vec::<FieldRef>::from_type::<T>(options)
+        .expect("the store's row types trace to Arrow fields")
+        .iter()
+        .map(|f| Arc::new(shape(f)))
+        .collect()
 }
 
-impl From<&AcceptedEvent> for StoredEvent {
-    fn from(a: &AcceptedEvent) -> Self {
-        let e = &a.event;
-        Self {
-            partition: a.partition,
-            topic: a.topic.clone(),
-            offset: a.offset,
-            event_id: e.event_id.clone(),
-            kind: e.payload.type_name().to_owned(),
-            business_id: e.business_id.clone(),
-            contact_id: e.contact_id.clone(),
-            occurred_at: e.occurred_at.timestamp_millis(),
-            source: e.source.clone(),
-            data: e.payload.data_json(),
+fn shape(f: &Field) -> Field {
+    let instant = f.name().ends_with("_at") || f.name() == "since";
+    let data_type = match f.data_type() {
+        DataType::Int64 if instant => {
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
         }
-    }
+        DataType::List(item) => DataType::List(Arc::new(shape(item).with_name("item"))),
+        DataType::Struct(fields) => {
+            DataType::Struct(fields.iter().map(|f| shape(f)).collect::<Fields>())
+        }
+        other => other.clone(),
+    };
+    Field::new(f.name(), data_type, f.is_nullable())
 }
 
-impl StoredEvent {
-    /// The event back, as the processor first accepted it.
-    pub fn to_event(&self) -> Result<Event, String> {
-        let payload = pipeline::decode::payload_from_parts(&self.kind, &self.data)
-            .map_err(|e| e.to_string())?;
-        Ok(Event {
-            schema_version: pipeline::event::SCHEMA_VERSION,
-            event_id: self.event_id.clone(),
-            business_id: self.business_id.clone(),
-            contact_id: self.contact_id.clone(),
-            occurred_at: DateTime::from_timestamp_millis(self.occurred_at)
-                .ok_or("occurred_at out of range")?,
-            source: self.source.clone(),
-            payload,
-        })
-    }
-}
-
-fn ts(name: &str, nullable: bool) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        nullable,
-    )
-}
-
-fn utf8(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Utf8, nullable)
-}
-
-fn i64f(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Int64, nullable)
-}
-
-fn f64f(name: &str, nullable: bool) -> Field {
-    Field::new(name, DataType::Float64, nullable)
-}
-
-/// A non-null list of non-null structs with these fields.
-fn list_of(name: &str, fields: Vec<Field>) -> Field {
-    Field::new(
-        name,
-        DataType::List(Arc::new(Field::new(
-            "item",
-            DataType::Struct(Fields::from(fields)),
-            false,
-        ))),
-        false,
-    )
-}
-
+/// Columns of the event segments: [`StoredEvent`].
 pub fn event_fields() -> Vec<FieldRef> {
-    vec![
-        Field::new("partition", DataType::Int32, false),
-        utf8("topic", false),
-        Field::new("offset", DataType::Int64, false),
-        utf8("event_id", false),
-        utf8("type", false),
-        utf8("business_id", false),
-        utf8("contact_id", false),
-        ts("occurred_at", false),
-        utf8("source", false),
-        utf8("data", false),
-    ]
-    .into_iter()
-    .map(Arc::new)
-    .collect()
+    static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
+    FIELDS.get_or_init(fields_of::<StoredEvent>).clone()
 }
 
+/// Columns of the profile segments: [`ContactProfile`].
 pub fn profile_fields() -> Vec<FieldRef> {
-    let factor = vec![
-        utf8("factor", false),
-        i64f("count", false),
-        i64f("points", false),
-    ];
-    vec![
-        utf8("business_id", false),
-        utf8("contact_id", false),
-        Field::new("partition", DataType::Int32, false),
-        utf8("name", true),
-        utf8("email", true),
-        utf8("phone", true),
-        utf8("status", false),
-        Field::new("tags", DataType::List(Arc::new(utf8("item", false))), false),
-        utf8("photo_url", true),
-        ts("created_at", true),
-        Field::new("deleted", DataType::Boolean, false),
-        Field::new("erased", DataType::Boolean, false),
-        utf8("merged_into", true),
-        Field::new(
-            "aliases",
-            DataType::List(Arc::new(utf8("item", false))),
-            false,
-        ),
-        Field::new("lead_score", DataType::Int64, false),
-        list_of("factors", factor),
-        utf8("rule_version", false),
-        ts("last_interaction_at", true),
-        Field::new("outstanding_balance_cents", DataType::Int64, false),
-        Field::new("unpaid_invoices", DataType::Int64, false),
-        i64f("overdue_invoices", false),
-        utf8("oldest_unpaid_invoice_id", true),
-        ts("oldest_unpaid_due_at", true),
-        i64f("days_overdue", true),
-        i64f("invoices_on_time", false),
-        i64f("invoices_late", false),
-        i64f("invoices_overdue", false),
-        i64f("payment_reliability", true),
-        f64f("avg_days_late", true),
-        utf8("top_service_id", true),
-        utf8("top_service_name", true),
-        i64f("top_service_bookings", false),
-        i64f("affinity_bookings", false),
-        f64f("top_service_share", true),
-        f64f("mean_gap_days", true),
-        f64f("median_gap_days", true),
-        i64f("days_since_last_interaction", true),
-        i64f("completed_bookings_total", false),
-        i64f("recent_bookings", false),
-        i64f("revenue_cents", false),
-        i64f("recent_paid_invoices", false),
-        i64f("recent_paid_cents", false),
-        i64f("pending_confirmations", false),
-        ts("promotion_suggested_at", true),
-        list_of(
-            "segments",
-            vec![utf8("segment", false), utf8("reason", false)],
-        ),
-        list_of(
-            "next_actions",
-            vec![
-                utf8("kind", false),
-                utf8("ref_id", false),
-                ts("since", false),
-                i64f("age_days", false),
-                f64f("priority", false),
-                utf8("message", false),
-            ],
-        ),
-        list_of(
-            "services",
-            vec![
-                utf8("service_id", false),
-                utf8("service_name", true),
-                i64f("bookings", false),
-                i64f("completed", false),
-                i64f("revenue_cents", false),
-            ],
-        ),
-        ts("evaluated_at", false),
-    ]
-    .into_iter()
-    .map(Arc::new)
-    .collect()
+    static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
+    FIELDS.get_or_init(fields_of::<ContactProfile>).clone()
 }
 
-/// A batch's signals ([`SignalRow`], the same row ClickHouse stores).
+/// Columns of a batch's signals: [`SignalRow`], the same row ClickHouse stores.
 pub fn signal_fields() -> Vec<FieldRef> {
-    vec![
-        utf8("signal_id", false),
-        utf8("type", false),
-        utf8("business_id", false),
-        utf8("contact_id", false),
-        Field::new("partition", DataType::Int32, false),
-        utf8("subject", false),
-        utf8("change", false),
-        utf8("reason", false),
-        i64f("at_ms", false),
-        utf8("rule_version", false),
-        Field::new(
-            "caused_by",
-            DataType::List(Arc::new(utf8("item", false))),
-            false,
-        ),
-        utf8("detail", false),
-        Field::new("batch", DataType::UInt64, false),
-    ]
-    .into_iter()
-    .map(Arc::new)
-    .collect()
+    static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
+    FIELDS.get_or_init(fields_of::<SignalRow>).clone()
 }
 
 pub fn schema(fields: &[FieldRef]) -> SchemaRef {
@@ -296,6 +125,157 @@ pub fn latest_profile_rows(batches: &[RecordBatch]) -> Result<Option<RecordBatch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The traced columns are the ones the store has always written (segments written by an
+    /// earlier version are merged with new ones, so the shapes must stay equal): the lists
+    /// below are that earlier hand-written schema, kept here as the golden.
+    #[test]
+    fn traced_columns_are_the_stored_format() {
+        fn ts(name: &str, nullable: bool) -> Field {
+            Field::new(
+                name,
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                nullable,
+            )
+        }
+        fn utf8(name: &str, nullable: bool) -> Field {
+            Field::new(name, DataType::Utf8, nullable)
+        }
+        fn i64f(name: &str, nullable: bool) -> Field {
+            Field::new(name, DataType::Int64, nullable)
+        }
+        fn f64f(name: &str, nullable: bool) -> Field {
+            Field::new(name, DataType::Float64, nullable)
+        }
+        fn list_of(name: &str, fields: Vec<Field>) -> Field {
+            Field::new(
+                name,
+                DataType::List(Arc::new(Field::new(
+                    "item",
+                    DataType::Struct(Fields::from(fields)),
+                    false,
+                ))),
+                false,
+            )
+        }
+        fn strings(name: &str) -> Field {
+            Field::new(name, DataType::List(Arc::new(utf8("item", false))), false)
+        }
+        let events = vec![
+            Field::new("partition", DataType::Int32, false),
+            utf8("topic", false),
+            Field::new("offset", DataType::Int64, false),
+            utf8("event_id", false),
+            utf8("type", false),
+            utf8("business_id", false),
+            utf8("contact_id", false),
+            ts("occurred_at", false),
+            utf8("source", false),
+            utf8("data", false),
+        ];
+        let profiles = vec![
+            utf8("business_id", false),
+            utf8("contact_id", false),
+            Field::new("partition", DataType::Int32, false),
+            utf8("name", true),
+            utf8("email", true),
+            utf8("phone", true),
+            utf8("status", false),
+            strings("tags"),
+            utf8("photo_url", true),
+            ts("created_at", true),
+            Field::new("deleted", DataType::Boolean, false),
+            Field::new("erased", DataType::Boolean, false),
+            utf8("merged_into", true),
+            strings("aliases"),
+            i64f("lead_score", false),
+            list_of(
+                "factors",
+                vec![
+                    utf8("factor", false),
+                    i64f("count", false),
+                    i64f("points", false),
+                ],
+            ),
+            utf8("rule_version", false),
+            ts("last_interaction_at", true),
+            i64f("outstanding_balance_cents", false),
+            i64f("unpaid_invoices", false),
+            i64f("overdue_invoices", false),
+            utf8("oldest_unpaid_invoice_id", true),
+            ts("oldest_unpaid_due_at", true),
+            i64f("days_overdue", true),
+            i64f("invoices_on_time", false),
+            i64f("invoices_late", false),
+            i64f("invoices_overdue", false),
+            i64f("payment_reliability", true),
+            f64f("avg_days_late", true),
+            utf8("top_service_id", true),
+            utf8("top_service_name", true),
+            i64f("top_service_bookings", false),
+            i64f("affinity_bookings", false),
+            f64f("top_service_share", true),
+            f64f("mean_gap_days", true),
+            f64f("median_gap_days", true),
+            i64f("days_since_last_interaction", true),
+            i64f("completed_bookings_total", false),
+            i64f("recent_bookings", false),
+            i64f("revenue_cents", false),
+            i64f("recent_paid_invoices", false),
+            i64f("recent_paid_cents", false),
+            i64f("pending_confirmations", false),
+            ts("promotion_suggested_at", true),
+            list_of(
+                "segments",
+                vec![utf8("segment", false), utf8("reason", false)],
+            ),
+            list_of(
+                "next_actions",
+                vec![
+                    utf8("kind", false),
+                    utf8("ref_id", false),
+                    ts("since", false),
+                    i64f("age_days", false),
+                    f64f("priority", false),
+                    utf8("message", false),
+                ],
+            ),
+            list_of(
+                "services",
+                vec![
+                    utf8("service_id", false),
+                    utf8("service_name", true),
+                    i64f("bookings", false),
+                    i64f("completed", false),
+                    i64f("revenue_cents", false),
+                ],
+            ),
+            ts("evaluated_at", false),
+        ];
+        let signals = vec![
+            utf8("signal_id", false),
+            utf8("type", false),
+            utf8("business_id", false),
+            utf8("contact_id", false),
+            Field::new("partition", DataType::Int32, false),
+            utf8("subject", false),
+            utf8("change", false),
+            utf8("reason", false),
+            i64f("at_ms", false),
+            utf8("rule_version", false),
+            strings("caused_by"),
+            utf8("detail", false),
+            Field::new("batch", DataType::UInt64, false),
+        ];
+        for (name, golden, traced) in [
+            ("events", events, event_fields()),
+            ("profiles", profiles, profile_fields()),
+            ("signals", signals, signal_fields()),
+        ] {
+            let golden: Vec<FieldRef> = golden.into_iter().map(Arc::new).collect();
+            assert_eq!(schema(&traced), schema(&golden), "{name}");
+        }
+    }
 
     fn version(contact: &str, lead_score: i64, evaluated_at: i64) -> ContactProfile {
         ContactProfile {

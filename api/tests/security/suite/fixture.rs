@@ -11,10 +11,10 @@ use std::sync::Arc;
 use api::auth::{ApiConfig, Secret};
 use api::limits::HttpLimits;
 use api::AppState;
-use pipeline::event::Event;
-use pipeline::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
-use pipeline::sink::AcceptedEvent;
-use pipeline::status::ProcessorStatus;
+use model::event::Event;
+use model::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
+use model::sink::AcceptedEvent;
+use model::status::ProcessorStatus;
 use serde_json::json;
 use sinks::read::ProfileReader;
 
@@ -329,7 +329,7 @@ pub async fn serve(reader: Arc<dyn ProfileReader>, mut limits: HttpLimits) -> Se
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(reader, status, config(limits));
+    let state = AppState::new(reader, status, config(limits), Default::default());
     tokio::spawn(api::serve(listener, state, async move {
         let _ = rx.await;
     }));

@@ -78,21 +78,15 @@ pub struct ActionCard {
     pub hook_point: &'static str,
 }
 
-/// Hook `next_action_cards`: up to three cards from the business's queue, highest priority
-/// first (the queue's own heuristic; a model would rank and word them).
+/// Hook `next_action_cards`: cards for the first three items of the business's Next Action
+/// queue, as ranked at read time (`queue` is in that order; the queue's own heuristic stands
+/// where a model would rank and word them).
 pub fn next_action_cards(queue: &[(&ContactProfile, &NextAction)]) -> Vec<ActionCard> {
     reached(NEXT_ACTION_CARDS, "queue");
-    let mut items: Vec<_> = queue.to_vec();
-    items.sort_by(|a, b| {
-        b.1.priority
-            .total_cmp(&a.1.priority)
-            .then_with(|| a.0.contact_id.cmp(&b.0.contact_id))
-            .then_with(|| a.1.ref_id.cmp(&b.1.ref_id))
-    });
-    items
-        .into_iter()
+    queue
+        .iter()
         .take(3)
-        .map(|(p, a)| {
+        .map(|&(p, a)| {
             let who = p.name.clone().unwrap_or_else(|| p.contact_id.clone());
             let title = match a.kind.as_str() {
                 "invoice_overdue" => format!("Chase payment from {who}"),

@@ -12,14 +12,37 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_arrow::schema::SchemaLike;
 
-use crate::engine::{EngineError, DAY_MS};
-use crate::profile::ContactProfile;
-use crate::state::Ms;
+use model::clock::{Ms, DAY_MS};
+use model::profile::ContactProfile;
+use serde_arrow::schema::TracingOptions;
 
 pub const SERVICES_SQL: &str = include_str!("../../sql/business/services.sql");
 pub const HIGHLIGHTS_SQL: &str = include_str!("../../sql/business/highlights.sql");
 pub const CUES_SQL: &str = include_str!("../../sql/business/cues.sql");
 pub const QUEUE_SQL: &str = include_str!("../../sql/business/next_actions.sql");
+
+/// A business view query that failed: which one, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("business view {query} failed: {source}")]
+    Query {
+        query: &'static str,
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("business view {query}: rows of an unexpected shape: {source}")]
+    Shape {
+        query: &'static str,
+        source: serde_arrow::Error,
+    },
+}
+
+/// Arrow shapes the views' input tables are built with (plain Utf8 and List, as DataFusion's
+/// SQL literals are).
+fn options() -> TracingOptions {
+    TracingOptions::default()
+        .strings_as_large_utf8(false)
+        .sequence_as_large_list(false)
+}
 
 #[derive(Serialize, Deserialize)]
 struct ContactRow {
@@ -132,15 +155,14 @@ fn table<T: Serialize + for<'de> Deserialize<'de>>(
     ctx: &SessionContext,
     name: &'static str,
     rows: &[T],
-) -> Result<(), EngineError> {
-    let shape = |source| EngineError::Shape {
+) -> Result<(), ViewError> {
+    let shape = |source| ViewError::Shape {
         query: name,
         source,
     };
-    let fields =
-        Vec::<FieldRef>::from_type::<T>(crate::engine::tracing_options()).map_err(shape)?;
+    let fields = Vec::<FieldRef>::from_type::<T>(options()).map_err(shape)?;
     let batch = serde_arrow::to_record_batch(&fields, &rows).map_err(shape)?;
-    let q = |source| EngineError::Query {
+    let q = |source| ViewError::Query {
         query: name,
         source,
     };
@@ -153,8 +175,8 @@ async fn query<T: serde::de::DeserializeOwned>(
     ctx: &SessionContext,
     name: &'static str,
     sql: &str,
-) -> Result<Vec<T>, EngineError> {
-    let q = |source| EngineError::Query {
+) -> Result<Vec<T>, ViewError> {
+    let q = |source| ViewError::Query {
         query: name,
         source,
     };
@@ -162,7 +184,7 @@ async fn query<T: serde::de::DeserializeOwned>(
     let mut out = Vec::new();
     for b in &batches {
         out.extend(
-            serde_arrow::from_record_batch::<Vec<T>>(b).map_err(|source| EngineError::Shape {
+            serde_arrow::from_record_batch::<Vec<T>>(b).map_err(|source| ViewError::Shape {
                 query: name,
                 source,
             })?,
@@ -172,10 +194,7 @@ async fn query<T: serde::de::DeserializeOwned>(
 }
 
 /// The views of one business from its visible profiles, at `now`.
-pub async fn views(
-    profiles: &[Arc<ContactProfile>],
-    now: Ms,
-) -> Result<BusinessViews, EngineError> {
+pub async fn views(profiles: &[Arc<ContactProfile>], now: Ms) -> Result<BusinessViews, ViewError> {
     let visible: Vec<&ContactProfile> = profiles
         .iter()
         .map(Arc::as_ref)
@@ -252,7 +271,7 @@ pub async fn views(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{NextAction, ServiceStat};
+    use model::profile::{NextAction, ServiceStat};
 
     fn p(id: &str, score: i64, status: &str) -> ContactProfile {
         ContactProfile {

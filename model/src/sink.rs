@@ -3,10 +3,10 @@
 
 use async_trait::async_trait;
 
+use crate::clock::Ms;
 use crate::event::Event;
 use crate::profile::{ContactProfile, Factor};
-use crate::signals::Signal;
-use crate::state::Ms;
+use crate::signal::Signal;
 
 /// An accepted event with where it was read from.
 #[derive(Debug, Clone, PartialEq)]

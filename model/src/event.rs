@@ -92,7 +92,45 @@ pub const EVENT_TYPES: &[&str] = &[
     "invoice.overdue",
 ];
 
+/// Why a stored or received `data` text is not a payload of its type.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("invalid data for {kind}: {detail}")]
+    Data { kind: String, detail: String },
+}
+
 impl Payload {
+    /// The payload of type `kind` from its `data` JSON text: how the decoder reads a message's
+    /// `data` and how stores read events back.
+    pub fn from_parts(kind: &str, d: &str) -> Result<Payload, PayloadError> {
+        fn parse<'a, T: Deserialize<'a>>(kind: &str, data: &'a str) -> Result<T, PayloadError> {
+            serde_json::from_str(data).map_err(|e| PayloadError::Data {
+                kind: kind.to_owned(),
+                detail: strip_position(&e.to_string()),
+            })
+        }
+        Ok(match kind {
+            "contact.created" => Payload::ContactCreated(parse(kind, d)?),
+            "contact.updated" => Payload::ContactUpdated(parse(kind, d)?),
+            "contact.merged" => Payload::ContactMerged(parse(kind, d)?),
+            "contact.deleted" => Payload::ContactDeleted(parse(kind, d)?),
+            "contact.erased" => Payload::ContactErased(parse(kind, d)?),
+            "note.created" => Payload::NoteCreated(parse(kind, d)?),
+            "task.created" => Payload::TaskCreated(parse(kind, d)?),
+            "task.completed" | "contact.task.completed" => Payload::TaskCompleted(parse(kind, d)?),
+            "booking.created" => Payload::BookingCreated(parse(kind, d)?),
+            "booking.confirmed" => Payload::BookingConfirmed(parse(kind, d)?),
+            "booking.cancelled" => Payload::BookingCancelled(parse(kind, d)?),
+            "booking.completed" => Payload::BookingCompleted(parse(kind, d)?),
+            "invoice.sent" => Payload::InvoiceSent(parse(kind, d)?),
+            "invoice.paid" => Payload::InvoicePaid(parse(kind, d)?),
+            "invoice.overdue" => Payload::InvoiceOverdue(parse(kind, d)?),
+            other => return Err(PayloadError::UnknownType(other.to_owned())),
+        })
+    }
+
     /// The canonical type tag.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -289,6 +327,14 @@ pub struct InvoiceRef {
 /// The JSON Schema of the envelope, generated from these types.
 pub fn json_schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(Event)).expect("a schema serialises")
+}
+
+/// serde's "at line 1 column 57" is noise in a reason about one field.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
 }
 
 #[cfg(test)]

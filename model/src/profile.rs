@@ -4,9 +4,10 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
+use educe::Educe;
 use serde::{Deserialize, Serialize};
 
-use crate::state::Ms;
+use crate::clock::Ms;
 
 /// One term of the lead score.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -27,7 +28,8 @@ pub struct Membership {
 }
 
 /// One open item of the business's Next Action queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Educe)]
+#[educe(Hash)]
 pub struct NextAction {
     /// invoice_overdue, booking_unconfirmed, task_stale or lead_stale.
     pub kind: String,
@@ -38,12 +40,13 @@ pub struct NextAction {
     /// Whole days since `since`.
     pub age_days: i64,
     /// age_days × (1 + lead_score / 100).
+    #[educe(Hash(method(hash_f64)))]
     pub priority: f64,
     pub message: String,
 }
 
 /// One service this contact booked within the service window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceStat {
     pub service_id: String,
     pub service_name: Option<String>,
@@ -55,8 +58,10 @@ pub struct ServiceStat {
     pub revenue_cents: i64,
 }
 
-/// Fields absent from rows written by an older version read as their defaults.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// Fields absent from rows written by an older version read as their defaults. `Hash` covers
+/// every field but `evaluated_at` (see [`ContactProfile::fingerprint`]); floats hash by bits.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, Educe)]
+#[educe(Hash)]
 #[serde(default)]
 pub struct ContactProfile {
     pub business_id: String,
@@ -94,15 +99,19 @@ pub struct ContactProfile {
     /// round(100 · on_time / (on_time + late + overdue)); None without any such invoice.
     pub payment_reliability: Option<i64>,
     /// Mean days late over late payments, 1 decimal.
+    #[educe(Hash(method(hash_opt_f64)))]
     pub avg_days_late: Option<f64>,
     /// The most booked service in the affinity window and its share of the bookings there.
     pub top_service_id: Option<String>,
     pub top_service_name: Option<String>,
     pub top_service_bookings: i64,
     pub affinity_bookings: i64,
+    #[educe(Hash(method(hash_opt_f64)))]
     pub top_service_share: Option<f64>,
     /// Gaps between consecutive interactions in the interaction window, in days (1 decimal).
+    #[educe(Hash(method(hash_opt_f64)))]
     pub mean_gap_days: Option<f64>,
+    #[educe(Hash(method(hash_opt_f64)))]
     pub median_gap_days: Option<f64>,
     pub days_since_last_interaction: Option<i64>,
     /// Bookings completed, all time.
@@ -123,88 +132,24 @@ pub struct ContactProfile {
     pub next_actions: Vec<NextAction>,
     pub services: Vec<ServiceStat>,
     /// The engine clock at evaluation; also the row version (later evaluations win).
+    #[educe(Hash(ignore))]
     pub evaluated_at: Ms,
 }
 
-fn hash_f64(v: Option<f64>, h: &mut DefaultHasher) {
+fn hash_f64<H: Hasher>(v: &f64, h: &mut H) {
+    v.to_bits().hash(h);
+}
+
+fn hash_opt_f64<H: Hasher>(v: &Option<f64>, h: &mut H) {
     v.map(f64::to_bits).hash(h);
 }
 
 impl ContactProfile {
     /// Hash of everything but the evaluation instant: equal fingerprints mean nothing to write.
+    /// Derived from the struct (its `Hash`), so a new field is covered without listing it here.
     pub fn fingerprint(&self) -> u64 {
         let mut h = DefaultHasher::new();
-        (&self.business_id, &self.contact_id, self.partition).hash(&mut h);
-        (
-            &self.name,
-            &self.email,
-            &self.phone,
-            &self.status,
-            &self.tags,
-            &self.photo_url,
-        )
-            .hash(&mut h);
-        (
-            self.created_at,
-            self.deleted,
-            self.erased,
-            &self.merged_into,
-            &self.aliases,
-        )
-            .hash(&mut h);
-        (self.lead_score, &self.factors, &self.rule_version).hash(&mut h);
-        (
-            self.last_interaction_at,
-            self.outstanding_balance_cents,
-            self.unpaid_invoices,
-            self.overdue_invoices,
-            &self.oldest_unpaid_invoice_id,
-            self.oldest_unpaid_due_at,
-            self.days_overdue,
-        )
-            .hash(&mut h);
-        (
-            self.invoices_on_time,
-            self.invoices_late,
-            self.invoices_overdue,
-            self.payment_reliability,
-        )
-            .hash(&mut h);
-        for v in [
-            self.avg_days_late,
-            self.top_service_share,
-            self.mean_gap_days,
-            self.median_gap_days,
-        ] {
-            hash_f64(v, &mut h);
-        }
-        (
-            &self.top_service_id,
-            &self.top_service_name,
-            self.top_service_bookings,
-            self.affinity_bookings,
-            self.days_since_last_interaction,
-        )
-            .hash(&mut h);
-        (
-            self.completed_bookings_total,
-            self.recent_bookings,
-            self.revenue_cents,
-            self.recent_paid_invoices,
-            self.recent_paid_cents,
-            self.pending_confirmations,
-            self.promotion_suggested_at,
-        )
-            .hash(&mut h);
-        self.segments.hash(&mut h);
-        for a in &self.next_actions {
-            (&a.kind, &a.ref_id, a.since, a.age_days, &a.message).hash(&mut h);
-            a.priority.to_bits().hash(&mut h);
-        }
-        for s in &self.services {
-            (&s.service_id, &s.service_name, s.bookings, s.completed).hash(&mut h);
-            s.revenue_cents.hash(&mut h);
-        }
+        self.hash(&mut h);
         h.finish()
     }
 
@@ -216,5 +161,59 @@ impl ContactProfile {
     /// Segment names only.
     pub fn segment_names(&self) -> impl Iterator<Item = &str> {
         self.segments.iter().map(|m| m.segment.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> ContactProfile {
+        ContactProfile {
+            business_id: "b".into(),
+            contact_id: "c".into(),
+            lead_score: 40,
+            avg_days_late: Some(1.5),
+            next_actions: vec![NextAction {
+                kind: "invoice_overdue".into(),
+                ref_id: "i1".into(),
+                since: 1,
+                age_days: 2,
+                priority: 2.8,
+                message: "m".into(),
+            }],
+            evaluated_at: 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_only_the_evaluation_instant() {
+        let a = sample();
+        let later = ContactProfile {
+            evaluated_at: 20,
+            ..a.clone()
+        };
+        assert_eq!(a.fingerprint(), later.fingerprint());
+        let changes: [fn(&mut ContactProfile); 5] = [
+            |p| p.lead_score += 1,
+            |p| p.avg_days_late = Some(1.6),
+            |p| p.next_actions[0].priority = 2.9,
+            |p| p.pending_confirmations = 1,
+            |p| {
+                p.services.push(ServiceStat {
+                    service_id: "s".into(),
+                    service_name: None,
+                    bookings: 1,
+                    completed: 0,
+                    revenue_cents: 0,
+                })
+            },
+        ];
+        for change in changes {
+            let mut b = a.clone();
+            change(&mut b);
+            assert_ne!(a.fingerprint(), b.fingerprint(), "{b:?}");
+        }
     }
 }

@@ -6,6 +6,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
+/// Milliseconds since the Unix epoch, UTC: the engine's and the stores' instant.
+pub type Ms = i64;
+/// One day and one hour in [`Ms`].
+pub const DAY_MS: Ms = 86_400_000;
+pub const HOUR_MS: Ms = 3_600_000;
+
 /// Something the engine asks for the current instant.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;

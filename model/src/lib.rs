@@ -1,0 +1,21 @@
+//! KeyFlow's contract: the types every layer shares, and nothing that runs a broker, a Kafka
+//! client or a query engine.
+//!
+//! Layout:
+//! - [`event`]: the inbound event envelope and its payloads (what producers publish).
+//! - [`profile`]: what the engine produces per contact and stores keep.
+//! - [`rules`]: the rules a business is evaluated with (scoring, metric windows, overrides).
+//! - [`signal`]: the change signals published on `crm.signals` and stored beside profiles.
+//! - [`sink`]: the contract between the processor and the stores it writes to.
+//! - [`clock`]: the injected clock and the millisecond instant [`clock::Ms`].
+//! - [`status`]: the processor's live counters and readiness, read by the API.
+//! - [`ai_hooks`]: the AI hook points (stubs) and the types they answer with.
+
+pub mod ai_hooks;
+pub mod clock;
+pub mod event;
+pub mod profile;
+pub mod rules;
+pub mod signal;
+pub mod sink;
+pub mod status;

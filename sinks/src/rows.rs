@@ -1,0 +1,122 @@
+//! The rows both stores keep alike: an accepted event as stored (envelope columns plus the
+//! `data` object as JSON text) and a stored signal. The embedded store writes them as Arrow
+//! segments, ClickHouse as table rows; each store's own rows live in its module.
+
+use chrono::DateTime;
+use clickhouse::Row;
+use model::event::Event;
+use model::signal::Signal;
+use model::sink::AcceptedEvent;
+use serde::{Deserialize, Serialize};
+
+/// An accepted event as stored: envelope columns plus the `data` object as JSON text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub partition: i32,
+    pub topic: String,
+    pub offset: i64,
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub business_id: String,
+    pub contact_id: String,
+    pub occurred_at: i64,
+    pub source: String,
+    pub data: String,
+}
+
+impl From<&AcceptedEvent> for StoredEvent {
+    fn from(a: &AcceptedEvent) -> Self {
+        let e = &a.event;
+        Self {
+            partition: a.partition,
+            topic: a.topic.clone(),
+            offset: a.offset,
+            event_id: e.event_id.clone(),
+            kind: e.payload.type_name().to_owned(),
+            business_id: e.business_id.clone(),
+            contact_id: e.contact_id.clone(),
+            occurred_at: e.occurred_at.timestamp_millis(),
+            source: e.source.clone(),
+            data: e.payload.data_json(),
+        }
+    }
+}
+
+impl StoredEvent {
+    /// The event back, as the processor first accepted it.
+    pub fn to_event(&self) -> Result<Event, String> {
+        let payload =
+            model::event::Payload::from_parts(&self.kind, &self.data).map_err(|e| e.to_string())?;
+        Ok(Event {
+            schema_version: model::event::SCHEMA_VERSION,
+            event_id: self.event_id.clone(),
+            business_id: self.business_id.clone(),
+            contact_id: self.contact_id.clone(),
+            occurred_at: DateTime::from_timestamp_millis(self.occurred_at)
+                .ok_or("occurred_at out of range")?,
+            source: self.source.clone(),
+            payload,
+        })
+    }
+}
+
+/// A stored signal: a row of ClickHouse's `signals` table, and of the embedded store's signal
+/// segments.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct SignalRow {
+    pub signal_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub business_id: String,
+    pub contact_id: String,
+    pub partition: i32,
+    pub subject: String,
+    pub change: String,
+    pub reason: String,
+    pub at_ms: i64,
+    pub rule_version: String,
+    pub caused_by: Vec<String>,
+    /// The type-specific fields as JSON text.
+    pub detail: String,
+    /// The partition's write that stored it (increasing; see `Recovered::unpublished`).
+    pub batch: u64,
+}
+
+impl SignalRow {
+    pub fn new(s: &Signal, batch: u64) -> Self {
+        Self {
+            signal_id: s.signal_id.clone(),
+            kind: s.kind.to_owned(),
+            business_id: s.business_id.clone(),
+            contact_id: s.contact_id.clone(),
+            partition: s.partition,
+            subject: s.subject.clone(),
+            change: s.change.to_owned(),
+            reason: s.reason.clone(),
+            at_ms: s.at,
+            rule_version: s.rule_version.clone(),
+            caused_by: s.caused_by.clone(),
+            detail: s.detail.to_string(),
+            batch,
+        }
+    }
+
+    /// The signal back, as it was published.
+    pub fn to_signal(&self) -> Result<Signal, String> {
+        Signal::restore(
+            self.signal_id.clone(),
+            &self.kind,
+            self.business_id.clone(),
+            self.contact_id.clone(),
+            self.partition,
+            self.subject.clone(),
+            &self.change,
+            self.reason.clone(),
+            self.at_ms,
+            self.rule_version.clone(),
+            self.caused_by.clone(),
+            &self.detail,
+        )
+    }
+}
