@@ -1,7 +1,6 @@
 //! The `keyflow` binary's wiring, as a library so integration tests start exactly what the CLI
 //! starts: configuration, `run`, `demo`.
 
-pub mod bench;
 pub mod config;
 pub mod demo;
 pub mod run;

@@ -74,15 +74,6 @@ enum Command {
     Migrate,
     /// Serve the API from ClickHouse only, without a processor (API replicas).
     Api,
-    /// The load harness: throughput, freshness, API latency and cost growth beside their limits;
-    /// writes results.md, results.json and results.png (see benches/RESULTS.md).
-    Bench(keyflow::bench::BenchArgs),
-    /// One phase of `bench` in its own process (started by `bench`).
-    #[command(hide = true)]
-    BenchChild {
-        #[command(subcommand)]
-        phase: keyflow::bench::ChildCommand,
-    },
 }
 
 #[tokio::main]
@@ -96,11 +87,6 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Bench(args) => return keyflow::bench::run(args).await,
-        Command::BenchChild { phase } => return keyflow::bench::run_child(phase).await,
-        _ => {}
-    }
     let overrides = Overrides {
         data_dir: cli.data_dir,
         brokers: cli.brokers,
@@ -160,7 +146,6 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Api => keyflow::run::serve_api_only(&cfg).await,
-        Command::Bench(_) | Command::BenchChild { .. } => unreachable!("handled above"),
         Command::Schema => {
             println!(
                 "{}",

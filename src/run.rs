@@ -118,7 +118,7 @@ pub async fn serve_api_only(cfg: &Config) -> anyhow::Result<()> {
     );
     api::serve(
         listener,
-        api::AppState::new(reader, status, keys),
+        api::AppState::new(reader, status, keys, Arc::new(cfg.rules()?)),
         crate::shutdown_signal(),
     )
     .await?;
@@ -131,6 +131,13 @@ pub async fn start_with(
     clock: SharedClock,
     wrap: impl FnOnce(Arc<dyn ResultSink>) -> Arc<dyn ResultSink>,
 ) -> anyhow::Result<Running> {
+    // Each metric file's output against the profile section it fills, before anything starts.
+    let rules = cfg.rules()?;
+    let engine = Engine::with_rules(rules.clone());
+    engine
+        .verify()
+        .await
+        .context("the metric files do not match the profile")?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let (bootstrap, broker) = match &cfg.brokers {
@@ -166,7 +173,7 @@ pub async fn start_with(
             cfg.ingest.sources.iter().cloned(),
             cfg.ingest.max_event_bytes,
         ),
-        Engine::with_rules(cfg.rules()?),
+        engine,
         clock,
         wrap(sink),
         cfg.processing.clone(),
@@ -188,7 +195,7 @@ pub async fn start_with(
     // The processor's evaluation runs on this runtime too: its queue delay is not API overload.
     keys.limits.max_queue_delay_ms = 0;
     let admin_key = keys.admin_key.clone();
-    let state = api::AppState::new(reader, status.clone(), keys);
+    let state = api::AppState::new(reader, status.clone(), keys, Arc::new(rules));
     let api_shutdown = shutdown.clone();
     let api = tokio::spawn(api::serve(listener, state, async move {
         api_shutdown.cancelled().await

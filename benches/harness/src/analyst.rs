@@ -1,4 +1,4 @@
-//! The analyst baseline of `keyflow bench`: what it costs to get every contact's lead score
+//! The analyst baseline of `keyflow-bench`: what it costs to get every contact's lead score
 //! without KeyFlow, by recomputing it in ClickHouse from the raw `events` table.
 //!
 //! [`measure`] creates a fresh database ([`DATABASE`]) with the project's own migrations, fills
@@ -19,7 +19,7 @@ use sinks::clickhouse::ClickHouseConfig;
 pub const DATABASE: &str = "keyflow_bench_analyst";
 
 /// The recompute query, with [`NOW_PLACEHOLDER`] for the scoring instant.
-pub const RECOMPUTE_SQL: &str = include_str!("../../sql/analyst/lead_score_recompute.sql");
+pub const RECOMPUTE_SQL: &str = include_str!("../../../sql/analyst/lead_score_recompute.sql");
 
 /// Stands for the scoring instant (UTC milliseconds) in [`RECOMPUTE_SQL`].
 pub const NOW_PLACEHOLDER: &str = "{now_ms}";
@@ -483,7 +483,7 @@ mod tests {
     /// plus the hand-made ones, read back, folded into the pipeline's state and scored by its
     /// engine (the DataFusion metrics) at the same instant; every contact's score and factor
     /// counts must match, and the hand-made ones must score what the rules say.
-    /// `cargo test --release --lib analyst -- --ignored --nocapture`
+    /// `cargo test --release -p keyflow-bench --lib analyst -- --ignored --nocapture`
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs ClickHouse (KEYFLOW_TEST_CLICKHOUSE_URL, default http://127.0.0.1:8123)"]
     async fn recompute_matches_the_engine() {
@@ -592,7 +592,7 @@ mod tests {
     }
 
     /// The benchmark's own measurement at 1M contacts, by hand:
-    /// `cargo test --release --lib analyst::tests::one_million -- --ignored --nocapture`
+    /// `cargo test --release -p keyflow-bench --lib analyst::tests::one_million -- --ignored --nocapture`
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore = "needs ClickHouse; loads 1M contacts"]
     async fn one_million() {

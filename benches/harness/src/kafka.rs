@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::{bench_now, BUSINESSES};
 use super::BenchArgs;
-use crate::config::Config;
-use crate::demo::generator::{generate, live, DemoMessage, DemoSpec};
-use crate::demo::{produce_all, producer, topic_for};
+use keyflow::config::Config;
+use keyflow::demo::generator::{generate, live, DemoMessage, DemoSpec};
+use keyflow::demo::{produce_all, producer, topic_for};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Throughput {
@@ -86,7 +86,7 @@ fn free_addr() -> anyhow::Result<std::net::SocketAddr> {
 /// `KEYFLOW_PROCESSING__BATCH_LINGER_MS=20` or `KEYFLOW_KAFKA__FETCH_MAX_BYTES=...` apply to the
 /// bench's pipelines too.
 fn settings() -> anyhow::Result<Config> {
-    Config::load(None, &crate::config::Overrides::default())
+    Config::load(None, &keyflow::config::Overrides::default())
 }
 
 /// A processor configuration over the shared broker, in its own group and data directory.
@@ -152,7 +152,7 @@ pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Re
     p("kafka: pipeline into the embedded store");
     let cfg = config(&work.join("pipe-embedded"), &bootstrap, "bench-embedded")?;
     let running =
-        crate::run::start(&cfg, std::sync::Arc::new(pipeline::clock::SystemClock)).await?;
+        keyflow::run::start(&cfg, std::sync::Arc::new(pipeline::clock::SystemClock)).await?;
     let embedded = drain(&running.status, n, "pipeline -> embedded store").await?;
     p(&format!(
         "kafka: pipeline -> embedded store: {:.0} events/s ({:.0}% of the limit)",
@@ -299,7 +299,7 @@ async fn clickhouse_pipeline(
         .await
         .context("ClickHouse does not answer")?;
     let running =
-        crate::run::start(&cfg, std::sync::Arc::new(pipeline::clock::SystemClock)).await?;
+        keyflow::run::start(&cfg, std::sync::Arc::new(pipeline::clock::SystemClock)).await?;
     let t = drain(&running.status, n, "pipeline -> ClickHouse").await;
     running.stop().await?;
     ch.query("DROP DATABASE IF EXISTS keyflow_bench")
@@ -329,7 +329,7 @@ fn event(id: String, contact: &str, payload: Payload) -> (String, Vec<u8>) {
 enum Probed<'a> {
     /// The API of a running pipeline: probe contacts (never touched by the live stream) whose
     /// completed-booking count each probe raises by one, timed until the API shows it.
-    Api(&'a crate::run::Running),
+    Api(&'a keyflow::run::Running),
     /// A bare rdkafka consumer of the probes' topic, with no pipeline running: the freshness
     /// limit, the share of the delay that is the broker's.
     Broker(&'a str),

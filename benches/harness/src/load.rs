@@ -1,6 +1,6 @@
 //! API latency under a fixed request rate. The server runs in the harness process over the
 //! engine phase's embedded store (every contact loaded); the load comes from a separate
-//! process (`keyflow bench-child load`), an open-loop generator: requests leave on a fixed
+//! process (`keyflow-bench child load`), an open-loop generator: requests leave on a fixed
 //! schedule whether or not earlier ones returned, and each latency is measured from its
 //! scheduled instant, so a stall is charged to every request it delays (no coordinated
 //! omission). Requests go over a fixed number of keep-alive connections, as wrk's `-c` or a
@@ -108,7 +108,7 @@ pub async fn api_phase(
     let stopped = stop.clone();
     let server = tokio::spawn(api::serve(
         listener,
-        api::AppState::new(index, status, cfg),
+        api::AppState::new(index, status, cfg, Default::default()),
         async move { stopped.cancelled().await },
     ));
     // The server runs in this process: its peak RSS under load, sampled every 200 ms.

@@ -1,12 +1,10 @@
-//! The harness's report: a markdown table of every figure beside its target, and a PNG chart of
-//! throughput and latency (plotters, text drawn with a system TrueType font).
+//! The harness's report: a markdown table of every figure beside its target, and an SVG chart
+//! of throughput and latency (plain SVG text: no image or font crates, opens in any browser).
 
 use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use plotters::coord::ranged1d::SegmentValue;
-use plotters::prelude::*;
 
 use super::Results;
 
@@ -184,33 +182,29 @@ pub fn markdown(r: &Results) -> String {
     md
 }
 
-fn register_font() -> anyhow::Result<()> {
-    const CANDIDATES: [&str; 3] = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    ];
-    let path = CANDIDATES
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .context("no TrueType font found for the chart (install Debian's fonts-dejavu-core)")?;
-    let bytes: &'static [u8] = Box::leak(std::fs::read(path)?.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))?;
-    Ok(())
+/// Escapes text for SVG.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
-type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+/// Width and height of one panel of the chart, in SVG units.
+const PANEL: (f64, f64) = (600.0, 560.0);
 
+/// One bar panel at horizontal offset `x0`: a bar per item with its value above it, the unit on
+/// the y axis, and a red line at the target if there is one.
 fn bars(
-    area: &Area,
+    svg: &mut String,
+    x0: f64,
     title: &str,
     unit: &str,
     items: &[(String, f64)],
     target: Option<(f64, &str)>,
-) -> anyhow::Result<()> {
+) {
     if items.is_empty() {
-        return Ok(());
+        return;
     }
     let top = items
         .iter()
@@ -219,72 +213,82 @@ fn bars(
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max)
         * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(60)
-        .y_label_area_size(80)
-        .build_cartesian_2d((0..items.len()).into_segmented(), 0f64..top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(items.len())
-        .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => items.get(*i).map(|x| x.0.clone()).unwrap_or_default(),
-            _ => String::new(),
-        })
-        .x_label_style(("sans-serif", 13))
-        .y_desc(unit)
-        .y_label_formatter(&|v| n(*v))
-        .draw()?;
-    chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-        let mut bar = Rectangle::new(
-            [
-                (SegmentValue::Exact(i), 0.0),
-                (
-                    SegmentValue::Exact(i + 1),
-                    if v.is_finite() { *v } else { 0.0 },
-                ),
-            ],
-            RGBColor(60, 110, 180).filled(),
+    let (left, right, top_y, bottom) = (x0 + 90.0, x0 + PANEL.0 - 20.0, 60.0, PANEL.1 - 80.0);
+    let y = |v: f64| bottom - (v.max(0.0) / top) * (bottom - top_y);
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="32" font-size="22" text-anchor="middle">{}</text>"#,
+        x0 + PANEL.0 / 2.0,
+        esc(title)
+    );
+    let _ = writeln!(
+        svg,
+        r#"<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="black"/><line x1="{left}" y1="{top_y}" x2="{left}" y2="{bottom}" stroke="black"/>"#
+    );
+    for i in 0..=4 {
+        let v = top * f64::from(i) / 4.0;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"#,
+            left - 6.0,
+            y(v) + 4.0,
+            n(v)
         );
-        bar.set_margin(0, 0, 10, 10);
-        bar
-    }))?;
-    chart.draw_series(items.iter().enumerate().map(|(i, (_, v))| {
-        Text::new(
-            n(*v),
-            (SegmentValue::CenterOf(i), *v + top * 0.02),
-            ("sans-serif", 13),
-        )
-    }))?;
-    if let Some((t, label)) = target {
-        chart
-            .draw_series(LineSeries::new(
-                [
-                    (SegmentValue::Exact(0), t),
-                    (SegmentValue::Exact(items.len()), t),
-                ],
-                RED.stroke_width(2),
-            ))?
-            .label(label)
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.8))
-            .label_font(("sans-serif", 13))
-            .draw()?;
     }
-    Ok(())
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" font-size="13" transform="rotate(-90 {:.1} {:.1})" text-anchor="middle">{}</text>"#,
+        x0 + 20.0,
+        (top_y + bottom) / 2.0,
+        x0 + 20.0,
+        (top_y + bottom) / 2.0,
+        esc(unit)
+    );
+    let slot = (right - left) / items.len() as f64;
+    for (i, (label, v)) in items.iter().enumerate() {
+        let v = if v.is_finite() { *v } else { 0.0 };
+        let (bx, bw) = (left + slot * i as f64 + 10.0, (slot - 20.0).max(2.0));
+        let cx = bx + bw / 2.0;
+        let _ = writeln!(
+            svg,
+            r#"<rect x="{bx:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="rgb(60,110,180)"/>"#,
+            y(v),
+            bottom - y(v)
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{cx:.1}" y="{:.1}" font-size="13" text-anchor="middle">{}</text>"#,
+            y(v) - 6.0,
+            n(v)
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{cx:.1}" y="{:.1}" font-size="13" text-anchor="middle">{}</text>"#,
+            bottom + 20.0,
+            esc(label)
+        );
+    }
+    if let Some((t, label)) = target {
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{left}" y1="{:.1}" x2="{right}" y2="{:.1}" stroke="red" stroke-width="2"/><text x="{:.1}" y="{:.1}" font-size="13" fill="red" text-anchor="end">{}</text>"#,
+            y(t),
+            y(t),
+            right,
+            y(t) - 6.0,
+            esc(label)
+        );
+    }
 }
 
-/// Throughput (events/s), API latency p99 (ms) and freshness (ms), side by side.
+/// Throughput (events/s), API latency p99 (ms) and freshness (ms), side by side, as SVG.
 pub fn chart(r: &Results, file: &Path) -> anyhow::Result<()> {
-    register_font()?;
-    let root = BitMapBackend::new(file, (1800, 560)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let panels = root.split_evenly((1, 3));
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>"#,
+        w = PANEL.0 * 3.0,
+        h = PANEL.1
+    );
+    svg.push('\n');
     let mut tput = Vec::new();
     if let Some(k) = &r.kafka {
         for (name, t) in [
@@ -303,7 +307,7 @@ pub fn chart(r: &Results, file: &Path) -> anyhow::Result<()> {
     for g in &r.growth {
         tput.push((format!("window x{}", g.window_scale), g.events_per_s));
     }
-    bars(&panels[0], "Throughput", "events/s", &tput, None)?;
+    bars(&mut svg, 0.0, "Throughput", "events/s", &tput, None);
     let api: Vec<(String, f64)> = r
         .api
         .iter()
@@ -311,12 +315,13 @@ pub fn chart(r: &Results, file: &Path) -> anyhow::Result<()> {
         .collect();
     let rate = r.api.first().map_or(0, |a| a.target_rps);
     bars(
-        &panels[1],
+        &mut svg,
+        PANEL.0,
         &format!("API p99 at {rate} req/s"),
         "ms",
         &api,
         Some((10.0, "target 10 ms")),
-    )?;
+    );
     let mut fresh = Vec::new();
     if let Some(f) = r.kafka.as_ref().and_then(|k| k.freshness.as_ref()) {
         fresh.push(("freshness p50".to_string(), f.p50_ms));
@@ -330,12 +335,14 @@ pub fn chart(r: &Results, file: &Path) -> anyhow::Result<()> {
         fresh.push(("ClickHouse recompute".to_string(), best));
     }
     bars(
-        &panels[2],
+        &mut svg,
+        2.0 * PANEL.0,
         "Freshness vs analyst refresh",
         "ms",
         &fresh,
         Some((500.0, "target p99 500 ms")),
-    )?;
-    root.present()?;
+    );
+    svg.push_str("</svg>\n");
+    std::fs::write(file, svg).with_context(|| format!("writing {}", file.display()))?;
     Ok(())
 }

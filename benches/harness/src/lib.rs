@@ -1,12 +1,13 @@
-//! `keyflow bench`: the end-to-end load harness. One run measures, on this machine and beside
+//! `keyflow-bench`: the end-to-end load harness, a binary of its own that drives the product
+//! (`keyflow`'s library: the same `run::start`, engine and stores). One run measures, on this machine and beside
 //! their physical limits: engine throughput with the full contact count (and its cost as the
 //! retained window grows), the rebuild of state from the store, the bare-consumer limit of the
 //! broker against the pipeline into the embedded store and ClickHouse, freshness at a fixed
 //! produce rate, API latency under a fixed request rate from a separate process, and what an
 //! analyst's ClickHouse recompute costs instead. It writes `results.md`, `results.json` and
-//! `results.png` into the output directory.
+//! `results.svg` into the output directory.
 //!
-//! Heavy phases run in child processes of the same binary (`keyflow bench-child ...`), so each
+//! Heavy phases run in child processes of the same binary (`keyflow-bench child ...`), so each
 //! one's memory is measured on its own and the load generator is not the server.
 
 pub mod analyst;
@@ -68,7 +69,7 @@ pub struct BenchArgs {
     /// Phases to run (comma-separated): engine,growth,rebuild,api,kafka,analyst.
     #[arg(long, default_value = "engine,growth,rebuild,api,kafka,analyst")]
     pub phases: String,
-    /// Where results go (results.md, results.json, results.png).
+    /// Where results go (results.md, results.json, results.svg).
     #[arg(long, default_value = "benches/results")]
     pub out: PathBuf,
     /// Scratch directory for stores and the broker log (emptied first).
@@ -193,13 +194,13 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// Runs a `keyflow bench-child` with `args`, echoing its progress lines as they come; returns
+/// Runs a `keyflow-bench child` with `args`, echoing its progress lines as they come; returns
 /// what it printed last as JSON.
 pub fn child<T: serde::de::DeserializeOwned>(args: &[String]) -> anyhow::Result<T> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
     let mut proc = std::process::Command::new(exe)
-        .arg("bench-child")
+        .arg("child")
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
@@ -357,7 +358,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     write_report(&args.out, &r)?;
-    if let Err(e) = report::chart(&r, &args.out.join("results.png")) {
+    if let Err(e) = report::chart(&r, &args.out.join("results.svg")) {
         p(&format!("chart not written: {e:#}"));
     }
     println!("\n{}", report::markdown(&r));

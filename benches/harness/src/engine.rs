@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sinks::store::EmbeddedStore;
 
 use super::{rss_bytes, BenchArgs};
-use crate::demo::generator::{generate, DemoSpec};
+use keyflow::demo::generator::{generate, DemoSpec};
 
 /// The fixed instant the generated history ends at (and the engine's clock): same seed, same
 /// numbers.
@@ -75,7 +75,7 @@ pub struct RebuildResult {
     pub rss_end_mb: f64,
 }
 
-/// The `bench-child engine ...` arguments for one run.
+/// The `child engine ...` arguments for one run.
 pub fn child_args(args: &BenchArgs, contacts: usize, scale: usize, store: &Path) -> Vec<String> {
     vec![
         "engine".into(),
@@ -109,13 +109,14 @@ fn mb(b: u64) -> f64 {
 fn rules(scale: usize) -> anyhow::Result<Rules> {
     let mut metrics = MetricsConfig::default();
     metrics.interaction_window_days = (metrics.interaction_window_days * scale as i64).min(3650);
-    Ok(Rules::new(
+    Rules::new(
         BusinessRules {
             scoring: Default::default(),
             metrics,
         },
         &BTreeMap::new(),
-    )?)
+    )
+    .map_err(anyhow::Error::msg)
 }
 
 /// Generates the stream, then runs it through batches of the processor's default size.
