@@ -1,17 +1,19 @@
 //! The per-business Cockpit routes (`/v1/businesses/{id}/crm/...`): spotlights, the service
 //! view, integration cues, the ranked Next Action queue, segment sizes, and the AI stub cards.
-//! Each reads the business's visible profiles and runs `pipeline::business::views` at the
+//! Each reads the business's visible profiles and runs `business::views` at the
 //! instant the results are complete up to.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::business::{self, BusinessViews, Cues};
+use crate::segments;
 use axum::extract::{Path, Query, State};
 use axum::Json;
-use pipeline::ai_hooks::{self, ActionCard, PredictedSegment};
-use pipeline::business::{self, BusinessViews, Cues};
-use pipeline::profile::ContactProfile;
+use model::ai_hooks::{self, ActionCard, PredictedSegment};
+use model::profile::{ContactProfile, NextAction};
+use model::rules::BusinessRules;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -349,33 +351,6 @@ pub async fn next_actions(
     }))
 }
 
-/// What each built-in segment means (defaults; thresholds are configurable).
-pub const SEGMENT_DEFINITIONS: &[(&str, &str)] = &[
-    (
-        "new_leads_this_week",
-        "status LEAD, created in the last 7 days",
-    ),
-    (
-        "cold_leads_unpaid",
-        "status LEAD, no interaction for 14 days, at least one unpaid invoice",
-    ),
-    (
-        "top_clients",
-        "at least 2 invoices paid and 3 non-cancelled bookings in the last 90 days",
-    ),
-    (
-        "high_frequency_vip",
-        "at least 4 non-cancelled bookings in the last 30 days",
-    ),
-    (
-        "delayed_payment_follow_up",
-        "an overdue unpaid invoice, or payment reliability below 60",
-    ),
-    ("gold", "lead score 70 or more"),
-    ("silver", "lead score 40 to 69"),
-    ("bronze", "lead score below 40"),
-];
-
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentSize {
@@ -393,12 +368,14 @@ pub struct SegmentsView {
 }
 
 /// Every segment the business has or can have (built-ins first by name, then tags), with its
-/// size and definition.
-pub(crate) fn segment_sizes(profiles: &[Arc<ContactProfile>]) -> Vec<SegmentSize> {
-    let mut sizes: BTreeMap<String, usize> = SEGMENT_DEFINITIONS
-        .iter()
-        .map(|(n, _)| ((*n).to_owned(), 0))
-        .collect();
+/// size and its definition under the rules in force for the business.
+pub(crate) fn segment_sizes(
+    profiles: &[Arc<ContactProfile>],
+    rules: &BusinessRules,
+) -> Vec<SegmentSize> {
+    let definitions = segments::definitions(rules);
+    let mut sizes: BTreeMap<String, usize> =
+        definitions.iter().map(|(n, _)| (n.clone(), 0)).collect();
     for p in profiles {
         for m in p.segment_names() {
             *sizes.entry(m.to_owned()).or_default() += 1;
@@ -407,11 +384,11 @@ pub(crate) fn segment_sizes(profiles: &[Arc<ContactProfile>]) -> Vec<SegmentSize
     sizes
         .into_iter()
         .map(|(name, size)| {
-            let definition = SEGMENT_DEFINITIONS
+            let definition = definitions
                 .iter()
                 .find(|(n, _)| *n == name)
-                .map(|(_, d)| (*d).to_owned())
-                .unwrap_or_else(|| format!("contacts tagged {}", name.trim_start_matches("tag:")));
+                .map(|(_, d)| d.clone())
+                .unwrap_or_else(|| segments::tag_definition(name.trim_start_matches("tag:")));
             SegmentSize {
                 segment: name,
                 size,
@@ -428,7 +405,8 @@ pub async fn segments(
     let sizes = s
         .views
         .get(&business_id, "segments", s.reader.generation(), || async {
-            Ok::<_, AppError>(segment_sizes(&profiles_of(&s, &business_id).await?))
+            let profiles = profiles_of(&s, &business_id).await?;
+            Ok::<_, AppError>(segment_sizes(&profiles, s.rules.for_business(&business_id)))
         })
         .await?;
     Ok(Json(SegmentsView {
@@ -452,11 +430,29 @@ pub async fn ai_next_actions(
     Path(business_id): Path<String>,
 ) -> Result<Json<AiCards>, AppError> {
     let loaded = load(&s, &business_id).await?;
-    let profiles = &loaded.profiles;
-    let queue: Vec<_> = profiles
+    // The queue as `crm/next-actions` ranks it now (ages and priorities at read time, not as
+    // stored with each profile's last evaluation).
+    let ranked: Vec<(&ContactProfile, NextAction)> = loaded
+        .views
+        .queue
         .iter()
-        .flat_map(|p| p.next_actions.iter().map(move |a| (p.as_ref(), a)))
+        .filter_map(|q| {
+            let p = loaded.get(&q.contact_id)?;
+            Some((
+                p.as_ref(),
+                NextAction {
+                    kind: q.kind.clone(),
+                    ref_id: q.ref_id.clone(),
+                    since: q.since,
+                    age_days: q.age_days,
+                    priority: q.priority,
+                    message: q.message.clone(),
+                },
+            ))
+        })
+        .take(3)
         .collect();
+    let queue: Vec<_> = ranked.iter().map(|(p, a)| (*p, a)).collect();
     let cards: Vec<ActionCard> = ai_hooks::next_action_cards(&queue);
     Ok(Json(AiCards {
         business_id,
@@ -662,7 +658,7 @@ pub async fn suggest(
     Query(query): Query<SuggestQuery>,
 ) -> Result<Json<Suggestions>, AppError> {
     let profiles = profiles_of(&s, &business_id).await?;
-    let segments: Vec<String> = segment_sizes(&profiles)
+    let segments: Vec<String> = segment_sizes(&profiles, s.rules.for_business(&business_id))
         .into_iter()
         .map(|sz| sz.segment)
         .filter(|n| !n.starts_with("tag:"))

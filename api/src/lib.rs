@@ -8,6 +8,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod business;
 pub mod cache;
 pub mod cockpit;
 pub mod connections;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod search;
+pub mod segments;
 pub mod shed;
 pub mod timeline;
 pub mod views;
@@ -30,7 +32,8 @@ use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use pipeline::status::ProcessorStatus;
+use model::rules::Rules;
+use model::status::ProcessorStatus;
 use sinks::read::ProfileReader;
 use tokio_util::sync::CancellationToken;
 use tower_http::compression::CompressionLayer;
@@ -67,6 +70,8 @@ pub struct Shared {
     pub views: Arc<cache::ViewCache>,
     /// Slots of the requests being handled (see [`shed`]).
     pub in_flight: shed::InFlight,
+    /// The rules each business is evaluated with (segment definitions are rendered from them).
+    pub rules: Arc<Rules>,
 }
 
 impl AppState {
@@ -74,8 +79,10 @@ impl AppState {
         reader: Arc<dyn ProfileReader>,
         status: Arc<ProcessorStatus>,
         api: ApiConfig,
+        rules: Arc<Rules>,
     ) -> Self {
         Self(Arc::new(Shared {
+            rules,
             reader,
             metrics: Arc::new(metrics::ApiMetrics::new(status.clone())),
             status,

@@ -11,11 +11,12 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use pipeline::profile::{ContactProfile, Factor, Membership, NextAction};
-use pipeline::status::ProcessorStatus;
+use model::profile::{ContactProfile, Factor, Membership, NextAction};
+use model::rules::{BusinessOverride, BusinessRules, Rules};
+use model::status::ProcessorStatus;
 use serde_json::{json, Value};
 use sinks::index::ProfileIndex;
-use sinks::store::rows::StoredEvent;
+use sinks::rows::StoredEvent;
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-key-0123456789";
@@ -120,8 +121,23 @@ fn fixture() -> Fixture {
         views_max_staleness_ms: 0,
         ..Default::default()
     };
+    // acme runs its own gold tier; other businesses the defaults.
+    let acme = BusinessOverride {
+        metrics: json!({"gold_min_score": 85}).as_object().unwrap().clone(),
+        ..Default::default()
+    };
+    let rules = Rules::new(
+        BusinessRules::default(),
+        &[("acme".to_owned(), acme)].into(),
+    )
+    .unwrap();
     Fixture {
-        app: app(AppState::new(index.clone(), status.clone(), api)),
+        app: app(AppState::new(
+            index.clone(),
+            status.clone(),
+            api,
+            Arc::new(rules),
+        )),
         index,
         status,
     }
@@ -230,7 +246,20 @@ async fn crm_routes_answer_for_the_business() {
     ok(&f.app, &format!("{A}/crm/cues")).await;
     let cards = ok(&f.app, &format!("{A}/crm/ai/next-actions")).await;
     assert_eq!(cards["stub"], true);
-    assert!(cards["cards"].as_array().unwrap().len() <= 3);
+    // The three cards are the queue's three items, highest priority first.
+    let queue = ok(&f.app, &format!("{A}/crm/next-actions?limit=3")).await;
+    let key = |v: &serde_json::Value| {
+        (
+            v["contactId"].as_str().unwrap().to_owned(),
+            v["refId"].as_str().unwrap().to_owned(),
+            v["kind"].as_str().unwrap().to_owned(),
+            v["priority"].as_f64().unwrap(),
+        )
+    };
+    let cards: Vec<_> = cards["cards"].as_array().unwrap().iter().map(key).collect();
+    let items: Vec<_> = queue["items"].as_array().unwrap().iter().map(key).collect();
+    assert_eq!(cards.len(), 3, "{cards:?}");
+    assert_eq!(cards, items);
     let feed = ok(&f.app, &format!("{A}/crm/ai/feed")).await;
     assert_eq!(feed["hookPoint"], "flow_feed");
     assert!(feed["items"]
@@ -557,4 +586,41 @@ async fn openapi_document_is_committed_and_every_path_is_routed() {
     }
     let contact = &served["components"]["schemas"]["ContactDetail"];
     assert!(contact.to_string().contains("invoices"), "{contact}");
+}
+
+/// `crm/segments` defines each tier with the thresholds the business runs with: acme's gold
+/// override shows in acme's definitions, and the defaults in another business's.
+#[tokio::test]
+async fn segment_definitions_follow_each_business_rules() {
+    let f = fixture();
+    let defs = |v: &Value| -> std::collections::BTreeMap<String, String> {
+        v["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["segment"].as_str().unwrap().to_owned(),
+                    s["definition"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let acme = defs(&ok(&f.app, &format!("{A}/crm/segments")).await);
+    assert_eq!(acme["gold"], "lead score 85 or more");
+    assert_eq!(acme["silver"], "lead score 40 or more and below 85");
+    assert_eq!(acme["tag:vip"], "contacts tagged vip");
+    assert_eq!(
+        acme["top_clients"],
+        "at least 2 invoices paid and 3 non-cancelled bookings in the last 90 days"
+    );
+    let (code, _, other) = call(
+        &f.app,
+        get("/v1/businesses/other/crm/segments", Some(ADMIN)),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{other}");
+    let other = defs(&other);
+    assert_eq!(other["gold"], "lead score 70 or more");
+    assert_eq!(other["silver"], "lead score 40 or more and below 70");
 }
