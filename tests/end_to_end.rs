@@ -7,6 +7,7 @@ use chrono::Duration;
 use common::script::produce_script;
 use common::*;
 use datafusion::arrow::array::{Int64Array, StringArray};
+use pipeline::event::{ContactCreated, Empty, Payload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scripted_contacts_get_exact_scores_in_store_and_api() {
@@ -189,7 +190,21 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
     );
     let (_, ai) = get_json(&format!("{base}/crm/ai/next-actions")).await;
     assert_eq!(ai["stub"], true);
-    assert!(ai["cards"].as_array().unwrap().len() <= 3);
+    // Up to three cards, each one of the queue's items, in the queue's priority order.
+    let (_, queue) = get_json(&format!("{base}/crm/next-actions?limit=500")).await;
+    let queue = queue["items"].as_array().unwrap();
+    let cards = ai["cards"].as_array().unwrap();
+    assert!(!queue.is_empty(), "the scenario has overdue work queued");
+    assert_eq!(cards.len(), queue.len().min(3), "{ai}");
+    for (card, item) in cards.iter().zip(queue) {
+        assert_eq!(card["priority"], item["priority"], "{card} vs {item}");
+        assert!(
+            queue
+                .iter()
+                .any(|q| q["contactId"] == card["contactId"] && q["refId"] == card["refId"]),
+            "card {card} is not in the queue"
+        );
+    }
     let (code, _) = get_json(&format!(
         "http://{}/v1/businesses/nobody/crm/cues",
         running.api_addr
@@ -230,6 +245,56 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         segs.contains(&"bronze") && !segs.contains(&"silver"),
         "{segs:?}"
     );
+    // c6 is created, seen in bronze, then deleted: exactly one entry and one exit go out.
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    let c6_created = Payload::ContactCreated(ContactCreated {
+        name: "Short Lived".into(),
+        email: None,
+        phone: None,
+        tags: None,
+        status: None,
+        photo_url: None,
+    });
+    let c6 = [msg("e60", "acme", "c6", "2026-11-24T10:00:00Z", c6_created)];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &c6)
+        .await
+        .unwrap();
+    let c6_url = format!("{base}/contacts/c6");
+    let mut c6_segments = serde_json::Value::Null;
+    for _ in 0..600 {
+        let (code, body) = get_json(&c6_url).await;
+        if code == 200 {
+            c6_segments = body["segments"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        c6_segments
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["segment"] == "bronze")),
+        "c6 is in bronze before its delete: {c6_segments}"
+    );
+    let gone = [msg(
+        "e61",
+        "acme",
+        "c6",
+        "2026-11-24T11:00:00Z",
+        Payload::ContactDeleted(Empty {}),
+    )];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &gone)
+        .await
+        .unwrap();
+    let mut code = 200;
+    for _ in 0..600 {
+        code = get_json(&c6_url).await.0;
+        if code == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(code, 404, "c6 deleted");
+
     let signals = read_signals(&running.bootstrap, &cfg.topics.signals).await;
     let of = |contact: &str, segment: &str| -> Vec<(String, String)> {
         signals
@@ -275,6 +340,8 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         let entered = changes.iter().filter(|(c, _)| c == "entered").count();
         assert_eq!(entered * 2, changes.len(), "c4 {seg}: {changes:?}");
     }
+    let c6_bronze: Vec<String> = of("c6", "bronze").into_iter().map(|(c, _)| c).collect();
+    assert_eq!(c6_bronze, ["entered", "exited"], "c6 bronze");
     let mut ids: Vec<&str> = signals
         .iter()
         .map(|s| s["signal_id"].as_str().unwrap())

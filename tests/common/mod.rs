@@ -6,6 +6,7 @@ pub mod child;
 pub mod proxy;
 pub mod script;
 pub mod views;
+pub mod webdriver;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -135,9 +136,21 @@ pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The tests' HTTP client. reqwest is built with the embedded broker's `rustls-no-provider`
+/// feature (one feature set for the product and the tests), so a TLS crypto provider must be
+/// installed before a client is built, though every URL here is plain HTTP on loopback.
+pub fn http() -> reqwest::Client {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Err only if another provider was installed first, which serves as well.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+    reqwest::Client::new()
+}
+
 /// GETs `url` with the admin key.
 pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new()
+    let resp = http()
         .get(url)
         .bearer_auth(ADMIN_KEY)
         .send()
