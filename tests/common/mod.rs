@@ -150,12 +150,7 @@ pub fn http() -> reqwest::Client {
 
 /// GETs `url` with the admin key.
 pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
-    let resp = http()
-        .get(url)
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .unwrap();
+    let resp = http().get(url).bearer_auth(ADMIN_KEY).send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
