@@ -8,6 +8,19 @@ pub mod run;
 /// The API crate, re-exported for tests (keys, app state).
 pub use api;
 
+/// Logs to stderr, filtered by `RUST_LOG` (default: info, the embedded broker's and libSQL's
+/// own chatter at warn), coloured only on a terminal. Shared by `keyflow` and `keyflow-bench`.
+pub fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 /// Resolves on ctrl-c or SIGTERM. The handlers are installed when this is called, not when the
 /// future is first polled: a signal that arrives while the caller is still starting up is kept,
 /// and the future then resolves at once (a SIGTERM during start-up used to kill the process

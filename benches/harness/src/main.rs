@@ -31,13 +31,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tansu=warn,libsql=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    keyflow::init_tracing();
     match Cli::parse().command {
         Command::Run(args) => keyflow_bench::run(args).await,
         Command::Child { phase } => keyflow_bench::run_child(phase).await,
