@@ -5,7 +5,7 @@
 //! live. Saves screenshots under the test's target tmp dir (`cockpit.png`, `cockpit-search.png`,
 //! `cockpit-contact.png`).
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! ClickHouse as the store, against a real server (one database per test): migrations, the
 //! whole path from the embedded broker, crashes between insert and commit, and an outage.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! Everything goes to partition 0 of one topic, in manifest order, so each handled case meets
 //! the good events it depends on (a contact deleted, a merge, an invoice id) already applied.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! The whole path on real components: an rdkafka producer writes to the embedded Tansu broker,
 //! the processor scores, and the embedded store and the HTTP API return the exact scores.
 
-mod common;
+use crate::common;
 
 use chrono::Duration;
 use common::script::produce_script;

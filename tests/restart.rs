@@ -2,7 +2,7 @@
 //! run's, and every event is stored exactly once. A stop requested while it is still starting is
 //! a clean stop too.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

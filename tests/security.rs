@@ -3,7 +3,7 @@
 //! isolation on every route, injection through every parameter that reaches SQL, malformed
 //! input. After the injections the tables are all there with the rows they had.
 
-mod common;
+use crate::common;
 #[path = "../api/tests/security/suite/mod.rs"]
 mod suite;
 
