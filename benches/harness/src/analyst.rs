@@ -483,9 +483,9 @@ mod tests {
     /// plus the hand-made ones, read back, folded into the pipeline's state and scored by its
     /// engine (the DataFusion metrics) at the same instant; every contact's score and factor
     /// counts must match, and the hand-made ones must score what the rules say.
-    /// `cargo test --release -p keyflow-bench --lib analyst -- --ignored --nocapture`
+    /// Needs ClickHouse at KEYFLOW_TEST_CLICKHOUSE_URL (default http://127.0.0.1:8123), as every
+    /// test command does: scripts/test starts it, and runs this again on ClickHouse 26.x.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "needs ClickHouse (KEYFLOW_TEST_CLICKHOUSE_URL, default http://127.0.0.1:8123)"]
     async fn recompute_matches_the_engine() {
         use pipeline::config::ScoringConfig;
         use pipeline::engine::Engine;
@@ -512,7 +512,15 @@ mod tests {
             .fetch_all()
             .await
             .unwrap();
-        assert_eq!(rows.len(), events as usize + hand.len());
+        // The hand-made replay shares its event's key, and `events` is a ReplacingMergeTree: a
+        // background merge may already have folded the two (ClickHouse 26 merges small parts
+        // within the second, 18.16 later), so count keys, not rows.
+        let keys: std::collections::HashSet<(&str, &str, &str)> = rows
+            .iter()
+            .map(|r| (&*r.business_id, &*r.contact_id, &*r.event_id))
+            .collect();
+        assert_eq!(keys.len(), events as usize + hand.len() - 1);
+        assert!(rows.len() <= events as usize + hand.len(), "{}", rows.len());
         let mut actual: Vec<Score> = client
             .query(&recompute_query(NOW_MS))
             .fetch_all()
