@@ -859,3 +859,83 @@ async fn a_crash_before_the_erase_is_repaired_by_the_restart() {
     assert_eq!(event_counts(&ch).await, (3, 3), "0 lost, 0 doubled");
     drop_database(&cfg.clickhouse).await;
 }
+
+/// The golden queries of the analyst views: `(view, query)` in file order.
+fn golden_view_queries() -> Vec<(String, String)> {
+    let text = include_str!("golden/clickhouse/views.sql");
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("-- view: ") {
+            out.push((name.trim().to_string(), String::new()));
+        } else if let Some((_, q)) = out.last_mut() {
+            if !line.starts_with("--") {
+                q.push_str(line);
+                q.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// Every analyst view, on the demo stream, shows the rows committed under
+/// `tests/golden/clickhouse/` on whichever ClickHouse the tests run against (scripts/test runs
+/// this file on 18.16 and again on 26.x): a view one version computes differently, or a query one
+/// version refuses, fails here naming the view. `KEYFLOW_BLESS=1` rewrites the golden files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn analyst_views_show_their_golden_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let _broker = broker(dir.path(), &mut cfg).await;
+    cfg.clickhouse = clickhouse();
+    let stream = demo_stream();
+    let producer = keyflow::demo::producer(cfg.brokers.as_deref().unwrap()).unwrap();
+    keyflow::demo::produce_all(&producer, &cfg.topics, &stream)
+        .await
+        .unwrap();
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let run = run_to_end(&mut cfg, shared, stream.len() as u64).await;
+    run.stop().await.unwrap();
+    let ch = ch_client(&cfg.clickhouse);
+    let version = ch
+        .query("SELECT version()")
+        .fetch_one::<String>()
+        .await
+        .unwrap();
+    let golden_dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/clickhouse");
+    let bless = std::env::var_os("KEYFLOW_BLESS").is_some();
+    let queries = golden_view_queries();
+    assert_eq!(queries.len(), 7, "one golden query per analyst view");
+    let mut failures = Vec::new();
+    for (view, query) in &queries {
+        let rows = match ch.query(query).fetch_bytes("TabSeparatedWithNames") {
+            Ok(mut cursor) => cursor.collect().await,
+            Err(e) => Err(e),
+        };
+        let rows = match rows {
+            Ok(rows) => String::from_utf8(rows.to_vec()).unwrap(),
+            Err(e) => {
+                failures.push(format!(
+                    "{view}: ClickHouse {version} refuses its query: {e}"
+                ));
+                continue;
+            }
+        };
+        assert!(
+            rows.lines().count() > 1,
+            "{view}: the demo stream fills every view"
+        );
+        let path = golden_dir.join(format!("{view}.tsv"));
+        if bless {
+            std::fs::write(&path, &rows).unwrap();
+        } else if std::fs::read_to_string(&path).unwrap() != rows {
+            failures.push(format!(
+                "{view}: ClickHouse {version} shows other rows than {} (got:\n{})",
+                path.display(),
+                rows.lines().take(5).collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    drop_database(&cfg.clickhouse).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
