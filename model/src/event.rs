@@ -11,19 +11,24 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One CRM event, as published on `crm.contacts`, `crm.invoices`, `crm.bookings` or `crm.tasks`.
-/// The Kafka message key is `contact_id`.
+/// The Kafka message key is `contact_id`. The envelope's keys are snake_case; the camelCase
+/// spellings of [`ENVELOPE_ALIASES`] are read as the same keys (one of the two per key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Event {
     /// Envelope schema version; absent means 1.
-    #[serde(default = "default_version")]
+    #[serde(default = "default_version", alias = "schemaVersion")]
     pub schema_version: u32,
     /// Unique id of the event; a repeated id counts once.
+    #[serde(alias = "eventId")]
     pub event_id: String,
     /// The business (tenant) the contact belongs to.
+    #[serde(alias = "businessId")]
     pub business_id: String,
     /// The contact the event is about (also the Kafka message key).
+    #[serde(alias = "contactId")]
     pub contact_id: String,
     /// When it happened upstream (RFC 3339).
+    #[serde(alias = "occurredAt")]
     pub occurred_at: DateTime<Utc>,
     /// Where it came from: booking_form, automation, public_link, import, manual, commerce, or a
     /// source added in configuration.
@@ -36,6 +41,26 @@ pub struct Event {
 fn default_version() -> u32 {
     SCHEMA_VERSION
 }
+
+/// The envelope keys read under a second, camelCase name (`key`, `alias`): what CRMs that speak
+/// camelCase JSON (and KeyFlow's own seed) write. The serde attributes of [`Event`] and the
+/// decoder's envelope accept them; [`json_schema`] documents them from this list, and a test
+/// checks that each one is accepted.
+pub const ENVELOPE_ALIASES: &[(&str, &str)] = &[
+    ("schema_version", "schemaVersion"),
+    ("event_id", "eventId"),
+    ("business_id", "businessId"),
+    ("contact_id", "contactId"),
+    ("occurred_at", "occurredAt"),
+];
+
+/// The `data` keys read under a second name, by type definition (`definition`, `key`, `alias`):
+/// `contact.updated` as CRMs send a status change, `{"fromStatus": "LEAD", "toStatus": "CLIENT"}`.
+pub const DATA_ALIASES: &[(&str, &str, &str)] = &[
+    ("ContactUpdated", "status", "toStatus"),
+    ("ContactUpdated", "status", "to_status"),
+    ("ContactUpdated", "from_status", "fromStatus"),
+];
 
 /// The `type` tag and the `data` object it governs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -250,10 +275,20 @@ pub struct ContactUpdated {
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The new status (also read from `toStatus` or `to_status`).
+    #[serde(
+        default,
+        alias = "toStatus",
+        alias = "to_status",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo_url: Option<String>,
+    /// The status the CRM changed it from (also read from `fromStatus`), when it says. Kept with
+    /// the event for the record; the status shown is the latest one set, whatever this says.
+    #[serde(default, alias = "fromStatus", skip_serializing_if = "Option::is_none")]
+    pub from_status: Option<String>,
 }
 
 /// `contact.merged`: `merged_contact_id` is folded into the envelope's contact, which survives.
@@ -324,9 +359,61 @@ pub struct InvoiceRef {
     pub invoice_id: String,
 }
 
-/// The JSON Schema of the envelope, generated from these types.
+/// The JSON Schema of the envelope, generated from these types, with the second names of
+/// [`ENVELOPE_ALIASES`] and [`DATA_ALIASES`] as properties of their own (schemars leaves serde's
+/// aliases out): a required key becomes "this key or its alias".
 pub fn json_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(Event)).expect("a schema serialises")
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(Event)).expect("a schema serialises");
+    add_aliases(&mut schema, ENVELOPE_ALIASES.iter().copied());
+    for (definition, key, alias) in DATA_ALIASES {
+        if let Some(def) = schema.pointer_mut(&format!("/$defs/{definition}")) {
+            add_aliases(def, [(*key, *alias)]);
+        }
+    }
+    schema
+}
+
+/// Adds `alias` beside `key` in an object schema: the same value schema, a description naming
+/// `key`, and in `required` the pair as an `anyOf` (one of the two must be there).
+fn add_aliases<'a>(
+    object: &mut serde_json::Value,
+    aliases: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    use serde_json::{json, Value};
+    for (key, alias) in aliases {
+        let Some(props) = object.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let Some(mut value) = props.get(key).cloned() else {
+            continue;
+        };
+        if let Some(v) = value.as_object_mut() {
+            v.insert(
+                "description".into(),
+                json!(format!("`{key}` under another name: give one of the two")),
+            );
+            v.remove("default");
+        }
+        props.insert(alias.to_owned(), value);
+        let Some(required) = object.get_mut("required").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        let before = required.len();
+        required.retain(|k| k != key);
+        if required.len() == before {
+            continue;
+        }
+        let either = json!({"anyOf": [{"required": [key]}, {"required": [alias]}]});
+        let all = object
+            .as_object_mut()
+            .expect("an object schema")
+            .entry("allOf")
+            .or_insert_with(|| json!([]));
+        if let Some(all) = all.as_array_mut() {
+            all.push(either);
+        }
+    }
 }
 
 /// serde's "at line 1 column 57" is noise in a reason about one field.
@@ -343,6 +430,47 @@ mod tests {
 
     /// The committed schema must be the one these types generate; regenerate it with
     /// `KEYFLOW_BLESS=1 cargo test -p pipeline committed_schema`.
+    /// Every alias the schema documents is one serde reads, and means the same as its key.
+    #[test]
+    fn every_documented_alias_is_read() {
+        let snake = serde_json::json!({
+            "event_id": "e-1", "business_id": "b", "contact_id": "c",
+            "occurred_at": "2026-11-20T10:00:00Z", "source": "manual",
+            "type": "contact.updated",
+            "data": {"status": "CLIENT", "from_status": "LEAD"}
+        });
+        let expected: Event = serde_json::from_value(snake.clone()).unwrap();
+        for (key, alias) in ENVELOPE_ALIASES {
+            let mut v = snake.clone();
+            let m = v.as_object_mut().unwrap();
+            if let Some(value) = m.remove(*key) {
+                m.insert((*alias).into(), value);
+            } else {
+                m.insert((*alias).into(), serde_json::json!(SCHEMA_VERSION));
+            }
+            let read: Event = serde_json::from_value(v).unwrap_or_else(|e| panic!("{alias}: {e}"));
+            assert_eq!(read, expected, "{alias}");
+        }
+        for (_, key, alias) in DATA_ALIASES {
+            let mut v = snake.clone();
+            let data = v["data"].as_object_mut().unwrap();
+            let value = data.remove(*key).unwrap();
+            data.insert((*alias).into(), value);
+            let read: Event = serde_json::from_value(v).unwrap_or_else(|e| panic!("{alias}: {e}"));
+            assert_eq!(read, expected, "{alias}");
+        }
+        let schema = json_schema();
+        for (key, alias) in ENVELOPE_ALIASES {
+            assert!(schema["properties"][alias].is_object(), "{alias} for {key}");
+        }
+        for (definition, _, alias) in DATA_ALIASES {
+            assert!(
+                schema["$defs"][definition]["properties"][alias].is_object(),
+                "{alias}"
+            );
+        }
+    }
+
     #[test]
     fn committed_schema_matches_types() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/event.schema.json");

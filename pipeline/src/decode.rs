@@ -133,12 +133,19 @@ pub struct Decoder {
     max_bytes: usize,
 }
 
+/// The envelope as it arrives, `data` left unparsed until the type is known. Its keys and their
+/// camelCase aliases are [`Event`]'s (`crate::event::ENVELOPE_ALIASES`).
 #[derive(Deserialize)]
 struct RawEnvelope<'a> {
+    #[serde(alias = "schemaVersion")]
     schema_version: Option<u32>,
+    #[serde(alias = "eventId")]
     event_id: String,
+    #[serde(alias = "businessId")]
     business_id: String,
+    #[serde(alias = "contactId")]
     contact_id: String,
+    #[serde(alias = "occurredAt")]
     occurred_at: DateTime<Utc>,
     source: String,
     #[serde(rename = "type")]
@@ -297,6 +304,9 @@ fn validate_payload(ev: &Event) -> Result<(), Rejection> {
             }
             if let Some(s) = &u.status {
                 non_empty("data.status", s)?;
+            }
+            if let Some(s) = &u.from_status {
+                non_empty("data.from_status", s)?;
             }
         }
         Payload::ContactMerged(m) => {

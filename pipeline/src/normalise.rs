@@ -76,6 +76,7 @@ fn contact_updated(u: &mut ContactUpdated) {
     u.phone = u.phone.as_deref().map(|p| phone(p).unwrap_or_default());
     u.tags = u.tags.as_deref().map(tags);
     u.status = u.status.as_deref().map(status);
+    u.from_status = u.from_status.as_deref().map(status);
     u.photo_url = u.photo_url.take().map(|p| p.trim().to_owned());
 }
 

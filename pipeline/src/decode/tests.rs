@@ -42,6 +42,37 @@ fn accepts_the_task_completed_alias() {
     assert_eq!(ev.payload.type_name(), "task.completed");
 }
 
+/// The seed's shape: a camelCase envelope and a status change as `fromStatus`/`toStatus`.
+#[test]
+fn accepts_camel_case_envelopes_and_status_changes() {
+    let raw = r#"{"eventId":"e9","type":"contact.updated","businessId":"b1","contactId":"c1","occurredAt":"2026-11-01T10:00:00Z","source":"manual","schemaVersion":1,"data":{"contactId":"c1","businessId":"b1","fromStatus":"lead","toStatus":" client "}}"#;
+    let ev = decoder().decode(Some(b"c1"), raw.as_bytes()).unwrap();
+    assert_eq!(
+        (
+            ev.event_id.as_str(),
+            ev.business_id.as_str(),
+            ev.contact_id.as_str()
+        ),
+        ("e9", "b1", "c1")
+    );
+    assert_eq!(ev.occurred_at.to_rfc3339(), "2026-11-01T10:00:00+00:00");
+    match ev.payload {
+        Payload::ContactUpdated(u) => {
+            assert_eq!(u.status.as_deref(), Some("CLIENT"));
+            assert_eq!(u.from_status.as_deref(), Some("LEAD"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // A status change that names only the old status changes nothing: refused with its reason.
+    let only_from = envelope("contact.updated", r#"{"fromStatus":"LEAD"}"#);
+    assert_eq!(reject(only_from.as_bytes()).code(), "empty_update");
+    // Both spellings of one key: serde's duplicate-field reason, into the dead-letter topic.
+    let both = r#"{"event_id":"e1","eventId":"e2","type":"contact.deleted","business_id":"b1","contact_id":"c1","occurred_at":"2026-11-01T10:00:00Z","source":"manual"}"#;
+    let err = reject(both.as_bytes());
+    assert_eq!(err.code(), "invalid_envelope");
+    assert!(err.to_string().contains("event_id"), "{err}");
+}
+
 #[test]
 fn data_may_be_absent_for_empty_types() {
     let raw = r#"{"event_id":"e1","type":"contact.deleted","business_id":"b1","contact_id":"c1","occurred_at":"2026-11-01T10:00:00Z","source":"manual"}"#;
