@@ -132,11 +132,17 @@ pub struct ContactState {
     pub last_actions: Vec<(String, String)>,
 }
 
+/// The status of a contact that no contact event has given one.
+pub const UNKNOWN_STATUS: &str = "UNKNOWN";
+
 impl ContactState {
-    /// Status, LEAD until a contact event says otherwise.
+    /// Status: [`UNKNOWN_STATUS`] until a contact event sets one (`contact.created` sets LEAD
+    /// when it names none). A contact known only from its bookings, invoices or tasks (its
+    /// creation left the topic's retention, or was never sent) is not a lead: lead-only
+    /// segments, lead-stale items and the lead spotlight leave it out until a status arrives.
     pub fn status(&self) -> &str {
         if self.status.value.is_empty() {
-            "LEAD"
+            UNKNOWN_STATUS
         } else {
             &self.status.value
         }

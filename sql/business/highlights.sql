@@ -1,6 +1,7 @@
 -- The three spotlights of a business: top 3 contacts by lead score, by bookings in the recent
 -- window, and by revenue in the revenue window (ties: lower unpaid balance, then contact id;
--- contacts with none of the ranked quantity are left out of the last two). Each card carries a
+-- contacts with none of the ranked quantity are left out of the last two; contacts whose status
+-- is UNKNOWN, never set by a contact event, are left out of the lead-score one). Each card carries a
 -- suggested call to action: send_reminder (an overdue invoice), call (a LEAD), book (no recent
 -- booking), otherwise tag.
 -- Inputs: contacts(contact_id, status, lead_score, outstanding_balance_cents, overdue_invoices,
@@ -16,7 +17,7 @@ WITH cards AS (
 ranked AS (
   SELECT 'lead_score' AS spotlight, contact_id, action,
          ROW_NUMBER() OVER (ORDER BY lead_score DESC, outstanding_balance_cents ASC, contact_id) AS rank
-  FROM cards
+  FROM cards WHERE UPPER(status) <> 'UNKNOWN'
   UNION ALL
   SELECT 'recent_bookings', contact_id, action,
          ROW_NUMBER() OVER (ORDER BY recent_bookings DESC, outstanding_balance_cents ASC, contact_id)

@@ -290,3 +290,57 @@ async fn split_runs_give_the_profiles_of_one_run() {
     assert_eq!(actual.len(), keys.len());
     assert_eq!(actual, expected);
 }
+
+/// A contact known only from its bookings and invoices (no contact event) shows as UNKNOWN and
+/// is in no lead-only segment and has no lead-stale item, however long it is untouched; the
+/// first status a contact event gives it counts from then on.
+#[tokio::test]
+async fn a_contact_never_created_is_unknown_not_a_lead() {
+    let mut s = Script::new();
+    s.ev("c", "2026-10-01T10:00:00Z", booking("b1")).ev(
+        "c",
+        "2026-10-01T11:00:00Z",
+        sent("i1", 5000),
+    );
+    let p = s.score_at("c", "2026-11-20T12:00:00Z").await;
+    assert_eq!(p.status, "UNKNOWN");
+    assert!(
+        p.segments.iter().any(|m| m.segment == "bronze"),
+        "{:?}",
+        p.segments
+    );
+    for lead_only in ["new_leads_this_week", "cold_leads_unpaid"] {
+        assert!(
+            p.segment_names().all(|n| n != lead_only),
+            "{:?}",
+            p.segments
+        );
+    }
+    assert!(
+        p.next_actions.iter().all(|a| a.kind != "lead_stale"),
+        "{:?}",
+        p.next_actions
+    );
+
+    // The same history once the CRM says it is a lead: a cold lead with an unpaid invoice.
+    s.ev(
+        "c",
+        "2026-10-01T09:00:00Z",
+        Payload::ContactUpdated(ContactUpdated {
+            status: Some("LEAD".into()),
+            ..Default::default()
+        }),
+    );
+    let p = s.score_at("c", "2026-11-20T12:00:00Z").await;
+    assert_eq!(p.status, "LEAD");
+    assert!(
+        p.segment_names().any(|n| n == "cold_leads_unpaid"),
+        "{:?}",
+        p.segments
+    );
+    assert!(
+        p.next_actions.iter().any(|a| a.kind == "lead_stale"),
+        "{:?}",
+        p.next_actions
+    );
+}
