@@ -480,3 +480,94 @@ async fn a_full_signal_queue_is_waited_out() {
     assert_eq!(ids.len(), signals.len(), "every signal published once");
     running.stop().await.unwrap();
 }
+
+/// The seed's shapes through the Kafka protocol: camelCase envelopes and a status change sent as
+/// `fromStatus`/`toStatus` are accepted, not dead-lettered, and the API shows the new status; a
+/// contact that no contact event has named shows as UNKNOWN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn camel_case_envelopes_and_status_changes_reach_the_api() {
+    use keyflow::demo::generator::DemoMessage;
+    use pipeline::event::TopicFamily;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let running = keyflow::run::start(&cfg, shared).await.unwrap();
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    let raw = |family, key: &str, json: serde_json::Value| DemoMessage {
+        family,
+        key: key.into(),
+        payload: serde_json::to_vec(&json).unwrap(),
+        occurred_at: t("2026-11-19T10:00:00Z"),
+    };
+    let envelope = |id: &str, kind: &str, contact: &str, at: &str, data: serde_json::Value| {
+        serde_json::json!({"eventId": id, "type": kind, "businessId": "seed",
+            "contactId": contact, "occurredAt": at, "source": "manual", "data": data})
+    };
+    let messages = vec![
+        raw(
+            TopicFamily::Contacts,
+            "s1",
+            envelope(
+                "s1-created",
+                "contact.created",
+                "s1",
+                "2026-11-19T09:00:00Z",
+                serde_json::json!({"name": "Grace Hopper"}),
+            ),
+        ),
+        raw(
+            TopicFamily::Contacts,
+            "s1",
+            envelope(
+                "s1-status",
+                "contact.updated",
+                "s1",
+                "2026-11-19T10:00:00Z",
+                serde_json::json!({"contactId": "s1", "businessId": "seed",
+                    "fromStatus": "LEAD", "toStatus": "CLIENT"}),
+            ),
+        ),
+        raw(
+            TopicFamily::Bookings,
+            "s2",
+            envelope(
+                "s2-booking",
+                "booking.created",
+                "s2",
+                "2026-11-19T11:00:00Z",
+                serde_json::json!({"booking_id": "b1", "service_id": "svc",
+                    "service_name": "Cut", "starts_at": "2026-11-25T10:00:00Z"}),
+            ),
+        ),
+    ];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &messages)
+        .await
+        .unwrap();
+    let status = running.status.clone();
+    wait_for(60, "three events accepted", || {
+        status.events_in.load(Relaxed) == 3
+    })
+    .await;
+    assert_eq!(
+        status.dead_letters.load(Relaxed),
+        0,
+        "nothing dead-lettered"
+    );
+    let base = format!("http://{}/v1/businesses/seed/contacts", running.api_addr);
+    let mut seen = (serde_json::Value::Null, serde_json::Value::Null);
+    for _ in 0..200 {
+        seen = (
+            get_json(&format!("{base}/s1")).await.1["status"].clone(),
+            get_json(&format!("{base}/s2")).await.1["status"].clone(),
+        );
+        if seen.0 == "CLIENT" && seen.1 == "UNKNOWN" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.0, "CLIENT", "s1 after fromStatus/toStatus");
+    assert_eq!(seen.1, "UNKNOWN", "s2 has no contact event");
+    running.stop().await.unwrap();
+}
