@@ -73,6 +73,27 @@ fn accepts_camel_case_envelopes_and_status_changes() {
     assert!(err.to_string().contains("event_id"), "{err}");
 }
 
+/// The decoder reads its own envelope (`RawEnvelope`): each alias of the contract's list must be
+/// accepted there too, and mean the same as its key.
+#[test]
+fn the_decoder_reads_every_envelope_alias() {
+    let snake: serde_json::Value =
+        serde_json::from_str(&envelope("contact.updated", r#"{"status":"CLIENT"}"#)).unwrap();
+    let expected = decoder()
+        .decode(Some(b"c1"), snake.to_string().as_bytes())
+        .unwrap();
+    for (key, alias) in crate::event::ENVELOPE_ALIASES {
+        let mut v = snake.clone();
+        let m = v.as_object_mut().unwrap();
+        let value = m.remove(*key).unwrap_or(serde_json::json!(SCHEMA_VERSION));
+        m.insert((*alias).into(), value);
+        let read = decoder()
+            .decode(Some(b"c1"), v.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{alias}: {e}"));
+        assert_eq!(read, expected, "{alias}");
+    }
+}
+
 #[test]
 fn data_may_be_absent_for_empty_types() {
     let raw = r#"{"event_id":"e1","type":"contact.deleted","business_id":"b1","contact_id":"c1","occurred_at":"2026-11-01T10:00:00Z","source":"manual"}"#;
