@@ -1,19 +1,22 @@
 -- Next Action items per contact at now. Each item: kind, ref id, since (the instant its age
 -- counts from), whole days of age, priority = age_days × (1 + lead_score / 100), message.
---   invoice_overdue      the oldest unpaid invoice, once past its due date (since = due date)
---   booking_unconfirmed  created, neither confirmed, cancelled nor completed, and starting within
---                        the next unconfirmed_starts_within_hours or created at least
---                        unconfirmed_created_hours ago (since = creation)
+--   invoice_overdue      the oldest unpaid invoice, once overdue (since = its overdue_from: the
+--                        due date, or an earlier invoice.overdue)
+--   booking_unconfirmed  created, neither confirmed, cancelled nor completed, not started yet,
+--                        and starting within the next unconfirmed_starts_within_hours or
+--                        created at least unconfirmed_created_hours ago (since = creation). It
+--                        leaves the queue at the booking's start for good: opened once and
+--                        resolved once, never reopened by the creation-age rule.
 --   task_stale           an open task past its due date (since = due date)
 --   lead_stale           a LEAD untouched for at least lead_stale_days (since = last interaction)
 -- Deleted and merged-away contacts have no items. Reads lead_score and outstanding_balance.
 WITH items AS (
   SELECT o.cid, 'invoice_overdue' AS kind, o.oldest_unpaid_invoice_id AS ref_id,
-         o.oldest_unpaid_due_at AS since,
+         o.oldest_overdue_since AS since,
          'Invoice #' || o.oldest_unpaid_invoice_id || ' overdue by '
            || CAST(o.days_overdue AS VARCHAR) || ' days — send reminder' AS message
   FROM params p CROSS JOIN outstanding_balance o
-  WHERE o.oldest_unpaid_due_at < p.now
+  WHERE o.oldest_overdue_since IS NOT NULL
   UNION ALL
   SELECT b.cid, 'booking_unconfirmed', b.booking_id, b.created_at,
          'Booking for ' || COALESCE(b.service_name, b.service_id, 'a service') || ' on '
@@ -23,7 +26,8 @@ WITH items AS (
     AND (b.confirmed_at IS NULL OR b.confirmed_at > p.now)
     AND (b.cancelled_at IS NULL OR b.cancelled_at > p.now)
     AND (b.completed_at IS NULL OR b.completed_at > p.now)
-    AND ((b.starts_at > p.now AND b.starts_at <= p.now + p.unconfirmed_starts_within_hours * p.hour_ms)
+    AND b.starts_at > p.now
+    AND (b.starts_at <= p.now + p.unconfirmed_starts_within_hours * p.hour_ms
          OR b.created_at <= p.now - p.unconfirmed_created_hours * p.hour_ms)
   UNION ALL
   SELECT t.cid, 'task_stale', t.task_id, t.due_at,
