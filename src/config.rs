@@ -12,7 +12,7 @@ use pipeline::config::{
     BusinessOverride, BusinessRules, IngestConfig, MetricsConfig, ProcessingConfig, ScoringConfig,
     TopicsConfig,
 };
-use pipeline::engine::Rules;
+use pipeline::engine::{InteractionRules, Rules};
 use serde::{Deserialize, Serialize};
 use sinks::clickhouse::ClickHouseConfig;
 
@@ -38,6 +38,9 @@ pub struct Config {
     pub scoring: ScoringConfig,
     /// Windows and thresholds of the other metrics, segments and the Next Action queue.
     pub metrics: MetricsConfig,
+    /// Which events count as interactions (last interaction, gaps, cold and stale leads); the
+    /// same for every business.
+    pub interactions: InteractionRules,
     /// Per-business overrides: `[business.<id>.scoring]` / `[business.<id>.metrics]` tables with
     /// any keys of `[scoring]` / `[metrics]`.
     pub business: BTreeMap<String, BusinessOverride>,
@@ -60,6 +63,7 @@ impl Default for Config {
             processing: ProcessingConfig::default(),
             scoring: ScoringConfig::default(),
             metrics: MetricsConfig::default(),
+            interactions: InteractionRules::default(),
             business: BTreeMap::new(),
             clickhouse: ClickHouseConfig::default(),
             kafka: BTreeMap::new(),
@@ -102,6 +106,9 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   scoring.rule_version        KEYFLOW_SCORING__RULE_VERSION      lead-score/v1
   metrics.<key>               KEYFLOW_METRICS__<KEY>             windows and thresholds of the other
                                                                  metrics; see `[metrics]` in README.md
+  interactions.types          KEYFLOW_INTERACTIONS__TYPES        contact.created, contact.updated, note.created,
+                                                                 booking.*, invoice.paid, task.completed
+  interactions.excluded_sources KEYFLOW_INTERACTIONS__EXCLUDED_SOURCES automation, import
   business.<id>.scoring.<key> / business.<id>.metrics.<key>      per-business overrides (TOML or --set)
   clickhouse.url              KEYFLOW_CLICKHOUSE__URL            (unset: embedded store)
   clickhouse.database|user|password|cache_ttl_ms                  keyflow|-|-|2000
@@ -215,6 +222,7 @@ impl Config {
             self.processing.validate(),
             self.scoring.validate(),
             self.metrics.validate(),
+            self.interactions.validate(),
             self.api.validate(),
         ];
         for c in checks {
@@ -333,5 +341,43 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("window_days"), "{err}");
+    }
+
+    #[test]
+    fn the_interaction_set_is_configured_and_checked() {
+        let cfg = Config::load_from(
+            None,
+            &Overrides {
+                set: vec![
+                    "interactions.types=[invoice.sent, booking.completed]".into(),
+                    "interactions.excluded_sources=[]".into(),
+                ],
+                ..Default::default()
+            },
+            env(&[]),
+        )
+        .unwrap();
+        let i = &cfg.interactions;
+        assert!(i.counts("invoice.sent", "automation"));
+        assert!(!i.counts("contact.created", "manual"));
+        assert!(!Config::default()
+            .interactions
+            .counts("invoice.sent", "manual"));
+        assert!(!Config::default()
+            .interactions
+            .counts("note.created", "automation"));
+        let err = Config::load_from(
+            None,
+            &Overrides {
+                set: vec!["interactions.types=[invoice.sent, invoice.resent]".into()],
+                ..Default::default()
+            },
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("\"invoice.resent\" is not an event type"),
+            "{err:#}"
+        );
     }
 }

@@ -133,7 +133,7 @@ pub async fn start_with(
 ) -> anyhow::Result<Running> {
     // Each metric file's output against the profile section it fills, before anything starts.
     let rules = cfg.rules()?;
-    let engine = Engine::with_rules(rules.clone());
+    let engine = Engine::with_rules(rules.clone()).with_interactions(cfg.interactions.clone());
     engine
         .verify()
         .await

@@ -230,6 +230,67 @@ impl MetricsConfig {
     }
 }
 
+/// Which events are interactions: what "last interaction", the time between interactions, cold
+/// leads and stale leads are measured from. By default, the events the contact or the staff take
+/// part in: a contact created or updated, a note, a booking's steps, a payment, a completed task.
+/// Not an invoice sent or falling overdue, a task created, a delete, an erase or a merge, and no
+/// event whose `source` is a system's (`automation`, `import`). `[interactions]` in the
+/// configuration; the same for every business.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InteractionRules {
+    /// Event types that count (each one of the contract's types).
+    pub types: Vec<String>,
+    /// Sources whose events never count, whatever their type.
+    pub excluded_sources: Vec<String>,
+}
+
+impl Default for InteractionRules {
+    fn default() -> Self {
+        Self {
+            types: [
+                "contact.created",
+                "contact.updated",
+                "note.created",
+                "booking.created",
+                "booking.confirmed",
+                "booking.cancelled",
+                "booking.completed",
+                "invoice.paid",
+                "task.completed",
+            ]
+            .map(String::from)
+            .to_vec(),
+            excluded_sources: ["automation", "import"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl InteractionRules {
+    /// Whether an event of this type from this (normalised, lower-case) source is an interaction.
+    pub fn counts(&self, type_name: &str, source: &str) -> bool {
+        self.types.iter().any(|t| t == type_name)
+            && !self
+                .excluded_sources
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(source))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self
+            .types
+            .iter()
+            .find(|t| !crate::event::EVENT_TYPES.contains(&t.as_str()))
+        {
+            Some(t) => Err(format!(
+                "interactions.types: {t:?} is not an event type (one of {})",
+                crate::event::EVENT_TYPES.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The rules one business is evaluated with.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

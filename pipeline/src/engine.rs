@@ -20,7 +20,7 @@ use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat
 use crate::state::{ContactKey, ContactState, PartitionState};
 pub use inputs::options as tracing_options;
 use inputs::Inputs;
-pub use model::rules::Rules;
+pub use model::rules::{InteractionRules, Rules};
 use outputs::*;
 use plans::{Plans, Rows};
 pub use timers::{next_change, DAY_MS, HOUR_MS};
@@ -94,6 +94,8 @@ type PartitionKey = (i32, ContactKey);
 #[derive(Debug, Clone)]
 pub struct Engine {
     rules: Arc<Rules>,
+    /// Which events the partitions' states count as interactions.
+    interactions: Arc<InteractionRules>,
     /// Most metric runs of one group evaluated at once, and the fewest contacts per run (see
     /// [`Engine::with_parallelism`]).
     parallelism: usize,
@@ -128,6 +130,7 @@ impl Engine {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             rules: Arc::new(rules),
+            interactions: Arc::default(),
             parallelism: cores,
             min_per_run: MIN_CONTACTS_PER_RUN,
             plans: Arc::default(),
@@ -154,6 +157,17 @@ impl Engine {
 
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// Counts the events `interactions` names as interactions (default: [`InteractionRules`]'s).
+    pub fn with_interactions(mut self, interactions: InteractionRules) -> Self {
+        self.interactions = Arc::new(interactions);
+        self
+    }
+
+    /// What a partition's state built for this engine counts as an interaction.
+    pub fn interactions(&self) -> Arc<InteractionRules> {
+        self.interactions.clone()
     }
 
     /// Evaluates `keys` of one partition at `now`; see [`Engine::evaluate_all`].
@@ -468,6 +482,8 @@ fn promotion_instant(c: &ContactState, n: i64, now: Ms) -> Ms {
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod lifecycle;
 #[cfg(test)]
 mod order;
 #[cfg(test)]

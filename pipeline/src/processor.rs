@@ -301,8 +301,13 @@ impl Processor {
         }
         let started = std::time::Instant::now();
         let output = &self.output;
-        let loaded =
-            futures::future::try_join_all(missing.iter().map(|&p| Self::load(output, p))).await?;
+        let interactions = self.engine.interactions();
+        let loaded = futures::future::try_join_all(
+            missing
+                .iter()
+                .map(|&p| Self::load(output, p, interactions.clone())),
+        )
+        .await?;
         for (p, (recovered, state)) in missing.into_iter().zip(loaded) {
             self.output.publish(&recovered.unpublished).await?;
             let prompted = self.prompt_again(p, &recovered.unsignalled).await?;
@@ -324,12 +329,13 @@ impl Processor {
     async fn load(
         output: &Output,
         p: i32,
+        interactions: Arc<model::rules::InteractionRules>,
     ) -> Result<(crate::sink::Recovered, PartitionState), ProcessorError> {
         let recovered = output
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
         tokio::task::spawn_blocking(move || {
-            let state = PartitionState::recovered(&recovered);
+            let state = PartitionState::recovered(&recovered, interactions);
             (recovered, state)
         })
         .await

@@ -16,6 +16,7 @@ use crate::event::{ContactCreated, ContactUpdated, Event, Payload};
 use crate::signal::{Signal, ACTION_OPENED, ACTION_RESOLVED, PROMOTION_SUGGESTED, SEGMENT_UPDATED};
 
 use crate::clock::Ms;
+use model::rules::InteractionRules;
 
 /// One contact of one business.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,8 +34,26 @@ impl ContactKey {
     }
 }
 
+/// Which create event a fact's details come from: its `occurred_at`, then its event id. Of two
+/// creates for one booking, invoice or task id, the later `occurred_at` wins (tie: the greater
+/// event id), whatever order they arrive in.
+pub type Version = Option<(Ms, String)>;
+
+/// Whether an event at `at` with id `event_id` is newer than `current`; if so it becomes current.
+fn newer(current: &mut Version, at: Ms, event_id: &str) -> bool {
+    if current
+        .as_ref()
+        .is_some_and(|(t, id)| (*t, id.as_str()) >= (at, event_id))
+    {
+        return false;
+    }
+    *current = Some((at, event_id.to_owned()));
+    true
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Booking {
+    pub version: Version,
     pub service_id: Option<String>,
     pub service_name: Option<String>,
     pub starts_at: Option<Ms>,
@@ -47,6 +66,7 @@ pub struct Booking {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Invoice {
+    pub version: Version,
     pub amount_cents: Option<i64>,
     pub currency: Option<String>,
     pub due_at: Option<Ms>,
@@ -59,6 +79,7 @@ pub struct Invoice {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Task {
+    pub version: Version,
     pub title: Option<String>,
     pub due_at: Option<Ms>,
     pub created_at: Option<Ms>,
@@ -109,8 +130,10 @@ pub struct ContactState {
     pub merged_into: Option<Arc<str>>,
     /// Ids of the contacts merged into this one (sorted): where their history went.
     pub aliases: Vec<String>,
+    /// The latest of `interactions`, kept after they are pruned.
     pub last_interaction_at: Option<Ms>,
-    /// Instants of the contact's events, sorted; pruned to the interaction window on evaluation.
+    /// Instants of the contact's interactions (the events [`InteractionRules`] counts), sorted;
+    /// pruned to the interaction window on evaluation.
     pub interactions: Vec<Ms>,
     /// How many distinct events were folded into this contact (a stable basis for signal ids).
     pub events_applied: u64,
@@ -153,6 +176,7 @@ impl ContactState {
         self.deleted_at.is_none() && self.merged_into.is_none()
     }
 
+    /// Records an interaction at `at`.
     fn touch(&mut self, at: Ms) {
         self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
         let i = self.interactions.partition_point(|&x| x <= at);
@@ -323,6 +347,17 @@ impl ContactState {
     }
 }
 
+/// Events about the contact record itself rather than a fact of its history.
+fn identity(p: &Payload) -> bool {
+    matches!(
+        p,
+        Payload::ContactCreated(_)
+            | Payload::ContactUpdated(_)
+            | Payload::ContactDeleted(_)
+            | Payload::ContactErased(_)
+    )
+}
+
 fn min_opt(a: Option<Ms>, b: Ms) -> Option<Ms> {
     Some(a.map_or(b, |a| a.min(b)))
 }
@@ -378,9 +413,19 @@ pub struct PartitionState {
     seen: HashSet<u128, BuildHasherDefault<DigestHasher>>,
     timers: BTreeSet<(Ms, ContactKey)>,
     dirty: HashSet<ContactKey>,
+    /// Which events count as interactions.
+    interactions: Arc<InteractionRules>,
 }
 
 impl PartitionState {
+    /// An empty partition whose contacts' interactions are the events `interactions` counts.
+    pub fn new(interactions: Arc<InteractionRules>) -> Self {
+        Self {
+            interactions,
+            ..Self::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.contacts.len()
     }
@@ -423,13 +468,26 @@ impl PartitionState {
         let at = ev.occurred_at.timestamp_millis();
         let own = ContactKey::new(&ev.business_id, &ev.contact_id);
         if let Payload::ContactMerged(m) = &ev.payload {
-            self.merge(&own, &m.merged_contact_id, at);
+            self.merge(&own, &m.merged_contact_id);
             return Applied::New;
         }
-        let key = self.resolve(&own);
+        let survivor = self.resolve(&own);
+        // A merged-away contact keeps its own identity and lifecycle: a late create, update,
+        // delete or erase of it acts on it alone, never on the survivor its facts went to.
+        let key = if identity(&ev.payload) {
+            own.clone()
+        } else {
+            survivor.clone()
+        };
+        if matches!(ev.payload, Payload::ContactErased(_)) && survivor != own {
+            self.forget(&survivor, &own);
+        }
+        let interaction = self.interactions.counts(ev.payload.type_name(), &ev.source);
         self.dirty.insert(key.clone());
         let c = self.contacts.entry(key).or_default();
-        c.touch(at);
+        if interaction {
+            c.touch(at);
+        }
         c.events_applied += 1;
         match &ev.payload {
             Payload::ContactCreated(cc) => {
@@ -469,8 +527,10 @@ impl PartitionState {
             }
             Payload::TaskCreated(t) => {
                 let task = c.tasks.entry(t.task_id.clone()).or_default();
-                task.title = Some(t.title.clone());
-                task.due_at = Some(t.due_at.timestamp_millis());
+                if newer(&mut task.version, at, &ev.event_id) {
+                    task.title = Some(t.title.clone());
+                    task.due_at = Some(t.due_at.timestamp_millis());
+                }
                 task.created_at = min_opt(task.created_at, at);
             }
             Payload::TaskCompleted(t) => {
@@ -479,10 +539,12 @@ impl PartitionState {
             }
             Payload::BookingCreated(b) => {
                 let booking = c.bookings.entry(b.booking_id.clone()).or_default();
-                booking.service_id = Some(b.service_id.clone());
-                booking.service_name = Some(b.service_name.clone());
-                booking.starts_at = Some(b.starts_at.timestamp_millis());
-                booking.price_cents = b.price_cents;
+                if newer(&mut booking.version, at, &ev.event_id) {
+                    booking.service_id = Some(b.service_id.clone());
+                    booking.service_name = Some(b.service_name.clone());
+                    booking.starts_at = Some(b.starts_at.timestamp_millis());
+                    booking.price_cents = b.price_cents;
+                }
                 booking.created_at = min_opt(booking.created_at, at);
             }
             Payload::BookingConfirmed(b) => {
@@ -499,11 +561,13 @@ impl PartitionState {
             }
             Payload::InvoiceSent(i) => {
                 let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
-                inv.amount_cents = Some(i.amount_cents);
-                inv.currency = Some(i.currency.clone());
-                inv.due_at = Some(i.due_at.timestamp_millis());
-                inv.booking_id = i.booking_id.clone();
-                inv.service_id = i.service_id.clone();
+                if newer(&mut inv.version, at, &ev.event_id) {
+                    inv.amount_cents = Some(i.amount_cents);
+                    inv.currency = Some(i.currency.clone());
+                    inv.due_at = Some(i.due_at.timestamp_millis());
+                    inv.booking_id = i.booking_id.clone();
+                    inv.service_id = i.service_id.clone();
+                }
                 inv.sent_at = min_opt(inv.sent_at, at);
             }
             Payload::InvoicePaid(i) => {
@@ -518,8 +582,32 @@ impl PartitionState {
         Applied::New
     }
 
+    /// Takes back what a merge copied of `merged`'s personal data into `survivor`, before
+    /// `merged` is erased: its id in the alias list, the bodies of its notes, and an email or
+    /// phone the survivor only had from it.
+    fn forget(&mut self, survivor: &ContactKey, merged: &ContactKey) {
+        let Some(m) = self.contacts.get(merged).cloned() else {
+            return;
+        };
+        let Some(s) = self.contacts.get_mut(survivor) else {
+            return;
+        };
+        s.aliases.retain(|a| **a != *merged.contact_id);
+        for n in &mut s.notes {
+            if m.notes.iter().any(|x| x.note_id == n.note_id) {
+                n.body.clear();
+            }
+        }
+        for (field, theirs) in [(&mut s.email, &m.email), (&mut s.phone, &m.phone)] {
+            if field.value.is_some() && field.value == theirs.value && field.at == theirs.at {
+                field.value = None;
+            }
+        }
+        self.dirty.insert(survivor.clone());
+    }
+
     /// `merged` is folded into `survivor`. A merge that would close a cycle is ignored.
-    fn merge(&mut self, survivor: &ContactKey, merged: &str, at: Ms) {
+    fn merge(&mut self, survivor: &ContactKey, merged: &str) {
         let merged_key = ContactKey::new(&survivor.business_id, merged);
         let target = self.resolve(survivor);
         if target == merged_key {
@@ -529,15 +617,15 @@ impl PartitionState {
         let merged_state = {
             let m = self.contacts.entry(merged_key.clone()).or_default();
             m.merged_into = Some(target.contact_id.clone());
-            m.last_interaction_at = Some(m.last_interaction_at.map_or(at, |l| l.max(at)));
             m.clone()
         };
         let s = self.contacts.entry(target.clone()).or_default();
         s.absorb(&merged_state);
-        if let Err(i) = s.aliases.binary_search_by(|a| (**a).cmp(merged)) {
-            s.aliases.insert(i, merged.to_owned());
+        if merged_state.erased_at.is_none() {
+            if let Err(i) = s.aliases.binary_search_by(|a| (**a).cmp(merged)) {
+                s.aliases.insert(i, merged.to_owned());
+            }
         }
-        s.touch(at);
         s.events_applied += 1;
         self.dirty.insert(target);
         self.dirty.insert(merged_key);
@@ -565,8 +653,11 @@ impl PartitionState {
     /// A partition's state rebuilt from what its sink recovered: every stored event folded
     /// in, each contact's last stored profile remembered (so unchanged results are not
     /// re-emitted), and every contact due for evaluation.
-    pub fn recovered(recovered: &crate::sink::Recovered) -> Self {
-        let mut state = Self::default();
+    pub fn recovered(
+        recovered: &crate::sink::Recovered,
+        interactions: Arc<InteractionRules>,
+    ) -> Self {
+        let mut state = Self::new(interactions);
         for ev in &recovered.events {
             state.apply(ev);
         }

@@ -1,14 +1,16 @@
--- Time between interactions per contact: the gaps, in days, between consecutive events of the
--- contact inside the trailing interaction window (mean and median, 1 decimal), and whole days
--- since the last interaction (any time).
-WITH w AS (
-  SELECT i.cid, i.at
+-- Time between interactions per contact: the gaps, in whole days, between consecutive distinct
+-- days (UTC) on which the contact had an interaction inside the trailing interaction window
+-- (mean and median, 1 decimal; a visit of several events is one day, so it adds no gap), and
+-- whole days since the last interaction (any time). Which events are interactions is
+-- `[interactions]` (the state keeps only those).
+WITH days AS (
+  SELECT DISTINCT i.cid, i.at / p.day_ms AS day
   FROM params p CROSS JOIN interactions i
   WHERE i.at <= p.now AND i.at > p.now - p.interaction_window_days * p.day_ms
 ),
 gaps AS (
-  SELECT w.cid, CAST(w.at - LAG(w.at) OVER (PARTITION BY w.cid ORDER BY w.at) AS DOUBLE) / p.day_ms AS gap
-  FROM params p CROSS JOIN w
+  SELECT d.cid, CAST(d.day - LAG(d.day) OVER (PARTITION BY d.cid ORDER BY d.day) AS DOUBLE) AS gap
+  FROM days d
 ),
 g AS (
   SELECT cid, AVG(gap) AS mean_gap, MEDIAN(gap) AS median_gap

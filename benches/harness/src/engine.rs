@@ -259,12 +259,13 @@ pub async fn run_rebuild(store_dir: &Path) -> anyhow::Result<RebuildResult> {
     // As the processor does on an assignment: every partition recovered and folded at once.
     let loaded = futures::future::try_join_all(store.partitions()?.into_iter().map(|p| {
         let store = store.clone();
+        let interactions = engine.interactions();
         async move {
             let recovered = store.recover(p).await?;
             let (events, state) = tokio::task::spawn_blocking(move || {
                 (
                     recovered.events.len(),
-                    PartitionState::recovered(&recovered),
+                    PartitionState::recovered(&recovered, interactions),
                 )
             })
             .await?;

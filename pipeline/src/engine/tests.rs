@@ -5,24 +5,36 @@ use chrono::{DateTime, Utc};
 use super::*;
 use crate::event::*;
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(super) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-struct Script {
-    state: PartitionState,
+pub(super) struct Script {
+    pub(super) state: PartitionState,
     n: u64,
 }
 
 impl Script {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             state: PartitionState::default(),
             n: 0,
         }
     }
 
-    fn ev(&mut self, contact: &str, at: &str, payload: Payload) -> &mut Self {
+    /// Applies an event from the `manual` source (a person's).
+    pub(super) fn ev(&mut self, contact: &str, at: &str, payload: Payload) -> &mut Self {
+        self.from("manual", contact, at, payload)
+    }
+
+    /// Applies an event from `source`, with the next event id (`e1`, `e2`, ...).
+    pub(super) fn from(
+        &mut self,
+        source: &str,
+        contact: &str,
+        at: &str,
+        payload: Payload,
+    ) -> &mut Self {
         self.n += 1;
         self.state.apply(&Event {
             schema_version: 1,
@@ -30,13 +42,14 @@ impl Script {
             business_id: "b".into(),
             contact_id: contact.into(),
             occurred_at: t(at),
-            source: "manual".into(),
+            source: source.into(),
             payload,
         });
         self
     }
 
-    async fn score_at(&mut self, contact: &str, now: &str) -> ContactProfile {
+    /// The contact's profile evaluated at `now`, whether it is visible or not.
+    pub(super) async fn score_at(&mut self, contact: &str, now: &str) -> ContactProfile {
         let key = ContactKey::new("b", contact);
         let engine = Engine::new(ScoringConfig::default());
         let mut out = engine
@@ -47,7 +60,7 @@ impl Script {
     }
 }
 
-fn booking(id: &str) -> Payload {
+pub(super) fn booking(id: &str) -> Payload {
     Payload::BookingCreated(BookingCreated {
         booking_id: id.into(),
         service_id: "s".into(),
@@ -57,13 +70,13 @@ fn booking(id: &str) -> Payload {
     })
 }
 
-fn completed(id: &str) -> Payload {
+pub(super) fn completed(id: &str) -> Payload {
     Payload::BookingCompleted(BookingRef {
         booking_id: id.into(),
     })
 }
 
-fn sent(id: &str, cents: i64) -> Payload {
+pub(super) fn sent(id: &str, cents: i64) -> Payload {
     Payload::InvoiceSent(InvoiceSent {
         invoice_id: id.into(),
         amount_cents: cents,
@@ -74,7 +87,7 @@ fn sent(id: &str, cents: i64) -> Payload {
     })
 }
 
-fn paid(id: &str) -> Payload {
+pub(super) fn paid(id: &str) -> Payload {
     Payload::InvoicePaid(InvoiceRef {
         invoice_id: id.into(),
     })
