@@ -571,3 +571,115 @@ async fn camel_case_envelopes_and_status_changes_reach_the_api() {
     assert_eq!(seen.1, "UNKNOWN", "s2 has no contact event");
     running.stop().await.unwrap();
 }
+
+/// A merge, then late identity events of the merged-away contact, through the broker: the
+/// survivor keeps its name, status and existence and holds the merged contact's booking; the
+/// merged contact's route answers 404 `merged` naming the survivor. Both keys land on one
+/// partition (CRC32 of the key modulo 3: librdkafka's default partitioner); merges across
+/// partitions are not covered here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_events_of_a_merged_contact_leave_the_survivor_alone() {
+    use keyflow::demo::generator::DemoMessage;
+    use pipeline::event::TopicFamily;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let (_, shared) = clock("2026-11-20T12:00:00Z");
+    let running = keyflow::run::start(&cfg, shared).await.unwrap();
+    let producer = keyflow::demo::producer(&running.bootstrap).unwrap();
+    let message = |family, id: &str, kind: &str, contact: &str, at: &str, data| DemoMessage {
+        family,
+        key: contact.into(),
+        payload: serde_json::to_vec(&serde_json::json!({"event_id": id, "type": kind,
+            "business_id": "merge", "contact_id": contact, "occurred_at": at,
+            "source": "manual", "data": data}))
+        .unwrap(),
+        occurred_at: t(at),
+    };
+    let (s, m) = ("s-sam", "m-max");
+    let messages = vec![
+        message(
+            TopicFamily::Contacts,
+            "1",
+            "contact.created",
+            s,
+            "2026-11-10T09:00:00Z",
+            serde_json::json!({"name": "Sam Survivor"}),
+        ),
+        message(
+            TopicFamily::Contacts,
+            "2",
+            "contact.created",
+            m,
+            "2026-11-10T10:00:00Z",
+            serde_json::json!({"name": "Max Merged"}),
+        ),
+        message(
+            TopicFamily::Bookings,
+            "3",
+            "booking.completed",
+            m,
+            "2026-11-11T10:00:00Z",
+            serde_json::json!({"booking_id": "b1"}),
+        ),
+        message(
+            TopicFamily::Contacts,
+            "4",
+            "contact.merged",
+            s,
+            "2026-11-12T10:00:00Z",
+            serde_json::json!({"merged_contact_id": m}),
+        ),
+        message(
+            TopicFamily::Contacts,
+            "5",
+            "contact.updated",
+            m,
+            "2026-11-13T10:00:00Z",
+            serde_json::json!({"name": "Max Renamed", "status": "CLIENT"}),
+        ),
+        message(
+            TopicFamily::Contacts,
+            "6",
+            "contact.deleted",
+            m,
+            "2026-11-13T11:00:00Z",
+            serde_json::json!({}),
+        ),
+    ];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &messages)
+        .await
+        .unwrap();
+    let status = running.status.clone();
+    wait_for(60, "six events accepted", || {
+        status.events_in.load(Relaxed) == 6
+    })
+    .await;
+    assert_eq!(
+        status.dead_letters.load(Relaxed),
+        0,
+        "nothing dead-lettered"
+    );
+    let base = format!("http://{}/v1/businesses/merge/contacts", running.api_addr);
+    let mut seen = ((0, serde_json::Value::Null), (0, serde_json::Value::Null));
+    for _ in 0..200 {
+        seen = (
+            get_json(&format!("{base}/{s}")).await,
+            get_json(&format!("{base}/{m}")).await,
+        );
+        if seen.0 .1["meta"]["completedBookings"] == 1 && seen.1 .1["error"]["code"] == "merged" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let ((survivor_status, survivor), (merged_status, merged)) = seen;
+    assert_eq!(survivor_status, 200, "{survivor}");
+    assert_eq!(survivor["name"], "Sam Survivor", "{survivor}");
+    assert_eq!(survivor["status"], "LEAD", "{survivor}");
+    assert_eq!(survivor["meta"]["completedBookings"], 1, "{survivor}");
+    assert_eq!(merged_status, 404, "{merged}");
+    assert_eq!(merged["error"]["code"], "merged", "{merged}");
+    assert_eq!(merged["error"]["mergedInto"], s, "{merged}");
+    running.stop().await.unwrap();
+}

@@ -475,11 +475,7 @@ pub async fn ai_predicted_segments(
     State(s): State<AppState>,
     Path((business_id, contact_id)): Path<(String, String)>,
 ) -> Result<Json<PredictedView>, AppError> {
-    let Some(p) = s.reader.contact(&business_id, &contact_id).await? else {
-        return Err(AppError::NotFound(format!(
-            "contact {contact_id} of business {business_id} not found"
-        )));
-    };
+    let p = crate::timeline::visible_contact(&s, &business_id, &contact_id).await?;
     let predicted: Vec<PredictedSegment> = ai_hooks::predicted_segments(&p);
     Ok(Json(PredictedView {
         contact_id,

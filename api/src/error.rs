@@ -21,18 +21,25 @@ pub struct ErrorBody {
 }
 
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorDetail {
-    /// not_found, bad_request, unauthorized, forbidden, method_not_allowed, payload_too_large,
+    /// not_found, merged, bad_request, unauthorized, forbidden, method_not_allowed, payload_too_large,
     /// uri_too_long, unsupported_media_type, unprocessable, headers_too_large, overloaded,
     /// unavailable or internal.
     pub code: String,
     pub message: String,
+    /// With `merged`: the contact the requested one was merged into (its survivor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{0}")]
     NotFound(String),
+    /// The contact was merged into `into`: its route answers 404 with code `merged`.
+    #[error("contact {contact_id} was merged into {into}")]
+    Merged { contact_id: String, into: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -71,6 +78,7 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Merged { .. } => (StatusCode::NOT_FOUND, "merged"),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AppError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
@@ -90,11 +98,11 @@ impl IntoResponse for AppError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let mut response = (
-            status,
-            Json(json!({"error": {"code": code, "message": self.to_string()}})),
-        )
-            .into_response();
+        let mut error = json!({"code": code, "message": self.to_string()});
+        if let AppError::Merged { into, .. } = &self {
+            error["mergedInto"] = json!(into);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
         if matches!(self, AppError::Overloaded(_)) {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

@@ -13,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use futures::Stream;
 use model::ai_hooks::{self, FeedPrompt};
+use model::profile::ContactProfile;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sinks::read::Activity;
@@ -57,6 +58,47 @@ fn detail_bounds(q: &DetailQuery) -> Result<(usize, usize), AppError> {
     Ok((q.offset.unwrap_or(0), limit))
 }
 
+/// Longest chain of merges followed to a survivor (cycles are refused at merge time).
+const MAX_MERGE_HOPS: usize = 16;
+
+/// A visible contact's profile. A contact merged into another is a 404 with code `merged` naming
+/// the survivor (the end of the chain when that one was merged too); any other missing or
+/// deleted contact is a plain `not_found`.
+pub(crate) async fn visible_contact(
+    s: &AppState,
+    business_id: &str,
+    contact_id: &str,
+) -> Result<Arc<ContactProfile>, AppError> {
+    let not_found = || {
+        AppError::NotFound(format!(
+            "contact {contact_id} of business {business_id} not found"
+        ))
+    };
+    let Some(p) = s.reader.stored(business_id, contact_id).await? else {
+        return Err(not_found());
+    };
+    if p.visible() {
+        return Ok(p);
+    }
+    let Some(mut into) = p.merged_into.clone() else {
+        return Err(not_found());
+    };
+    for _ in 0..MAX_MERGE_HOPS {
+        match s.reader.stored(business_id, &into).await? {
+            Some(next) if next.visible() => break,
+            Some(next) => match &next.merged_into {
+                Some(further) if *further != *contact_id => into = further.clone(),
+                _ => break,
+            },
+            None => break,
+        }
+    }
+    Err(AppError::Merged {
+        contact_id: contact_id.to_owned(),
+        into,
+    })
+}
+
 /// `contacts/{contact_id}`: the profile, its metrics and factors, and its recent records.
 pub async fn contact(
     State(s): State<AppState>,
@@ -64,11 +106,7 @@ pub async fn contact(
     Query(q): Query<DetailQuery>,
 ) -> Result<Json<ContactDetail>, AppError> {
     let (offset, limit) = detail_bounds(&q)?;
-    let Some(p) = s.reader.contact(&business_id, &contact_id).await? else {
-        return Err(AppError::NotFound(format!(
-            "contact {contact_id} of business {business_id} not found"
-        )));
-    };
+    let p = visible_contact(&s, &business_id, &contact_id).await?;
     let events = s.reader.contact_events(&business_id, &contact_id).await?;
     let now = as_of(&s);
     let records = activity::records(&events, now);

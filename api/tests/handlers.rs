@@ -213,6 +213,41 @@ async fn contact_detail_carries_metrics_factors_and_paginated_records() {
     assert!(body["error"]["message"].as_str().unwrap().contains("limit"));
 }
 
+/// A merged-away contact's route is a 404 with code `merged` naming the survivor, at the end of
+/// a chain of merges; a deleted contact is a plain `not_found`.
+#[tokio::test]
+async fn a_merged_contact_answers_merged_with_its_survivor() {
+    let f = fixture();
+    let merged = |id: &str, into: &str| ContactProfile {
+        merged_into: Some(into.into()),
+        ..profile("acme", id, "Old Record", 0, &[])
+    };
+    let deleted = ContactProfile {
+        deleted: true,
+        ..profile("acme", "gone", "Gone", 0, &[])
+    };
+    f.index
+        .upsert([merged("m1", "c1"), merged("m0", "m1"), deleted]);
+    for (id, survivor) in [("m1", "c1"), ("m0", "c1")] {
+        for route in ["", "/ai/predicted-segments"] {
+            let uri = format!("{A}/contacts/{id}{route}");
+            let (s, _, body) = call(&f.app, get(&uri, Some(ADMIN))).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {body}");
+            assert_eq!(body["error"]["code"], "merged", "{uri}: {body}");
+            assert_eq!(body["error"]["mergedInto"], survivor, "{uri}: {body}");
+        }
+    }
+    let (s, _, body) = call(&f.app, get(&format!("{A}/contacts/gone"), Some(ADMIN))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"].get("mergedInto").is_none(), "{body}");
+    // The survivor itself is served as before.
+    assert_eq!(
+        ok(&f.app, &format!("{A}/contacts/c1")).await["name"],
+        "Ana Lima"
+    );
+}
+
 #[tokio::test]
 async fn crm_routes_answer_for_the_business() {
     let f = fixture();

@@ -217,12 +217,12 @@ impl ProfileIndex {
 
 #[async_trait]
 impl ProfileReader for ProfileIndex {
-    async fn contact(
+    async fn stored(
         &self,
         business_id: &str,
         contact_id: &str,
     ) -> Result<Option<Arc<ContactProfile>>, ReadError> {
-        Ok(self.get(business_id, contact_id).filter(|p| p.visible()))
+        Ok(self.get(business_id, contact_id))
     }
 
     async fn top_by_score(

@@ -61,6 +61,19 @@ pub trait ProfileReader: Send + Sync {
         &self,
         business_id: &str,
         contact_id: &str,
+    ) -> Result<Option<Arc<ContactProfile>>, ReadError> {
+        Ok(self
+            .stored(business_id, contact_id)
+            .await?
+            .filter(|p| p.visible()))
+    }
+
+    /// The latest stored profile of a contact, visible or not: a merged-away contact's tells
+    /// which contact it was merged into.
+    async fn stored(
+        &self,
+        business_id: &str,
+        contact_id: &str,
     ) -> Result<Option<Arc<ContactProfile>>, ReadError>;
 
     /// The `n` best-scored visible contacts (ties: lower outstanding balance, then contact id),

@@ -62,7 +62,7 @@ impl ClickHouseReader {
 
 #[async_trait]
 impl ProfileReader for ClickHouseReader {
-    async fn contact(
+    async fn stored(
         &self,
         business_id: &str,
         contact_id: &str,
@@ -75,10 +75,7 @@ impl ProfileReader for ClickHouseReader {
             .fetch_optional::<ProfileRow>()
             .await
             .map_err(unavailable)?;
-        Ok(row
-            .map(ContactProfile::from)
-            .filter(|p| p.visible())
-            .map(Arc::new))
+        Ok(row.map(ContactProfile::from).map(Arc::new))
     }
 
     async fn top_by_score(&self, business_id: &str, n: usize) -> Result<Top, ReadError> {

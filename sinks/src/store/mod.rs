@@ -233,8 +233,8 @@ impl EmbeddedStore {
     }
 
     /// Rewrites every event and profile segment of `partition` with the personal data of the
-    /// `erased` contacts removed (events redacted, every stored profile version blanked, their
-    /// stored signals dropped), as one segment per kind covering every seq, then deletes the
+    /// `erased` contacts removed (events redacted, every stored profile version blanked and
+    /// their ids taken out of other contacts' alias lists, their stored signals dropped), as one segment per kind covering every seq, then deletes the
     /// old files. The new file supersedes them as soon as it is in place: a crash before the
     /// deletes leaves files no reader sees and the next open deletes.
     fn erase(&self, p: i32, erased: &[(String, String)]) -> Result<(), StoreError> {
@@ -262,14 +262,16 @@ impl EmbeddedStore {
         let files = segs.list(Kind::Profiles, p)?;
         if !files.is_empty() {
             let mut versions = self.profile_versions(p)?;
-            for v in versions
-                .iter_mut()
-                .filter(|v| hit(&v.business_id, &v.contact_id))
-            {
-                v.name = None;
-                v.email = None;
-                v.phone = None;
-                v.photo_url = None;
+            for v in versions.iter_mut() {
+                if hit(&v.business_id, &v.contact_id) {
+                    v.name = None;
+                    v.email = None;
+                    v.phone = None;
+                    v.photo_url = None;
+                }
+                // A survivor's alias list names the contacts merged into it.
+                let business = v.business_id.clone();
+                v.aliases.retain(|a| !hit(&business, a));
             }
             let batch = rows::profiles_batch(&versions).map_err(rows_err("profiles"))?;
             segs.replace(Kind::Profiles, p, &files, &batch.schema(), &[batch])?;
