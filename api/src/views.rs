@@ -109,7 +109,11 @@ pub struct ContactView {
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// The CRM's latest status, `UNKNOWN` before any contact event, or `CLIENT` when KeyFlow's
+    /// `auto_promote` promoted a LEAD.
     pub status: String,
+    /// Who decided `status`: `crm` or `keyflow`.
+    pub status_source: String,
     pub tags: Vec<String>,
     pub photo_url: Option<String>,
     /// Ids of contacts merged into this one.
@@ -131,6 +135,7 @@ impl From<&ContactProfile> for ContactView {
             email: p.email.clone(),
             phone: p.phone.clone(),
             status: p.status.clone(),
+            status_source: p.status_source.clone(),
             tags: p.tags.clone(),
             photo_url: p.photo_url.clone(),
             aliases: p.aliases.clone(),

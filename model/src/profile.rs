@@ -71,7 +71,11 @@ pub struct ContactProfile {
     pub name: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// The status shown: the CRM's latest, `UNKNOWN` before any contact event, or `CLIENT` when
+    /// `auto_promote` promoted a LEAD.
     pub status: String,
+    /// Who decided `status`: `crm` (a contact event) or `keyflow` (`UNKNOWN`, or a promotion).
+    pub status_source: String,
     pub tags: Vec<String>,
     pub photo_url: Option<String>,
     pub created_at: Option<Ms>,

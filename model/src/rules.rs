@@ -86,7 +86,7 @@ impl ScoringConfig {
 }
 
 /// Windows and thresholds of every metric, segment and queue rule besides the lead score. All
-/// durations are whole days or hours; every value reaches the SQL as a `params` column.
+/// durations are whole days or hours; every number reaches the SQL as a `params` column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
@@ -129,6 +129,11 @@ pub struct MetricsConfig {
     pub revenue_window_days: i64,
     /// Integration cues: invoices paid in this window.
     pub recent_paid_days: i64,
+    /// Show a LEAD as CLIENT (status source `keyflow`) once it has `promotion_min_completed`
+    /// completed bookings, and tell the CRM with a `contact.updated` signal; a status the CRM
+    /// sets after that wins. Off by default: the CRM owns the status, KeyFlow only suggests
+    /// (`contact.promotion.suggested`).
+    pub auto_promote: bool,
 }
 
 impl Default for MetricsConfig {
@@ -155,6 +160,7 @@ impl Default for MetricsConfig {
             recent_bookings_days: 7,
             revenue_window_days: 90,
             recent_paid_days: 7,
+            auto_promote: false,
         }
     }
 }

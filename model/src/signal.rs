@@ -15,23 +15,27 @@ pub const SEGMENT_UPDATED: &str = "contact.segment.updated";
 pub const ACTION_OPENED: &str = "next_action.opened";
 pub const ACTION_RESOLVED: &str = "next_action.resolved";
 pub const PROMOTION_SUGGESTED: &str = "contact.promotion.suggested";
+/// The status shown changed (the CRM's own event type, so a CRM can apply it as it is).
+pub const STATUS_CHANGED: &str = "contact.updated";
 pub const FEED_PROMPT: &str = "ai.feed.prompt";
 
 /// Every signal type, for reading a stored one back.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 6] = [
     SEGMENT_UPDATED,
     ACTION_OPENED,
     ACTION_RESOLVED,
     PROMOTION_SUGGESTED,
+    STATUS_CHANGED,
     FEED_PROMPT,
 ];
 /// Every change a signal can carry.
-pub const CHANGES: [&str; 6] = [
+pub const CHANGES: [&str; 7] = [
     "entered",
     "exited",
     "opened",
     "resolved",
     "suggested",
+    "status",
     "prompt",
 ];
 
@@ -43,9 +47,10 @@ pub struct Signal {
     pub business_id: String,
     pub contact_id: String,
     pub partition: i32,
-    /// The segment, the Next Action item (`kind:ref_id`), the status suggested, or the event.
+    /// The segment, the Next Action item (`kind:ref_id`), the status suggested or now shown, or
+    /// the event.
     pub subject: String,
-    /// entered, exited, opened, resolved, suggested or prompt.
+    /// entered, exited, opened, resolved, suggested, status or prompt.
     pub change: &'static str,
     pub reason: String,
     pub at: Ms,

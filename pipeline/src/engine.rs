@@ -234,7 +234,8 @@ impl Engine {
                 let state = states.get_mut(p).expect("filtered to existing");
                 let c = state.contacts.get_mut(key).expect("filtered to existing");
                 c.prune_interactions(keep_from);
-                inputs.add(cid as u32, key, c);
+                let (status, _) = c.shown_status(promote_after(rules), now);
+                inputs.add(cid as u32, key, c, status);
             }
             let rules = rules.clone();
             let plans = self.plans.clone();
@@ -366,9 +367,11 @@ impl Results {
         ];
         // Current eligibility, dated by the completion that made it (order-independent); the
         // signal is sent once, on the first profile that carries it (see `signals::diff`).
-        let promotion = act
-            .promotion_eligible
-            .then(|| promotion_instant(c, rules.metrics.promotion_min_completed, now));
+        let promotion = act.promotion_eligible.then(|| {
+            c.nth_completion(rules.metrics.promotion_min_completed, now)
+                .unwrap_or(now)
+        });
+        let (status, status_source) = c.shown_status(promote_after(rules), now);
         ContactProfile {
             business_id: key.business_id.to_string(),
             contact_id: key.contact_id.to_string(),
@@ -376,7 +379,8 @@ impl Results {
             name: c.name.value.clone(),
             email: c.email.value.clone(),
             phone: c.phone.value.clone(),
-            status: c.status().to_owned(),
+            status: status.to_owned(),
+            status_source: status_source.to_owned(),
             tags: c.tags.value.clone(),
             photo_url: c.photo_url.value.clone(),
             created_at: c.created_at,
@@ -464,20 +468,12 @@ impl Results {
     }
 }
 
-/// When a LEAD became eligible for promotion: the completion of its `n`-th booking (so a replay
-/// gives the same instant), or `now` if the completions are not known individually.
-fn promotion_instant(c: &ContactState, n: i64, now: Ms) -> Ms {
-    let mut done: Vec<Ms> = c
-        .bookings
-        .values()
-        .filter_map(|b| b.completed_at)
-        .filter(|&t| t <= now)
-        .collect();
-    done.sort_unstable();
-    usize::try_from(n.max(1) - 1)
-        .ok()
-        .and_then(|i| done.get(i).copied())
-        .unwrap_or(now)
+/// The completed bookings after which `auto_promote` shows a LEAD as CLIENT, when it is on.
+fn promote_after(rules: &BusinessRules) -> Option<i64> {
+    rules
+        .metrics
+        .auto_promote
+        .then_some(rules.metrics.promotion_min_completed)
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
 //! Signals for automation: what changed about a contact between the profile last written and
 //! the one just evaluated — segment entries and exits, Next Action items opened and resolved, a
-//! promotion suggested — plus the AI flow-feed prompts. Published on the signals topic and stored
-//! beside the profiles with the event ids and rule version behind them.
-//!
-//! A signal's id is derived from what it says and from how many events the contact had folded,
-//! so the same change recomputed after a crash carries the same id and consumers can drop it.
+//! promotion suggested, a change of the status shown — plus the AI flow-feed prompts. Published
+//! on the signals topic and stored beside the profiles with the event ids and rule version
+//! behind them.
 
 use serde_json::json;
 
@@ -12,7 +10,7 @@ pub use model::signal::*;
 
 use crate::clock::Ms;
 use crate::profile::ContactProfile;
-use crate::state::ContactState;
+use crate::state::{ContactState, FROM_KEYFLOW};
 
 fn exit_reason(p: &ContactProfile, caused_by: &[String]) -> String {
     if p.deleted {
@@ -92,6 +90,30 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
                 exit_reason(p, caused_by).replace("no longer applies", "resolved"),
                 caused_by,
                 json!({"kind": kind, "ref_id": ref_id}),
+            ));
+        }
+    }
+    if let Some(from) = c.last_status.as_deref().filter(|from| *from != p.status) {
+        if p.visible() {
+            let reason = if p.status_source == FROM_KEYFLOW {
+                format!(
+                    "promoted by KeyFlow: {} completed bookings",
+                    p.completed_bookings_total
+                )
+            } else {
+                "status set in the CRM".to_owned()
+            };
+            out.push(Signal::new(
+                STATUS_CHANGED,
+                p,
+                basis,
+                p.status.clone(),
+                "status",
+                reason,
+                caused_by,
+                json!({"contactId": p.contact_id, "businessId": p.business_id,
+                       "fromStatus": from, "toStatus": p.status,
+                       "statusSource": p.status_source}),
             ));
         }
     }

@@ -13,7 +13,9 @@ use siphasher::sip128::SipHasher13;
 use chrono::DateTime;
 
 use crate::event::{ContactCreated, ContactUpdated, Event, Payload};
-use crate::signal::{Signal, ACTION_OPENED, ACTION_RESOLVED, PROMOTION_SUGGESTED, SEGMENT_UPDATED};
+use crate::signal::{
+    Signal, ACTION_OPENED, ACTION_RESOLVED, PROMOTION_SUGGESTED, SEGMENT_UPDATED, STATUS_CHANGED,
+};
 
 use crate::clock::Ms;
 use model::rules::InteractionRules;
@@ -153,10 +155,17 @@ pub struct ContactState {
     pub last_segments: Vec<String>,
     /// Next Action items (kind, ref id) of the last profile written, to signal opened/resolved.
     pub last_actions: Vec<(String, String)>,
+    /// Status of the last profile written, to signal a change of the status shown.
+    pub last_status: Option<String>,
 }
 
 /// The status of a contact that no contact event has given one.
 pub const UNKNOWN_STATUS: &str = "UNKNOWN";
+/// The status a promotion gives.
+pub const PROMOTED_STATUS: &str = "CLIENT";
+/// Who decided the status shown: a contact event from the CRM, or KeyFlow itself.
+pub const FROM_CRM: &str = "crm";
+pub const FROM_KEYFLOW: &str = "keyflow";
 
 impl ContactState {
     /// Status: [`UNKNOWN_STATUS`] until a contact event sets one (`contact.created` sets LEAD
@@ -169,6 +178,38 @@ impl ContactState {
         } else {
             &self.status.value
         }
+    }
+
+    /// The status shown at `now`, and who decided it. With `promote_after` (the `auto_promote`
+    /// rule's number of completed bookings), a LEAD whose `promote_after`-th booking completed by
+    /// `now` is shown as [`PROMOTED_STATUS`] by KeyFlow, unless the CRM set its status after that
+    /// completion (the later status wins). The same threshold makes `activity.sql`'s
+    /// `promotion_eligible`, which a promoted contact (no longer a LEAD) no longer is.
+    pub fn shown_status(&self, promote_after: Option<i64>, now: Ms) -> (&str, &'static str) {
+        if self.status.value.is_empty() {
+            return (UNKNOWN_STATUS, FROM_KEYFLOW);
+        }
+        let promoted_at = promote_after
+            .filter(|_| self.status.value == "LEAD" && self.created_at.is_some())
+            .and_then(|n| self.nth_completion(n, now));
+        match promoted_at {
+            Some(at) if self.status.at <= at => (PROMOTED_STATUS, FROM_KEYFLOW),
+            _ => (&self.status.value, FROM_CRM),
+        }
+    }
+
+    /// When the `n`-th (from 1) of the bookings completed by `now` completed.
+    pub fn nth_completion(&self, n: i64, now: Ms) -> Option<Ms> {
+        let mut done: Vec<Ms> = self
+            .bookings
+            .values()
+            .filter_map(|b| b.completed_at)
+            .filter(|&t| t <= now)
+            .collect();
+        done.sort_unstable();
+        usize::try_from(n.max(1) - 1)
+            .ok()
+            .and_then(|i| done.get(i).copied())
     }
 
     /// Whether the contact shows in results (not deleted, not merged away).
@@ -227,6 +268,15 @@ impl ContactState {
                 c.last_actions.retain(|x| *x != item);
                 c.last_actions.len() != before
             }
+            (STATUS_CHANGED, _) => {
+                let to = detail("toStatus");
+                if c.last_status.as_deref() == Some(to.as_str()) {
+                    false
+                } else {
+                    c.last_status = Some(to);
+                    true
+                }
+            }
             (PROMOTION_SUGGESTED, _) if c.promotion_suggested_at.is_none() => {
                 let at = DateTime::parse_from_rfc3339(&detail("eligible_at"))
                     .map_or(s.at, |t| t.timestamp_millis());
@@ -242,6 +292,7 @@ impl ContactState {
         self.last_written = Some(p.fingerprint());
         self.last_score = Some(p.lead_score);
         self.last_segments = p.segment_names().map(str::to_owned).collect();
+        self.last_status = Some(p.status.clone());
         self.last_actions = p
             .next_actions
             .iter()

@@ -55,7 +55,12 @@ async fn render() -> HashMap<&'static str, String> {
         let (state, keys) = fixture_state();
         let mut inputs = Inputs::default();
         for (cid, key) in keys.iter().enumerate() {
-            inputs.add(cid as u32, key, &state.contacts[key]);
+            inputs.add(
+                cid as u32,
+                key,
+                &state.contacts[key],
+                state.contacts[key].status(),
+            );
         }
         let results = run_metrics(&inputs, &rules, now)
             .await

@@ -93,12 +93,13 @@ fn batch<T: Serialize + for<'de> Deserialize<'de>>(
 }
 
 impl Inputs {
-    /// Adds contact number `cid` (sorted map iteration keeps the rows deterministic).
-    pub fn add(&mut self, cid: u32, key: &ContactKey, c: &ContactState) {
+    /// Adds contact number `cid` with the status it is shown with (sorted map iteration keeps
+    /// the rows deterministic).
+    pub fn add(&mut self, cid: u32, key: &ContactKey, c: &ContactState, status: &str) {
         self.contacts.push(ContactRow {
             cid,
             contact_id: key.contact_id.to_string(),
-            status: c.status().to_owned(),
+            status: status.to_owned(),
             created_at: c.created_at,
             last_interaction_at: c.last_interaction_at,
             visible: c.visible(),

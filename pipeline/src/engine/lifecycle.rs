@@ -240,3 +240,127 @@ async fn late_identity_events_of_a_merged_contact_act_on_it_alone() {
     assert_eq!(survivor.email, None, "the email S only had from M");
     assert_eq!(survivor.completed_bookings_total, 2);
 }
+
+/// The profile of `key` evaluated by `engine` at `now`.
+async fn at(
+    engine: &crate::engine::Engine,
+    state: &mut crate::state::PartitionState,
+    key: &crate::state::ContactKey,
+    now: &str,
+) -> crate::profile::ContactProfile {
+    let mut out = engine
+        .evaluate(state, std::slice::from_ref(key), ms(now), 0)
+        .await
+        .unwrap();
+    out.pop().unwrap()
+}
+
+/// With `auto_promote`, a LEAD with `promotion_min_completed` completed bookings is shown as
+/// CLIENT by KeyFlow (out of the lead-only segments), a `contact.updated` signal tells the CRM,
+/// and a status the CRM sets later wins, with a signal of its own. Off, the status stays the
+/// CRM's and only the promotion is suggested.
+#[tokio::test]
+async fn auto_promote_shows_client_and_status_changes_are_signalled() {
+    use crate::config::{BusinessRules, MetricsConfig};
+    use crate::engine::{Engine, Rules};
+    use crate::signals::{self, STATUS_CHANGED};
+    use crate::state::ContactKey;
+
+    let mut s = Script::new();
+    s.ev("c", "2026-11-01T10:00:00Z", created("Ann", None));
+    for (i, day) in ["02", "03", "04"].into_iter().enumerate() {
+        s.ev(
+            "c",
+            &format!("2026-11-{day}T10:00:00Z"),
+            completed(&format!("k{i}")),
+        );
+    }
+    let promoting = Engine::with_rules(Rules::uniform(BusinessRules {
+        metrics: MetricsConfig {
+            auto_promote: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    let key = ContactKey::new("b", "c");
+    let two = at(&promoting, &mut s.state, &key, "2026-11-03T12:00:00Z").await;
+    assert_eq!(
+        (two.status.as_str(), two.status_source.as_str()),
+        ("LEAD", "crm")
+    );
+    s.state.contacts.get_mut(&key).unwrap().remember(&two);
+
+    let three = at(&promoting, &mut s.state, &key, "2026-11-05T00:00:00Z").await;
+    assert_eq!(
+        (three.status.as_str(), three.status_source.as_str()),
+        ("CLIENT", "keyflow")
+    );
+    assert!(
+        three.segment_names().all(|n| n != "new_leads_this_week"),
+        "{three:?}"
+    );
+    let c = &s.state.contacts[&key];
+    let changed: Vec<_> = signals::diff(c, &three, &[])
+        .into_iter()
+        .filter(|x| x.kind == STATUS_CHANGED)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let json = changed[0].to_json();
+    assert_eq!(json["type"], "contact.updated");
+    assert_eq!(
+        (
+            &json["contactId"],
+            &json["businessId"],
+            &json["fromStatus"],
+            &json["toStatus"]
+        ),
+        (&"c".into(), &"b".into(), &"LEAD".into(), &"CLIENT".into())
+    );
+    assert_eq!(json["statusSource"], "keyflow");
+    assert!(json["reason"]
+        .as_str()
+        .unwrap()
+        .contains("3 completed bookings"));
+    s.state.contacts.get_mut(&key).unwrap().remember(&three);
+
+    // The CRM says LEAD again, after the promotion: its status wins.
+    s.ev(
+        "c",
+        "2026-11-05T09:00:00Z",
+        Payload::ContactUpdated(ContactUpdated {
+            status: Some("LEAD".into()),
+            ..Default::default()
+        }),
+    );
+    let back = at(&promoting, &mut s.state, &key, "2026-11-05T10:00:00Z").await;
+    assert_eq!(
+        (back.status.as_str(), back.status_source.as_str()),
+        ("LEAD", "crm")
+    );
+    let c = &s.state.contacts[&key];
+    let changed: Vec<_> = signals::diff(c, &back, &[])
+        .into_iter()
+        .filter(|x| x.kind == STATUS_CHANGED)
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0].to_json()["fromStatus"], "CLIENT");
+    assert_eq!(changed[0].reason, "status set in the CRM");
+
+    // Without auto_promote the same history stays a LEAD with a promotion suggested.
+    let default = Engine::with_rules(Rules::uniform(BusinessRules::default()));
+    let mut plain = Script::new();
+    plain.ev("c", "2026-11-01T10:00:00Z", created("Ann", None));
+    for (i, day) in ["02", "03", "04"].into_iter().enumerate() {
+        plain.ev(
+            "c",
+            &format!("2026-11-{day}T10:00:00Z"),
+            completed(&format!("k{i}")),
+        );
+    }
+    let p = at(&default, &mut plain.state, &key, "2026-11-05T00:00:00Z").await;
+    assert_eq!(
+        (p.status.as_str(), p.status_source.as_str()),
+        ("LEAD", "crm")
+    );
+    assert_eq!(p.promotion_suggested_at, Some(ms("2026-11-04T10:00:00Z")));
+}

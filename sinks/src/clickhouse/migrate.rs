@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "signal_batches",
         include_str!("../../../sql/clickhouse/008_signal_batches.sql"),
     ),
+    (
+        9,
+        "status_source",
+        include_str!("../../../sql/clickhouse/009_status_source.sql"),
+    ),
 ];
 
 const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

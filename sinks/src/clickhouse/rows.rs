@@ -122,6 +122,7 @@ pub struct ProfileRow {
     pub service_completed: Vec<i64>,
     pub service_revenue_cents: Vec<i64>,
     pub aliases: Vec<String>,
+    pub status_source: String,
 }
 
 fn split(factors: &[Factor]) -> (Vec<String>, Vec<i64>, Vec<i64>) {
@@ -201,6 +202,7 @@ impl From<&ContactProfile> for ProfileRow {
             service_completed: p.services.iter().map(|x| x.completed).collect(),
             service_revenue_cents: p.services.iter().map(|x| x.revenue_cents).collect(),
             aliases: p.aliases.clone(),
+            status_source: p.status_source.clone(),
         }
     }
 }
@@ -226,6 +228,7 @@ impl From<ProfileRow> for ContactProfile {
             email: r.email,
             phone: r.phone,
             status: r.status,
+            status_source: r.status_source,
             tags: r.tags,
             photo_url: r.photo_url,
             created_at: r.created_at_ms,

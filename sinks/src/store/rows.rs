@@ -92,15 +92,37 @@ pub fn profiles_from(batch: &RecordBatch) -> Result<Vec<ContactProfile>, serde_a
     serde_arrow::from_record_batch(batch)
 }
 
+/// `batch` in the current profile columns: a segment written before a profile field was added
+/// lacks its column; read back through [`ContactProfile`], the field takes its default.
+fn upgrade_profiles(batch: &RecordBatch, current: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    if batch.schema() == *current {
+        return Ok(batch.clone());
+    }
+    for key in ["business_id", "contact_id", "evaluated_at"] {
+        if batch.schema().field_with_name(key).is_err() {
+            return Err(ArrowError::SchemaError(format!(
+                "profile rows need the column {key}"
+            )));
+        }
+    }
+    let external = |e: serde_arrow::Error| ArrowError::ExternalError(Box::new(e));
+    profiles_batch(&profiles_from(batch).map_err(external)?).map_err(external)
+}
+
 /// The newest version of each contact among `batches` of profile rows (of two rows of one
 /// contact the later wins), ordered by `evaluated_at`, then by position. It works on the Arrow
 /// columns and copies only the rows it keeps: a merge or a recovery decodes no row it drops
 /// (decoding every version was most of a profile merge's 0.5-1.1 s).
 pub fn latest_profile_rows(batches: &[RecordBatch]) -> Result<Option<RecordBatch>, ArrowError> {
-    let Some(first) = batches.first() else {
+    if batches.is_empty() {
         return Ok(None);
-    };
-    let all = concat_batches(&first.schema(), batches)?;
+    }
+    let current = schema(&profile_fields());
+    let batches = batches
+        .iter()
+        .map(|b| upgrade_profiles(b, &current))
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = concat_batches(&current, &batches)?;
     let text = |name: &str| -> Result<&StringArray, ArrowError> {
         all.column_by_name(name)
             .and_then(|c| c.as_string_opt::<i32>())
@@ -181,6 +203,7 @@ mod tests {
             utf8("email", true),
             utf8("phone", true),
             utf8("status", false),
+            utf8("status_source", false),
             strings("tags"),
             utf8("photo_url", true),
             ts("created_at", true),
@@ -304,6 +327,26 @@ mod tests {
             ]
         );
         assert_eq!(latest_profile_rows(&[]).unwrap(), None);
+    }
+
+    /// A segment written before a field was added (here `status_source`) merges with new ones,
+    /// the field taking its default.
+    #[test]
+    fn a_segment_without_a_newer_field_reads_with_its_default() {
+        let mut new = version("c1", 5, 30);
+        new.status_source = "crm".into();
+        let old = profiles_batch(&[version("c2", 2, 20)]).unwrap();
+        let i = old.schema().index_of("status_source").unwrap();
+        let mut old = old.clone();
+        old.remove_column(i);
+        let latest = latest_profile_rows(&[old, profiles_batch(&[new.clone()]).unwrap()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(latest.schema(), schema(&profile_fields()));
+        assert_eq!(
+            profiles_from(&latest).unwrap(),
+            vec![version("c2", 2, 20), new]
+        );
     }
 
     #[test]
