@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod import;
 pub mod run;
 
 /// The API crate, re-exported for tests (keys, app state).

@@ -68,6 +68,17 @@ enum Command {
         /// The statement, e.g. "SELECT contact_id, lead_score FROM profiles ORDER BY lead_score DESC LIMIT 5".
         query: String,
     },
+    /// Onboard contacts from a CSV (header row) or JSONL file: one contact.created (then
+    /// contact.updated) event per row, source `import`, through the Kafka protocol (--brokers,
+    /// or the embedded broker of a running `keyflow run`). Refused rows are listed by line; the
+    /// exit code is non-zero when any row was refused. Importing a file again adds nothing.
+    Import {
+        /// The file: `.csv` or `.jsonl`.
+        file: PathBuf,
+        /// The business of rows without a business_id column.
+        #[arg(long)]
+        business: Option<String>,
+    },
     /// Print the JSON Schema of the event envelope.
     Schema,
     /// Apply the ClickHouse migrations (needs --clickhouse-url).
@@ -139,6 +150,24 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Api => keyflow::run::serve_api_only(&cfg).await,
+        Command::Import { file, business } => {
+            let report = keyflow::import::run(&cfg, &file, business.as_deref()).await?;
+            for (line, reason) in &report.rejected {
+                eprintln!("{}:{line}: {reason}", file.display());
+            }
+            println!(
+                "imported {} of {} rows from {} ({} events produced, {} rows refused)",
+                report.rows - report.rejected.len(),
+                report.rows,
+                file.display(),
+                report.produced,
+                report.rejected.len()
+            );
+            if !report.rejected.is_empty() {
+                anyhow::bail!("{} rows refused (listed above)", report.rejected.len());
+            }
+            Ok(())
+        }
         Command::Schema => {
             println!(
                 "{}",

@@ -9,5 +9,6 @@ mod browser;
 mod clickhouse;
 mod dead_letters;
 mod end_to_end;
+mod import;
 mod restart;
 mod security;
