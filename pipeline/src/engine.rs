@@ -232,10 +232,11 @@ impl Engine {
             let mut inputs = Inputs::default();
             for (cid, (p, key)) in part.iter().enumerate() {
                 let state = states.get_mut(p).expect("filtered to existing");
+                let tags = state.tags_of(key);
                 let c = state.contacts.get_mut(key).expect("filtered to existing");
                 c.prune_interactions(keep_from);
                 let (status, _) = c.shown_status(promote_after(rules), now);
-                inputs.add(cid as u32, key, c, status);
+                inputs.add(cid as u32, key, c, status, tags);
             }
             let rules = rules.clone();
             let plans = self.plans.clone();
@@ -259,7 +260,8 @@ impl Engine {
             for (cid, (p, key)) in part.iter().enumerate() {
                 let state = states.get_mut(p).expect("filtered to existing");
                 let c = &state.contacts[key];
-                let profile = r.profile(cid as u32, key, c, *p, rules, now);
+                let mut profile = r.profile(cid as u32, key, c, *p, rules, now);
+                profile.tags = state.tags_of(key);
                 let next = next_change(c, &profile, now, rules);
                 state.schedule(key, next);
                 out.push(profile);

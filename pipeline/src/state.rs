@@ -79,6 +79,62 @@ pub struct Invoice {
     pub overdue_at: Option<Ms>,
 }
 
+/// The earlier of two optional instants.
+fn earliest(a: Option<Ms>, b: Option<Ms>) -> Option<Ms> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Booking {
+    /// Folds in what `other` knows of the same booking: the newer create's details, the
+    /// earliest instant of each step (the same result as applying both histories in any order).
+    fn fold(&mut self, other: &Booking) {
+        if other.version > self.version {
+            self.version = other.version.clone();
+            self.service_id = other.service_id.clone();
+            self.service_name = other.service_name.clone();
+            self.starts_at = other.starts_at;
+            self.price_cents = other.price_cents;
+        }
+        self.created_at = earliest(self.created_at, other.created_at);
+        self.confirmed_at = earliest(self.confirmed_at, other.confirmed_at);
+        self.cancelled_at = earliest(self.cancelled_at, other.cancelled_at);
+        self.completed_at = earliest(self.completed_at, other.completed_at);
+    }
+}
+
+impl Invoice {
+    /// As [`Booking::fold`], for an invoice.
+    fn fold(&mut self, other: &Invoice) {
+        if other.version > self.version {
+            self.version = other.version.clone();
+            self.amount_cents = other.amount_cents;
+            self.currency = other.currency.clone();
+            self.due_at = other.due_at;
+            self.booking_id = other.booking_id.clone();
+            self.service_id = other.service_id.clone();
+        }
+        self.sent_at = earliest(self.sent_at, other.sent_at);
+        self.paid_at = earliest(self.paid_at, other.paid_at);
+        self.overdue_at = earliest(self.overdue_at, other.overdue_at);
+    }
+}
+
+impl Task {
+    /// As [`Booking::fold`], for a task.
+    fn fold(&mut self, other: &Task) {
+        if other.version > self.version {
+            self.version = other.version.clone();
+            self.title = other.title.clone();
+            self.due_at = other.due_at;
+        }
+        self.created_at = earliest(self.created_at, other.created_at);
+        self.completed_at = earliest(self.completed_at, other.completed_at);
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Task {
     pub version: Version,
@@ -93,6 +149,9 @@ pub struct Note {
     pub note_id: String,
     pub body: String,
     pub at: Ms,
+    /// The contact the note's event named (a merged-away contact's notes live with its
+    /// survivor, and an erase of it blanks them there).
+    pub contact_id: Arc<str>,
 }
 
 /// Profile fields, each with the event time it was last set at.
@@ -360,27 +419,20 @@ impl ContactState {
         }
     }
 
-    /// Folds a merged-away contact's facts into this one.
+    /// Folds a merged-away contact's facts into this one: bookings, invoices and tasks (fact by
+    /// fact, so the result does not depend on which side saw an event first), interactions,
+    /// notes and aliases. Its record (name, email, phone, status) stays its own, and its tags
+    /// are read through the alias list at evaluation ([`PartitionState::tags_of`]), so a merge
+    /// gives the same survivor whether the merged contact's events came before or after it.
     fn absorb(&mut self, other: &ContactState) {
         for (id, b) in &other.bookings {
-            self.bookings.entry(id.clone()).or_insert_with(|| b.clone());
+            self.bookings.entry(id.clone()).or_default().fold(b);
         }
         for (id, i) in &other.invoices {
-            self.invoices.entry(id.clone()).or_insert_with(|| i.clone());
+            self.invoices.entry(id.clone()).or_default().fold(i);
         }
         for (id, t) in &other.tasks {
-            self.tasks.entry(id.clone()).or_insert_with(|| t.clone());
-        }
-        let mut tags: BTreeSet<String> = self.tags.value.iter().cloned().collect();
-        tags.extend(other.tags.value.iter().cloned());
-        self.tags.value = tags.into_iter().collect();
-        for f in [
-            (&mut self.email, &other.email),
-            (&mut self.phone, &other.phone),
-        ] {
-            if f.0.value.is_none() && f.1.value.is_some() {
-                *f.0 = f.1.clone();
-            }
+            self.tasks.entry(id.clone()).or_default().fold(t);
         }
         if let Some(at) = other.last_interaction_at {
             self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
@@ -391,8 +443,13 @@ impl ContactState {
         self.aliases.dedup();
         self.interactions.sort_unstable();
         self.events_applied += other.events_applied;
-        self.notes.extend(other.notes.iter().cloned());
-        self.notes.sort_by_key(|n| n.at);
+        for n in &other.notes {
+            if !self.notes.iter().any(|x| x.note_id == n.note_id) {
+                self.notes.push(n.clone());
+            }
+        }
+        self.notes
+            .sort_by(|a, b| (a.at, &a.note_id).cmp(&(b.at, &b.note_id)));
         let excess = self.notes.len().saturating_sub(NOTES_KEPT);
         self.notes.drain(..excess);
     }
@@ -490,6 +547,25 @@ impl PartitionState {
         self.seen.contains(&id_digest(event_id))
     }
 
+    /// The tags shown for `key`: its own and those of every contact merged into it (its tags
+    /// as they are now, whenever its tag changes arrived).
+    pub fn tags_of(&self, key: &ContactKey) -> Vec<String> {
+        let Some(c) = self.contacts.get(key) else {
+            return Vec::new();
+        };
+        let mut tags: BTreeSet<String> = c.tags.value.iter().cloned().collect();
+        for alias in &c.aliases {
+            let k = ContactKey {
+                business_id: key.business_id.clone(),
+                contact_id: alias.as_str().into(),
+            };
+            if let Some(m) = self.contacts.get(&k) {
+                tags.extend(m.tags.value.iter().cloned());
+            }
+        }
+        tags.into_iter().collect()
+    }
+
     /// Follows `merged_into` links to the surviving contact (a cycle stops where it closes).
     fn resolve(&self, key: &ContactKey) -> ContactKey {
         let mut current = key.clone();
@@ -533,12 +609,19 @@ impl PartitionState {
         if matches!(ev.payload, Payload::ContactErased(_)) && survivor != own {
             self.forget(&survivor, &own);
         }
-        let interaction = self.interactions.counts(ev.payload.type_name(), &ev.source);
+        // A note's body is personal data of the contact it names, erased or not.
+        let erased = self
+            .contacts
+            .get(&own)
+            .is_some_and(|m| m.erased_at.is_some())
+            || matches!(ev.payload, Payload::ContactErased(_));
+        // Interactions always count for the survivor: the merged contact's history is its.
+        if self.interactions.counts(ev.payload.type_name(), &ev.source) {
+            self.contacts.entry(survivor.clone()).or_default().touch(at);
+            self.dirty.insert(survivor.clone());
+        }
         self.dirty.insert(key.clone());
         let c = self.contacts.entry(key).or_default();
-        if interaction {
-            c.touch(at);
-        }
         c.events_applied += 1;
         match &ev.payload {
             Payload::ContactCreated(cc) => {
@@ -561,7 +644,7 @@ impl PartitionState {
             }
             Payload::NoteCreated(n) => {
                 if !c.notes.iter().any(|x| x.note_id == n.note_id) {
-                    let body = if c.erased_at.is_some() {
+                    let body = if erased || c.erased_at.is_some() {
                         String::new()
                     } else {
                         n.body.clone()
@@ -570,6 +653,7 @@ impl PartitionState {
                         note_id: n.note_id.clone(),
                         body,
                         at,
+                        contact_id: own.contact_id.clone(),
                     });
                     c.notes.sort_by_key(|n| n.at);
                     let excess = c.notes.len().saturating_sub(NOTES_KEPT);
@@ -634,25 +718,18 @@ impl PartitionState {
     }
 
     /// Takes back what a merge copied of `merged`'s personal data into `survivor`, before
-    /// `merged` is erased: its id in the alias list, the bodies of its notes, and an email or
-    /// phone the survivor only had from it.
+    /// `merged` is erased: its id in the alias list and the bodies of its notes.
     fn forget(&mut self, survivor: &ContactKey, merged: &ContactKey) {
-        let Some(m) = self.contacts.get(merged).cloned() else {
-            return;
-        };
         let Some(s) = self.contacts.get_mut(survivor) else {
             return;
         };
         s.aliases.retain(|a| **a != *merged.contact_id);
-        for n in &mut s.notes {
-            if m.notes.iter().any(|x| x.note_id == n.note_id) {
-                n.body.clear();
-            }
-        }
-        for (field, theirs) in [(&mut s.email, &m.email), (&mut s.phone, &m.phone)] {
-            if field.value.is_some() && field.value == theirs.value && field.at == theirs.at {
-                field.value = None;
-            }
+        for n in s
+            .notes
+            .iter_mut()
+            .filter(|n| n.contact_id == merged.contact_id)
+        {
+            n.body.clear();
         }
         self.dirty.insert(survivor.clone());
     }
@@ -665,10 +742,19 @@ impl PartitionState {
             tracing::warn!(survivor = %survivor.contact_id, merged, "merge would close a cycle; ignored");
             return;
         }
+        // The merged contact's facts move to the survivor (its later ones resolve there): it
+        // keeps only its own record, whichever of the merge and its events came first.
         let merged_state = {
             let m = self.contacts.entry(merged_key.clone()).or_default();
             m.merged_into = Some(target.contact_id.clone());
-            m.clone()
+            let moved = m.clone();
+            m.bookings.clear();
+            m.invoices.clear();
+            m.tasks.clear();
+            m.notes.clear();
+            m.interactions.clear();
+            m.last_interaction_at = None;
+            moved
         };
         let s = self.contacts.entry(target.clone()).or_default();
         s.absorb(&merged_state);

@@ -60,6 +60,7 @@ async fn render() -> HashMap<&'static str, String> {
                 key,
                 &state.contacts[key],
                 state.contacts[key].status(),
+                state.tags_of(key),
             );
         }
         let results = run_metrics(&inputs, &rules, now)
@@ -96,7 +97,7 @@ fn fixture_contacts_are_cid_ordered() {
     let ids: Vec<&str> = keys.iter().map(|k| &*k.contact_id).collect();
     assert_eq!(
         ids,
-        ["c1", "c2", "c3", "c4", "c5", "c6", "c7"],
+        ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"],
         "cid = index in this order"
     );
 }

@@ -93,9 +93,16 @@ fn batch<T: Serialize + for<'de> Deserialize<'de>>(
 }
 
 impl Inputs {
-    /// Adds contact number `cid` with the status it is shown with (sorted map iteration keeps
-    /// the rows deterministic).
-    pub fn add(&mut self, cid: u32, key: &ContactKey, c: &ContactState, status: &str) {
+    /// Adds contact number `cid` with the status and tags it is shown with (sorted map
+    /// iteration keeps the rows deterministic).
+    pub fn add(
+        &mut self,
+        cid: u32,
+        key: &ContactKey,
+        c: &ContactState,
+        status: &str,
+        mut tags: Vec<String>,
+    ) {
         self.contacts.push(ContactRow {
             cid,
             contact_id: key.contact_id.to_string(),
@@ -104,7 +111,6 @@ impl Inputs {
             last_interaction_at: c.last_interaction_at,
             visible: c.visible(),
         });
-        let mut tags = c.tags.value.clone();
         tags.sort();
         tags.dedup();
         self.tags
