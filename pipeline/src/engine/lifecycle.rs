@@ -254,17 +254,8 @@ async fn at(
     out.pop().unwrap()
 }
 
-/// With `auto_promote`, a LEAD with `promotion_min_completed` completed bookings is shown as
-/// CLIENT by KeyFlow (out of the lead-only segments), a `contact.updated` signal tells the CRM,
-/// and a status the CRM sets later wins, with a signal of its own. Off, the status stays the
-/// CRM's and only the promotion is suggested.
-#[tokio::test]
-async fn auto_promote_shows_client_and_status_changes_are_signalled() {
-    use crate::config::{BusinessRules, MetricsConfig};
-    use crate::engine::{Engine, Rules};
-    use crate::signals::{self, STATUS_CHANGED};
-    use crate::state::ContactKey;
-
+/// A LEAD created on 11-01 with a booking completed on each of 11-02, 11-03 and 11-04.
+fn lead_with_three_completions() -> Script {
     let mut s = Script::new();
     s.ev("c", "2026-11-01T10:00:00Z", created("Ann", None));
     for (i, day) in ["02", "03", "04"].into_iter().enumerate() {
@@ -274,6 +265,31 @@ async fn auto_promote_shows_client_and_status_changes_are_signalled() {
             completed(&format!("k{i}")),
         );
     }
+    s
+}
+
+/// The status-change signals between what was last written for `c` and `p`.
+fn status_signals(
+    c: &crate::state::ContactState,
+    p: &crate::profile::ContactProfile,
+) -> Vec<crate::signals::Signal> {
+    crate::signals::diff(c, p, &[])
+        .into_iter()
+        .filter(|x| x.kind == crate::signals::STATUS_CHANGED)
+        .collect()
+}
+
+/// With `auto_promote`, a LEAD with `promotion_min_completed` completed bookings is shown as
+/// CLIENT by KeyFlow (out of the lead-only segments), a `contact.updated` signal tells the CRM,
+/// and a status the CRM sets later wins, with a signal of its own. Off, the status stays the
+/// CRM's and only the promotion is suggested.
+#[tokio::test]
+async fn auto_promote_shows_client_and_status_changes_are_signalled() {
+    use crate::config::{BusinessRules, MetricsConfig};
+    use crate::engine::{Engine, Rules};
+    use crate::state::ContactKey;
+
+    let mut s = lead_with_three_completions();
     let promoting = Engine::with_rules(Rules::uniform(BusinessRules {
         metrics: MetricsConfig {
             auto_promote: true,
@@ -298,11 +314,7 @@ async fn auto_promote_shows_client_and_status_changes_are_signalled() {
         three.segment_names().all(|n| n != "new_leads_this_week"),
         "{three:?}"
     );
-    let c = &s.state.contacts[&key];
-    let changed: Vec<_> = signals::diff(c, &three, &[])
-        .into_iter()
-        .filter(|x| x.kind == STATUS_CHANGED)
-        .collect();
+    let changed = status_signals(&s.state.contacts[&key], &three);
     assert_eq!(changed.len(), 1, "{changed:?}");
     let json = changed[0].to_json();
     assert_eq!(json["type"], "contact.updated");
@@ -336,26 +348,14 @@ async fn auto_promote_shows_client_and_status_changes_are_signalled() {
         (back.status.as_str(), back.status_source.as_str()),
         ("LEAD", "crm")
     );
-    let c = &s.state.contacts[&key];
-    let changed: Vec<_> = signals::diff(c, &back, &[])
-        .into_iter()
-        .filter(|x| x.kind == STATUS_CHANGED)
-        .collect();
+    let changed = status_signals(&s.state.contacts[&key], &back);
     assert_eq!(changed.len(), 1, "{changed:?}");
     assert_eq!(changed[0].to_json()["fromStatus"], "CLIENT");
     assert_eq!(changed[0].reason, "status set in the CRM");
 
     // Without auto_promote the same history stays a LEAD with a promotion suggested.
     let default = Engine::with_rules(Rules::uniform(BusinessRules::default()));
-    let mut plain = Script::new();
-    plain.ev("c", "2026-11-01T10:00:00Z", created("Ann", None));
-    for (i, day) in ["02", "03", "04"].into_iter().enumerate() {
-        plain.ev(
-            "c",
-            &format!("2026-11-{day}T10:00:00Z"),
-            completed(&format!("k{i}")),
-        );
-    }
+    let mut plain = lead_with_three_completions();
     let p = at(&default, &mut plain.state, &key, "2026-11-05T00:00:00Z").await;
     assert_eq!(
         (p.status.as_str(), p.status_source.as_str()),
