@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use pipeline::decode::Decoder;
 use pipeline::kafka::{client_config, topics};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
@@ -49,10 +49,8 @@ pub struct Report {
     pub rejected: Vec<(usize, String)>,
 }
 
-/// One row: its line and its values by canonical column name.
-type Row = (usize, Map<String, Value>);
-/// Rows that could not be read: (line, reason).
-type Unreadable = Vec<(usize, String)>;
+/// A row as read: its line, and its values by canonical column name or why it could not be read.
+type Read = (usize, Result<Map<String, Value>, String>);
 
 fn canonical(key: &str) -> Option<&'static str> {
     let key = key.trim();
@@ -67,8 +65,9 @@ fn unknown_column(key: &str) -> String {
     format!("unknown column {key:?} (columns: {})", known.join(", "))
 }
 
-/// Reads `text` as CSV with a header row: the rows, and the lines that could not be read.
-fn csv_rows(text: &str) -> anyhow::Result<(Vec<Row>, Unreadable)> {
+/// Reads `text` as CSV with a header row, one row at a time. A header naming an unknown column
+/// stops the import before any row is read.
+fn csv_rows(text: &str) -> anyhow::Result<impl Iterator<Item = Read> + '_> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(text.as_bytes());
@@ -78,54 +77,44 @@ fn csv_rows(text: &str) -> anyhow::Result<(Vec<Row>, Unreadable)> {
         .iter()
         .map(|h| canonical(h).ok_or_else(|| anyhow::anyhow!("line 1: {}", unknown_column(h))))
         .collect::<anyhow::Result<_>>()?;
-    let (mut rows, mut bad) = (Vec::new(), Vec::new());
-    for record in reader.records() {
-        match record {
-            Ok(r) => {
-                let line = r.position().map_or(0, |p| p.line() as usize);
-                let values = headers
-                    .iter()
-                    .zip(r.iter())
-                    .filter(|(_, v)| !v.trim().is_empty())
-                    .map(|(h, v)| ((*h).to_owned(), Value::String(v.to_owned())))
-                    .collect();
-                rows.push((line, values));
-            }
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                bad.push((line, format!("not a CSV row: {e}")));
-            }
+    Ok(reader.into_records().map(move |record| match record {
+        Ok(r) => {
+            let line = r.position().map_or(0, |p| p.line() as usize);
+            let values = headers
+                .iter()
+                .zip(r.iter())
+                .filter(|(_, v)| !v.trim().is_empty())
+                .map(|(h, v)| ((*h).to_owned(), Value::String(v.to_owned())))
+                .collect();
+            (line, Ok(values))
         }
-    }
-    Ok((rows, bad))
+        Err(e) => {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            (line, Err(format!("not a CSV row: {e}")))
+        }
+    }))
 }
 
-/// Reads `text` as JSONL: one object per non-empty line.
-fn jsonl_rows(text: &str) -> (Vec<Row>, Unreadable) {
-    let (mut rows, mut bad) = (Vec::new(), Vec::new());
-    for (i, l) in text.lines().enumerate() {
-        let line = i + 1;
-        if l.trim().is_empty() {
-            continue;
-        }
-        let parsed: Result<Map<String, Value>, String> = serde_json::from_str(l)
-            .map_err(|e| format!("not a JSON object: {e}"))
-            .and_then(|o: Map<String, Value>| {
-                o.into_iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| {
-                        canonical(&k)
-                            .map(|c| (c.to_owned(), v))
-                            .ok_or_else(|| unknown_column(&k))
-                    })
-                    .collect()
-            });
-        match parsed {
-            Ok(values) => rows.push((line, values)),
-            Err(reason) => bad.push((line, reason)),
-        }
-    }
-    (rows, bad)
+/// Reads `text` as JSONL, one object per non-empty line, one line at a time.
+fn jsonl_rows(text: &str) -> impl Iterator<Item = Read> + '_ {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let parsed = serde_json::from_str(l)
+                .map_err(|e| format!("not a JSON object: {e}"))
+                .and_then(|o: Map<String, Value>| {
+                    o.into_iter()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| {
+                            canonical(&k)
+                                .map(|c| (c.to_owned(), v))
+                                .ok_or_else(|| unknown_column(&k))
+                        })
+                        .collect()
+                });
+            (i + 1, parsed)
+        })
 }
 
 fn text(v: &Value) -> Option<String> {
@@ -206,53 +195,78 @@ fn envelope(
 
 /// Imports `file` (`.csv`, or `.jsonl`/`.ndjson`) into the contacts topic of the broker `cfg`
 /// names (`brokers`, or the embedded broker of a running `keyflow` at `broker_addr`). Rows are
-/// checked first, then every accepted row is produced; the report lists the refused ones.
+/// read, checked and produced one at a time (acknowledgements awaited every [`IN_FLIGHT`]), so
+/// memory does not grow with the file; the report lists the refused ones.
 pub async fn run(cfg: &Config, file: &Path, business: Option<&str>) -> anyhow::Result<Report> {
     let raw =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let (rows, mut rejected) = match ext.to_ascii_lowercase().as_str() {
-        "csv" => csv_rows(&raw)?,
-        "jsonl" | "ndjson" => jsonl_rows(&raw),
+    let rows: Box<dyn Iterator<Item = Read>> = match ext.to_ascii_lowercase().as_str() {
+        "csv" => Box::new(csv_rows(&raw)?),
+        "jsonl" | "ndjson" => Box::new(jsonl_rows(&raw)),
         other => bail!(
             "{}: unknown format {other:?} (.csv or .jsonl)",
             file.display()
         ),
     };
-    let unreadable = rejected.len();
+    let producer = connect(cfg).await?;
     let decoder = Decoder::new(cfg.ingest.sources.clone(), cfg.ingest.max_event_bytes);
     let now = Utc::now();
-    let progress = indicatif::ProgressBar::new(rows.len() as u64).with_message("checking");
+    let progress = indicatif::ProgressBar::new(raw.lines().count() as u64);
     let mut seen = HashSet::new();
-    let mut accepted = Vec::with_capacity(rows.len());
-    for (line, values) in &rows {
+    let mut report = Report::default();
+    let mut pending = Vec::with_capacity(IN_FLIGHT);
+    for (line, values) in rows {
         progress.inc(1);
-        let checked = envelope(values, business, &mut seen, now).and_then(|(key, bytes)| {
-            decoder
-                .decode_at(Some(key.as_bytes()), &bytes, now)
-                .map(|ev| (ev, key, bytes))
-                .map_err(|r| format!("{r} ({})", r.code()))
-        });
-        match checked {
-            Ok((ev, key, bytes)) => {
-                seen.insert((ev.business_id, ev.contact_id));
-                accepted.push((key, bytes));
+        report.rows += 1;
+        let checked = values
+            .and_then(|v| envelope(&v, business, &mut seen, now))
+            .and_then(|(key, bytes)| {
+                decoder
+                    .decode_at(Some(key.as_bytes()), &bytes, now)
+                    .map(|ev| (ev, key, bytes))
+                    .map_err(|r| format!("{r} ({})", r.code()))
+            });
+        let (ev, key, bytes) = match checked {
+            Ok(accepted) => accepted,
+            Err(reason) => {
+                report.rejected.push((line, reason));
+                continue;
             }
-            Err(reason) => rejected.push((*line, reason)),
+        };
+        seen.insert((ev.business_id, ev.contact_id));
+        let record = FutureRecord::to(&cfg.topics.contacts)
+            .key(&key)
+            .payload(&bytes);
+        pending.push(producer.send_result(record).map_err(|(e, _)| e)?);
+        report.produced += 1;
+        if pending.len() >= IN_FLIGHT {
+            acknowledged(&mut pending).await?;
         }
     }
+    acknowledged(&mut pending).await?;
+    producer.flush(Duration::from_secs(10))?;
     progress.finish_and_clear();
-    rejected.sort();
-    let produced = produce(cfg, &accepted).await?;
-    Ok(Report {
-        rows: rows.len() + unreadable,
-        produced,
-        rejected,
-    })
+    Ok(report)
 }
 
-/// Produces `events` to the contacts topic and waits until every one is acknowledged.
-async fn produce(cfg: &Config, events: &[(String, Vec<u8>)]) -> anyhow::Result<usize> {
+/// Most events produced before their acknowledgements are awaited.
+const IN_FLIGHT: usize = 5_000;
+
+/// Waits for every delivery in `pending`; the first failure fails the import.
+async fn acknowledged(pending: &mut Vec<DeliveryFuture>) -> anyhow::Result<()> {
+    for p in pending.drain(..) {
+        p.await
+            .context("delivery cancelled")?
+            .map_err(|(e, _)| e)
+            .context("producing an imported event")?;
+    }
+    Ok(())
+}
+
+/// A producer on the broker `cfg` names, once it answers; the embedded broker's topics are
+/// created as `keyflow run` creates them (an external cluster's are its operators' to create).
+async fn connect(cfg: &Config) -> anyhow::Result<FutureProducer> {
     let bootstrap = cfg
         .brokers
         .clone()
@@ -275,32 +289,11 @@ async fn produce(cfg: &Config, events: &[(String, Vec<u8>)]) -> anyhow::Result<u
             )
         })?;
     if cfg.brokers.is_none() {
-        // The embedded broker's topics, as `keyflow run` creates them (an external cluster's
-        // topics are its operators' to create).
         topics::ensure_topics(&client, &cfg.topics)
             .await
             .context("creating the input topics")?;
     }
-    let progress = indicatif::ProgressBar::new(events.len() as u64).with_message("producing");
-    for chunk in events.chunks(5_000) {
-        let mut pending = Vec::with_capacity(chunk.len());
-        for (key, payload) in chunk {
-            let record = FutureRecord::to(&cfg.topics.contacts)
-                .key(key)
-                .payload(payload);
-            pending.push(producer.send_result(record).map_err(|(e, _)| e)?);
-        }
-        for p in pending {
-            p.await
-                .context("delivery cancelled")?
-                .map_err(|(e, _)| e)
-                .context("producing an imported event")?;
-            progress.inc(1);
-        }
-    }
-    producer.flush(Duration::from_secs(10))?;
-    progress.finish_and_clear();
-    Ok(events.len())
+    Ok(producer)
 }
 
 #[cfg(test)]
@@ -313,27 +306,45 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    type Rows = Vec<(usize, Map<String, Value>)>;
+    type Bad = Vec<(usize, String)>;
+
+    /// The rows read, and the lines that could not be read with why.
+    fn split(rows: impl Iterator<Item = Read>) -> (Rows, Bad) {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        for (line, r) in rows {
+            match r {
+                Ok(v) => ok.push((line, v)),
+                Err(e) => bad.push((line, e)),
+            }
+        }
+        (ok, bad)
+    }
+
     #[test]
     fn csv_headers_take_both_spellings_and_unknown_ones_are_refused() {
-        let (rows, bad) =
-            csv_rows("contactId,name,email,tags\nc1,Ann,ANN@x.io,vip;new\nc2,Bo,,\n").unwrap();
+        let (rows, bad) = split(
+            csv_rows("contactId,name,email,tags\nc1,Ann,ANN@x.io,vip;new\nc2,Bo,,\n").unwrap(),
+        );
         assert!(bad.is_empty(), "{bad:?}");
         assert_eq!(rows[0].0, 2);
         assert_eq!(rows[0].1["contact_id"], "c1");
         assert!(!rows[1].1.contains_key("email"), "empty cells are absent");
-        let err = csv_rows("contact_id,nmae\nc1,Ann\n").unwrap_err();
+        let err = csv_rows("contact_id,nmae\nc1,Ann\n")
+            .map(|_| ())
+            .unwrap_err();
         assert!(err.to_string().contains("unknown column \"nmae\""), "{err}");
-        let (_, bad) = csv_rows("contact_id,name\nc1,Ann,extra\n").unwrap();
+        let (_, bad) = split(csv_rows("contact_id,name\nc1,Ann,extra\n").unwrap());
         assert_eq!(bad.len(), 1);
         assert_eq!(bad[0].0, 2, "{bad:?}");
     }
 
     #[test]
     fn rows_become_creates_then_updates_with_ids_from_their_content() {
-        let (rows, bad) = jsonl_rows(
+        let (rows, bad) = split(jsonl_rows(
             "{\"contact_id\": \"c1\", \"name\": \"Ann\", \"tags\": [\"vip\"]}\n\n\
              {\"contact_id\": \"c1\", \"status\": \"CLIENT\"}\nnot json\n{\"contact_id\": \"c2\", \"colour\": 1}\n",
-        );
+        ));
         assert_eq!(rows.len(), 2);
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![4, 5]);
         assert!(bad[1].1.contains("unknown column \"colour\""), "{bad:?}");
