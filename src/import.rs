@@ -272,13 +272,8 @@ async fn connect(cfg: &Config) -> anyhow::Result<FutureProducer> {
         .clone()
         .unwrap_or_else(|| cfg.broker_addr.to_string());
     let client = client_config(&bootstrap, &cfg.kafka);
-    let producer: FutureProducer = client
-        .clone()
-        .set("acks", "all")
-        .set("linger.ms", "20")
-        .set("message.timeout.ms", "30000")
-        .create()
-        .context("creating the producer")?;
+    let producer =
+        crate::demo::producer_with(&mut client.clone()).context("creating the producer")?;
     producer
         .client()
         .fetch_metadata(None, Duration::from_secs(10))

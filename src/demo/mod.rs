@@ -30,8 +30,12 @@ pub fn topic_for(topics: &TopicsConfig, family: TopicFamily) -> &str {
 
 /// A producer for feeding input topics (keyed by contact, acks from all replicas).
 pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    producer_with(ClientConfig::new().set("bootstrap.servers", bootstrap))
+}
+
+/// [`producer`] on a client configuration of its own (`[kafka]` pass-through settings applied).
+pub fn producer_with(client: &mut ClientConfig) -> anyhow::Result<FutureProducer> {
+    Ok(client
         .set("acks", "all")
         .set("linger.ms", "20")
         .set("message.timeout.ms", "30000")
