@@ -553,6 +553,10 @@ impl PartitionState {
         let Some(c) = self.contacts.get(key) else {
             return Vec::new();
         };
+        if c.aliases.is_empty() {
+            // Most contacts: their own tags, normalised (sorted, unique) at ingest.
+            return c.tags.value.clone();
+        }
         let mut tags: BTreeSet<String> = c.tags.value.iter().cloned().collect();
         for alias in &c.aliases {
             let k = ContactKey {
