@@ -466,10 +466,6 @@ fn identity(p: &Payload) -> bool {
     )
 }
 
-fn min_opt(a: Option<Ms>, b: Ms) -> Option<Ms> {
-    Some(a.map_or(b, |a| a.min(b)))
-}
-
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -641,9 +637,9 @@ impl PartitionState {
                 }
             }
             Payload::ContactMerged(_) => unreachable!("handled above"),
-            Payload::ContactDeleted(_) => c.deleted_at = min_opt(c.deleted_at, at),
+            Payload::ContactDeleted(_) => c.deleted_at = earliest(c.deleted_at, Some(at)),
             Payload::ContactErased(_) => {
-                c.erased_at = min_opt(c.erased_at, at);
+                c.erased_at = earliest(c.erased_at, Some(at));
                 c.erase_personal_data();
             }
             Payload::NoteCreated(n) => {
@@ -670,11 +666,11 @@ impl PartitionState {
                     task.title = Some(t.title.clone());
                     task.due_at = Some(t.due_at.timestamp_millis());
                 }
-                task.created_at = min_opt(task.created_at, at);
+                task.created_at = earliest(task.created_at, Some(at));
             }
             Payload::TaskCompleted(t) => {
                 let task = c.tasks.entry(t.task_id.clone()).or_default();
-                task.completed_at = min_opt(task.completed_at, at);
+                task.completed_at = earliest(task.completed_at, Some(at));
             }
             Payload::BookingCreated(b) => {
                 let booking = c.bookings.entry(b.booking_id.clone()).or_default();
@@ -684,19 +680,19 @@ impl PartitionState {
                     booking.starts_at = Some(b.starts_at.timestamp_millis());
                     booking.price_cents = b.price_cents;
                 }
-                booking.created_at = min_opt(booking.created_at, at);
+                booking.created_at = earliest(booking.created_at, Some(at));
             }
             Payload::BookingConfirmed(b) => {
                 let booking = c.bookings.entry(b.booking_id.clone()).or_default();
-                booking.confirmed_at = min_opt(booking.confirmed_at, at);
+                booking.confirmed_at = earliest(booking.confirmed_at, Some(at));
             }
             Payload::BookingCancelled(b) => {
                 let booking = c.bookings.entry(b.booking_id.clone()).or_default();
-                booking.cancelled_at = min_opt(booking.cancelled_at, at);
+                booking.cancelled_at = earliest(booking.cancelled_at, Some(at));
             }
             Payload::BookingCompleted(b) => {
                 let booking = c.bookings.entry(b.booking_id.clone()).or_default();
-                booking.completed_at = min_opt(booking.completed_at, at);
+                booking.completed_at = earliest(booking.completed_at, Some(at));
             }
             Payload::InvoiceSent(i) => {
                 let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
@@ -707,15 +703,15 @@ impl PartitionState {
                     inv.booking_id = i.booking_id.clone();
                     inv.service_id = i.service_id.clone();
                 }
-                inv.sent_at = min_opt(inv.sent_at, at);
+                inv.sent_at = earliest(inv.sent_at, Some(at));
             }
             Payload::InvoicePaid(i) => {
                 let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
-                inv.paid_at = min_opt(inv.paid_at, at);
+                inv.paid_at = earliest(inv.paid_at, Some(at));
             }
             Payload::InvoiceOverdue(i) => {
                 let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
-                inv.overdue_at = min_opt(inv.overdue_at, at);
+                inv.overdue_at = earliest(inv.overdue_at, Some(at));
             }
         }
         Applied::New
