@@ -7,7 +7,7 @@ use anyhow::Context;
 use pipeline::clock::SharedClock;
 use pipeline::decode::Decoder;
 use pipeline::engine::Engine;
-use pipeline::kafka::broker::EmbeddedBroker;
+use pipeline::kafka::broker::{self, EmbeddedBroker};
 use pipeline::kafka::dlq::DeadLetters;
 use pipeline::kafka::signals::SignalProducer;
 use pipeline::kafka::{client_config, source, topics};
@@ -143,11 +143,8 @@ pub async fn start_with(
     let (bootstrap, broker) = match &cfg.brokers {
         Some(b) => (b.clone(), None),
         None => {
-            let broker = EmbeddedBroker::start(
-                cfg.broker_addr,
-                &cfg.data_dir.join("broker").join("tansu.db"),
-            )
-            .await?;
+            let broker =
+                EmbeddedBroker::start(cfg.broker_addr, &broker::db_in(&cfg.data_dir)).await?;
             (broker.bootstrap(), Some(broker))
         }
     };

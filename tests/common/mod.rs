@@ -91,7 +91,7 @@ pub fn uuid_like() -> String {
 
 /// A broker of our own (so processors can stop and start around it) with the topics created.
 pub async fn broker(dir: &std::path::Path, cfg: &mut Config) -> EmbeddedBroker {
-    let broker = EmbeddedBroker::start(cfg.broker_addr, &dir.join("broker/tansu.db"))
+    let broker = EmbeddedBroker::start(cfg.broker_addr, &pipeline::kafka::broker::db_in(dir))
         .await
         .unwrap();
     topics::ensure_topics(&client_config(&broker.bootstrap(), &cfg.kafka), &cfg.topics)

@@ -126,7 +126,7 @@ fn stream(args: &BenchArgs) -> Vec<DemoMessage> {
 
 pub async fn run(args: &BenchArgs, work: &Path, p: &impl Fn(&str)) -> anyhow::Result<KafkaResult> {
     let mut r = KafkaResult::default();
-    let broker = EmbeddedBroker::start(free_addr()?, &work.join("broker").join("tansu.db")).await?;
+    let broker = EmbeddedBroker::start(free_addr()?, &pipeline::kafka::broker::db_in(work)).await?;
     let bootstrap = broker.bootstrap();
     let base = settings()?;
     topics::ensure_topics(&client_config(&bootstrap, &base.kafka), &base.topics).await?;

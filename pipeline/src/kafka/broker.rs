@@ -42,6 +42,15 @@ pub struct EmbeddedBroker {
     stopped: Option<oneshot::Receiver<()>>,
 }
 
+/// The broker's SQLite file inside a data directory's `broker/` folder.
+pub const DB_FILE: &str = "tansu.db";
+
+/// Where the embedded broker of a data directory keeps its log: `keyflow run`, the tests and
+/// the bench all start it there.
+pub fn db_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("broker").join(DB_FILE)
+}
+
 /// The `sqlite://` URL Tansu resolves to `path`.
 ///
 /// Tansu joins the URL's path onto the working directory after stripping one leading `/`, so an
