@@ -9,6 +9,7 @@ use pipeline::decode::Decoder;
 use pipeline::engine::Engine;
 use pipeline::kafka::broker::{self, EmbeddedBroker};
 use pipeline::kafka::dlq::DeadLetters;
+use pipeline::kafka::rekey::Rekey;
 use pipeline::kafka::signals::SignalProducer;
 use pipeline::kafka::{client_config, source, topics};
 use pipeline::processor::Processor;
@@ -156,16 +157,23 @@ pub async fn start_with(
     }
     let partitions = topics::check_copartitioned(&client, &cfg.topics).await?;
     tracing::info!(%bootstrap, partitions, "input topics are co-partitioned");
+    let rekey = cfg.topics.rekey_for(&cfg.processing.group_id);
+    topics::ensure_rekey(&client, &rekey, partitions).await?;
 
     let (sink, reader, store) = stores(cfg).await?;
     let status = Arc::new(ProcessorStatus::default());
-    let (consumer, context) =
-        source::subscribe(&client, &cfg.processing.group_id, &cfg.topics.inputs())?;
+    let [contacts, invoices, bookings, tasks] = cfg.topics.inputs();
+    let (consumer, context) = source::subscribe(
+        &client,
+        &cfg.processing.group_id,
+        &[contacts, invoices, bookings, tasks, &rekey],
+    )?;
     let processor = Processor::new(
         consumer,
         context,
         DeadLetters::new(&client, &cfg.topics.dlq)?,
         SignalProducer::new(&client, &cfg.topics.signals)?,
+        Rekey::new(&client, &rekey, partitions)?,
         Decoder::new(
             cfg.ingest.sources.iter().cloned(),
             cfg.ingest.max_event_bytes,

@@ -11,7 +11,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::child::{self, committed, end_offsets, spawn, wait_committed, ProcessorProcess};
+use common::child::{
+    self, committed, end_offsets, spawn, wait_committed, wait_drained, ProcessorProcess,
+};
 use common::views::{self, event_counts, profiles, signal_state, stored_event_counts, view};
 use common::*;
 use keyflow::config::Config;
@@ -29,6 +31,10 @@ enum Store {
     ClickHouse,
 }
 
+/// The demo stream with merges spread through it: in each business, about one contact in six
+/// is merged into another, a third of those survivors are merged on in turn (chains of two), and
+/// the keys hash to any partition, so most merges cross partitions. Each merge goes in at a
+/// random point of the stream, before or after the merged contact's own events.
 fn stream(seed: u64, businesses: usize, contacts: usize) -> Vec<DemoMessage> {
     let spec = DemoSpec {
         seed,
@@ -38,7 +44,50 @@ fn stream(seed: u64, businesses: usize, contacts: usize) -> Vec<DemoMessage> {
         bad_ratio: 0.0,
         activity_scale: 1,
     };
-    generate(&spec, t(child::FROZEN_AT))
+    let mut events = generate(&spec, t(child::FROZEN_AT));
+    let mut by_business: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for m in &events {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let ids = by_business
+            .entry(v["business_id"].as_str().unwrap().to_owned())
+            .or_default();
+        let c = v["contact_id"].as_str().unwrap().to_owned();
+        if !ids.contains(&c) {
+            ids.push(c);
+        }
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut merges = Vec::new();
+    for (business, ids) in &by_business {
+        for (k, trio) in ids.chunks_exact(3).enumerate().filter(|(k, _)| k % 2 == 0) {
+            // trio[1] into trio[0]; for every third, trio[0] into trio[2] after it.
+            let mut pairs = vec![(&trio[0], &trio[1])];
+            if k % 3 == 0 {
+                pairs.push((&trio[2], &trio[0]));
+            }
+            for (survivor, merged) in pairs {
+                merges.push((business.clone(), survivor.clone(), merged.clone()));
+            }
+        }
+    }
+    let n = merges.len();
+    for (i, (business, survivor, merged)) in merges.into_iter().enumerate() {
+        // Spread out: each merge after a floor that rises through the stream.
+        let lo = i * events.len() / (n + 1);
+        let at = rng.random_range(lo..events.len().max(lo + 1));
+        let when = events[at.min(events.len() - 1)].occurred_at.to_rfc3339();
+        let merge = msg(
+            &format!("merge-{business}-{survivor}-{merged}"),
+            &business,
+            &survivor,
+            &when,
+            pipeline::event::Payload::ContactMerged(pipeline::event::ContactMerged {
+                merged_contact_id: merged,
+            }),
+        );
+        events.insert(at, merge);
+    }
+    events
 }
 
 /// A run's own configuration over the shared broker: data directory, group, signals topic
@@ -60,19 +109,11 @@ async fn run_config(base: &Config, dir: &std::path::Path, name: &str, store: Sto
 }
 
 /// Runs a processor process over the whole input and stops it cleanly once everything is
-/// committed.
+/// committed, what merges forwarded between partitions included.
 async fn run_to_end(cfg: &Config, name: &str, total: i64) {
     let bootstrap = cfg.brokers.clone().unwrap();
     let mut p = spawn(cfg, name);
-    wait_committed(
-        &mut p,
-        &bootstrap,
-        &cfg.processing.group_id,
-        &cfg.topics,
-        total,
-        300,
-    )
-    .await;
+    wait_drained(&mut p, &bootstrap, cfg, total, 300).await;
     p.stop();
 }
 
@@ -322,7 +363,7 @@ async fn two_processors_share_six_partitions_and_one_takes_over_when_the_other_d
     let total = end_offsets(&bootstrap, &base.topics).await;
     wait_assigned(&mut b, "taking over", |ps| ps.len() == 6).await;
     let took_over = killed.elapsed();
-    wait_committed(&mut b, &bootstrap, &group, &shared.topics, total, 300).await;
+    wait_drained(&mut b, &bootstrap, &shared, total, 300).await;
     let log = std::fs::read_to_string(&b.log).unwrap();
     for p in &pa {
         assert!(

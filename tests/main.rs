@@ -10,5 +10,6 @@ mod clickhouse;
 mod dead_letters;
 mod end_to_end;
 mod import;
+mod merges;
 mod restart;
 mod security;

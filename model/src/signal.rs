@@ -29,12 +29,13 @@ pub const KINDS: [&str; 6] = [
     FEED_PROMPT,
 ];
 /// Every change a signal can carry.
-pub const CHANGES: [&str; 7] = [
+pub const CHANGES: [&str; 8] = [
     "entered",
     "exited",
     "opened",
     "resolved",
     "suggested",
+    "withdrawn",
     "status",
     "prompt",
 ];

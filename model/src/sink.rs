@@ -115,6 +115,22 @@ pub trait ResultSink: Send + Sync {
     /// Reads back what was written for `partition`.
     async fn recover(&self, partition: i32) -> Result<Recovered, SinkError>;
 
+    /// The stored events of one contact of `partition`, in processing order: the history a
+    /// merge forwards to the survivor's partition. By default filtered out of [`recover`];
+    /// stores override it with a read of that contact alone.
+    ///
+    /// [`recover`]: ResultSink::recover
+    async fn history(
+        &self,
+        partition: i32,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<Event>, SinkError> {
+        let mut events = self.recover(partition).await?.events;
+        events.retain(|e| e.business_id == business_id && e.contact_id == contact_id);
+        Ok(events)
+    }
+
     /// Called when a partition is no longer ours; drop anything cached for it.
     async fn release(&self, _partition: i32) {}
 }

@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::profile::ContactProfile;
 use crate::signals;
 use crate::sink::{AcceptedEvent, PartitionOutput, ScoreChange};
-use crate::state::{Applied, ContactKey, PartitionState};
+use crate::state::{Applied, ContactKey, Forward, PartitionState};
 
 /// Outputs of one micro-batch, by partition, and its counters.
 #[derive(Debug, Default)]
@@ -21,6 +21,9 @@ pub struct Batch {
     caused: HashMap<ContactKey, Vec<String>>,
     pub accepted: u64,
     pub duplicates: u64,
+    /// Messages for other partitions' re-key topic, with the partition that sends them: sent
+    /// once the batch is stored (see `state::rekey`).
+    pub forwards: Vec<(i32, Forward)>,
 }
 
 impl Batch {
@@ -35,7 +38,9 @@ impl Batch {
         offset: i64,
         now: Ms,
     ) {
-        if state.apply(&event) == Applied::Duplicate {
+        let applied = state.apply(&event);
+        self.take_forwards(state, partition);
+        if applied == Applied::Duplicate {
             self.duplicates += 1;
             return;
         }
@@ -53,6 +58,25 @@ impl Batch {
             partition,
             offset,
         });
+    }
+
+    /// Folds an event that partition `origin` forwarded over the re-key topic into
+    /// `partition`'s state. It is not stored again: the re-key topic keeps it, and a rebuild
+    /// reads it back from there.
+    pub fn accept_rekeyed(
+        &mut self,
+        state: &mut PartitionState,
+        event: &Event,
+        partition: i32,
+        origin: i32,
+    ) {
+        state.apply_rekeyed(event, origin);
+        self.take_forwards(state, partition);
+    }
+
+    fn take_forwards(&mut self, state: &mut PartitionState, partition: i32) {
+        self.forwards
+            .extend(state.take_forwards().into_iter().map(|f| (partition, f)));
     }
 
     fn output(&mut self, partition: i32) -> &mut PartitionOutput {

@@ -21,6 +21,11 @@ pub struct TopicsConfig {
     pub dlq: String,
     /// Signals KeyFlow emits for automation.
     pub signals: String,
+    /// Internal: merges and merged-away contacts' events forwarded between partitions. KeyFlow
+    /// creates it with the input topics' partition count and reads it in its consumer group.
+    /// Unset, it is named after the group, `<processing.group_id>-rekey` (as Kafka Streams
+    /// names its repartition topics after the application), so two groups never share one.
+    pub rekey: Option<String>,
     /// Partitions per topic when KeyFlow creates the topics itself.
     pub partitions: i32,
 }
@@ -34,6 +39,7 @@ impl Default for TopicsConfig {
             tasks: "crm.tasks".into(),
             dlq: "crm.dlq".into(),
             signals: "crm.signals".into(),
+            rekey: None,
             partitions: 3,
         }
     }
@@ -45,7 +51,14 @@ impl TopicsConfig {
         [&self.contacts, &self.invoices, &self.bookings, &self.tasks]
     }
 
-    /// Every topic KeyFlow reads or writes.
+    /// The re-key topic of consumer group `group_id`.
+    pub fn rekey_for(&self, group_id: &str) -> String {
+        self.rekey
+            .clone()
+            .unwrap_or_else(|| format!("{group_id}-rekey"))
+    }
+
+    /// Every topic KeyFlow reads or writes, but the re-key topic ([`TopicsConfig::rekey_for`]).
     pub fn all(&self) -> [&str; 6] {
         [
             &self.contacts,
@@ -71,6 +84,14 @@ impl TopicsConfig {
             }
             if all[..i].contains(t) {
                 return Err(format!("topic {t:?} is configured twice"));
+            }
+        }
+        if let Some(r) = &self.rekey {
+            if r.trim().is_empty() {
+                return Err("topics.rekey must not be empty (leave it out for the default)".into());
+            }
+            if all.contains(&r.as_str()) {
+                return Err(format!("topic {r:?} is configured twice"));
             }
         }
         Ok(())

@@ -76,6 +76,9 @@ pub enum Rejection {
         rfc3339(&earliest_occurred_at())
     )]
     AncientOccurredAt { occurred_at: DateTime<Utc> },
+    /// A message of KeyFlow's own re-key topic that is not what KeyFlow writes there.
+    #[error("{0}")]
+    Rekey(String),
 }
 
 impl Rejection {
@@ -99,6 +102,7 @@ impl Rejection {
             Rejection::MissingKey => "missing_key",
             Rejection::FutureOccurredAt { .. } => "future_occurred_at",
             Rejection::AncientOccurredAt { .. } => "ancient_occurred_at",
+            Rejection::Rekey(_) => "invalid_rekey_message",
         }
     }
 }

@@ -485,4 +485,6 @@ mod lifecycle;
 #[cfg(test)]
 mod order;
 #[cfg(test)]
+mod partitions;
+#[cfg(test)]
 mod tests;

@@ -31,11 +31,12 @@ use crate::decode::Decoder;
 use crate::engine::{Engine, EngineError};
 use crate::event::Event;
 use crate::kafka::dlq::DeadLetters;
+use crate::kafka::rekey::Rekey;
 use crate::kafka::signals::SignalProducer;
 use crate::kafka::source::{Assignment, Source, SourceContext};
 use crate::signals::{self, Signal};
 use crate::sink::{PartitionOutput, ResultSink, SinkError};
-use crate::state::PartitionState;
+use crate::state::{Forward, PartitionState};
 use crate::status::{ProcessorStatus, Stage};
 
 mod fetch;
@@ -53,6 +54,8 @@ pub enum ProcessorError {
     Sink(#[from] SinkError),
     #[error("signal was not delivered: {0}")]
     Signal(String),
+    #[error("forward to the re-key topic was not delivered: {0}")]
+    Forward(String),
     #[error("the task rebuilding a partition's state was cancelled")]
     RebuildCancelled,
     #[error("the task settling a batch was cancelled")]
@@ -120,6 +123,7 @@ pub struct Processor {
 struct Output {
     consumer: Arc<Source>,
     signals: SignalProducer,
+    rekey: Rekey,
     sink: Arc<dyn ResultSink>,
     status: Arc<ProcessorStatus>,
 }
@@ -129,6 +133,8 @@ struct Output {
 struct Settle {
     outputs: Vec<PartitionOutput>,
     dead: Vec<(String, i32, i64, DeliveryFuture)>,
+    /// Merges and merged-away contacts' events for other partitions, by sending partition.
+    forwards: Vec<(i32, Forward)>,
     next_offsets: HashMap<(String, i32), i64>,
     accepted: u64,
     duplicates: u64,
@@ -145,6 +151,7 @@ impl Processor {
         context: SourceContext,
         dead_letters: DeadLetters,
         signals: SignalProducer,
+        rekey: Rekey,
         decoder: Decoder,
         engine: Engine,
         clock: SharedClock,
@@ -155,6 +162,7 @@ impl Processor {
         let output = Output {
             consumer: consumer.clone(),
             signals,
+            rekey,
             sink,
             status: status.clone(),
         };
@@ -308,8 +316,16 @@ impl Processor {
                 .map(|&p| Self::load(output, p, interactions.clone())),
         )
         .await?;
-        for (p, (recovered, state)) in missing.into_iter().zip(loaded) {
+        for (p, (recovered, mut state)) in missing.into_iter().zip(loaded) {
             self.output.publish(&recovered.unpublished).await?;
+            let again = state.forward_again();
+            let forwarded = self
+                .output
+                .forward(
+                    again.into_iter().map(|f| (p, f)).collect(),
+                    Some(&recovered.events),
+                )
+                .await?;
             let prompted = self.prompt_again(p, &recovered.unsignalled).await?;
             tracing::info!(
                 partition = p,
@@ -317,6 +333,7 @@ impl Processor {
                 contacts = state.len(),
                 republished = recovered.unpublished.len(),
                 prompted,
+                forwarded,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "partition state rebuilt"
             );
@@ -334,15 +351,33 @@ impl Processor {
         let recovered = output
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
+        let (consumer, rekey) = (output.consumer.clone(), output.rekey.clone());
         tokio::task::spawn_blocking(move || {
-            let state = PartitionState::recovered(&recovered, interactions);
-            (recovered, state)
+            // What other partitions forwarded: applied up to the committed offset (the
+            // consumer goes on from there), each with its forwards delivered.
+            let end = rekey.committed(&consumer, p)?;
+            let forwarded = rekey.read_before(p, end)?;
+            let mut state = PartitionState::recovered(&recovered, interactions);
+            for msg in &forwarded {
+                match rekeyed(msg) {
+                    Ok((event, origin)) => {
+                        state.apply_rekeyed(&event, origin);
+                    }
+                    Err(why) => tracing::warn!(
+                        partition = p,
+                        offset = msg.offset(),
+                        reason = %why,
+                        "unreadable re-key message skipped on rebuild (it was dead-lettered when consumed)"
+                    ),
+                }
+            }
+            Ok::<_, ProcessorError>((recovered, state))
         })
         .await
         .map_err(|err| match err.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(_) => ProcessorError::RebuildCancelled,
-        })
+        })?
     }
 
     /// Stores and publishes the flow-feed prompts of events a crashed write stored without
@@ -381,6 +416,20 @@ impl Processor {
             let (topic, p, offset) = (msg.topic().to_owned(), msg.partition(), msg.offset());
             next_offsets.insert((topic.clone(), p), offset + 1);
             self.ensure_partition(p).await?;
+            if topic == self.output.rekey.topic() {
+                match rekeyed(msg) {
+                    Ok((event, origin)) => {
+                        let state = self.partitions.get_mut(&p).expect("partition loaded");
+                        work.accept_rekeyed(state, &event, p, origin);
+                    }
+                    Err(why) => {
+                        let why = crate::decode::Rejection::Rekey(why);
+                        tracing::warn!(topic, partition = p, offset, reason = %why, "dead-lettered");
+                        pending_dead.push((topic, p, offset, self.dead_letters.send(msg, &why)?));
+                    }
+                }
+                continue;
+            }
             match self
                 .decoder
                 .decode_at(msg.key(), msg.payload().unwrap_or_default(), at)
@@ -415,6 +464,7 @@ impl Processor {
         let settle = Settle {
             outputs,
             dead: pending_dead,
+            forwards: std::mem::take(&mut work.forwards),
             next_offsets,
             accepted: work.accepted,
             duplicates: work.duplicates,
@@ -435,6 +485,7 @@ impl Output {
         let Settle {
             outputs,
             dead,
+            forwards,
             next_offsets,
             accepted,
             duplicates,
@@ -462,6 +513,10 @@ impl Output {
         // broker per batch, not one per partition.
         let signals: Vec<&Signal> = outputs.iter().flat_map(|out| &out.signals).collect();
         let signalled = self.publish(signals).await?;
+        // Like signals, forwards go out once what asked for them is stored (a history is read
+        // back from the store), and before the offsets are committed: a crash in between sends
+        // them again on rebuild (`PartitionState::forward_again`).
+        self.forward(forwards, None).await?;
         self.status.busy_since(Stage::Publish, started);
         let started = std::time::Instant::now();
         let written: u64 = outputs.iter().map(|out| out.profiles.len() as u64).sum();
@@ -515,30 +570,72 @@ impl Output {
         &self,
         signals: impl IntoIterator<Item = &'a Signal>,
     ) -> Result<u64, ProcessorError> {
-        let mut pending = Vec::new();
-        let mut sent = 0u64;
-        for s in signals {
-            let delivery = loop {
-                match self.signals.send(s) {
-                    Ok(d) => break d,
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
-                        if pending.is_empty() {
-                            // librdkafka reports a delivery before it frees the message's
-                            // queue slot, so a send right after the last delivery can still
-                            // find the queue full: give its thread a moment.
-                            tokio::time::sleep(QUEUE_FULL_PAUSE).await;
-                        } else {
-                            delivered(std::mem::take(&mut pending)).await?;
-                        }
-                    }
-                    Err(err) => return Err(err.into()),
-                }
-            };
-            pending.push(delivery);
-            sent += 1;
+        deliver(signals, |s| self.signals.send(s), ProcessorError::Signal).await
+    }
+
+    /// Sends `forwards` over the re-key topic and waits until the broker acknowledged every
+    /// one; returns how many messages that was. A merge goes to every other partition; a
+    /// history is every stored event of the contact, read from `stored` (a rebuild's recovered
+    /// events) or from the sink.
+    async fn forward(
+        &self,
+        forwards: Vec<(i32, Forward)>,
+        stored: Option<&[Event]>,
+    ) -> Result<u64, ProcessorError> {
+        if forwards.is_empty() {
+            return Ok(0);
         }
-        delivered(pending).await?;
-        Ok(sent)
+        let mut messages: Vec<(Event, i32, Arc<str>, i32)> = Vec::new();
+        for (from, f) in forwards {
+            match f {
+                Forward::Broadcast(event) => {
+                    let key: Arc<str> = match &event.payload {
+                        crate::event::Payload::ContactMerged(m) => {
+                            m.merged_contact_id.as_str().into()
+                        }
+                        _ => event.contact_id.as_str().into(),
+                    };
+                    for to in (0..self.rekey.partitions()).filter(|&to| to != from) {
+                        messages.push((event.clone(), to, key.clone(), from));
+                    }
+                }
+                Forward::Event { event, to, key } => messages.push((event, to, key, from)),
+                Forward::History { contact, to, key } => {
+                    let history = match stored {
+                        Some(all) => all
+                            .iter()
+                            .filter(|e| {
+                                *e.business_id == *contact.business_id
+                                    && *e.contact_id == *contact.contact_id
+                            })
+                            .cloned()
+                            .collect(),
+                        None => {
+                            let c = &contact;
+                            self.with_retry(|sink| async move {
+                                sink.history(from, &c.business_id, &c.contact_id).await
+                            })
+                            .await?
+                        }
+                    };
+                    tracing::info!(
+                        partition = from,
+                        contact = %contact.contact_id,
+                        survivor = %key,
+                        to,
+                        events = history.len(),
+                        "merged contact's history forwarded"
+                    );
+                    messages.extend(history.into_iter().map(|e| (e, to, key.clone(), from)));
+                }
+            }
+        }
+        deliver(
+            &messages,
+            |(event, to, key, from)| self.rekey.send(event, *to, key, *from),
+            ProcessorError::Forward,
+        )
+        .await
     }
 
     /// Retries transient sink failures with capped exponential backoff; gives up on permanent
@@ -564,14 +661,61 @@ impl Output {
     }
 }
 
+/// Sends every item through `send`, then waits until the broker acknowledged each one;
+/// returns how many were sent. When the producer's queue is full
+/// (`queue.buffering.max.messages`, a large time-driven batch can exceed it), waits for the
+/// deliveries in flight and sends again. A failed delivery is reported through `failed`.
+async fn deliver<T>(
+    items: impl IntoIterator<Item = T>,
+    send: impl Fn(&T) -> Result<DeliveryFuture, KafkaError>,
+    failed: fn(String) -> ProcessorError,
+) -> Result<u64, ProcessorError> {
+    let mut pending = Vec::new();
+    let mut sent = 0u64;
+    for item in items {
+        let delivery = loop {
+            match send(&item) {
+                Ok(d) => break d,
+                Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                    if pending.is_empty() {
+                        // librdkafka reports a delivery before it frees the message's queue
+                        // slot, so a send right after the last delivery can still find the
+                        // queue full: give its thread a moment.
+                        tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                    } else {
+                        delivered(std::mem::take(&mut pending), failed).await?;
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        };
+        pending.push(delivery);
+        sent += 1;
+    }
+    delivered(pending, failed).await?;
+    Ok(sent)
+}
+
 /// Waits for every delivery; the first failure is the error.
-async fn delivered(pending: Vec<DeliveryFuture>) -> Result<(), ProcessorError> {
+async fn delivered(
+    pending: Vec<DeliveryFuture>,
+    failed: fn(String) -> ProcessorError,
+) -> Result<(), ProcessorError> {
     for d in pending {
         match d.await {
             Ok(Ok(_)) => {}
-            Ok(Err((err, _))) => return Err(ProcessorError::Signal(err.to_string())),
-            Err(_) => return Err(ProcessorError::Signal("cancelled".into())),
+            Ok(Err((err, _))) => return Err(failed(err.to_string())),
+            Err(_) => return Err(failed("cancelled".into())),
         }
     }
     Ok(())
+}
+
+/// A message of the re-key topic: the event another partition forwarded (as KeyFlow wrote it:
+/// already normalised) and that partition.
+fn rekeyed(msg: &OwnedMessage) -> Result<(Event, i32), String> {
+    let origin = Rekey::origin(msg)?;
+    let event = serde_json::from_slice(msg.payload().unwrap_or_default())
+        .map_err(|e| format!("re-key message is not an event: {e}"))?;
+    Ok((event, origin))
 }

@@ -135,6 +135,22 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
             ));
         }
     }
+    // A suggestion made for a contact that then leaves (merged away or deleted) is withdrawn,
+    // once: automation holding it must not promote a contact that is gone. Across partitions a
+    // merged contact can be suggested before its own partition hears of the merge, so without
+    // this the end state would depend on that timing.
+    if c.promotion_suggested_at.is_some() && c.last_visible && !p.visible() {
+        out.push(Signal::new(
+            PROMOTION_SUGGESTED,
+            p,
+            basis,
+            "CLIENT".into(),
+            "withdrawn",
+            exit_reason(p, caused_by),
+            caused_by,
+            json!({"from": p.status, "to": "CLIENT"}),
+        ));
+    }
     out
 }
 

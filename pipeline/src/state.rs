@@ -20,6 +20,9 @@ use crate::signal::{
 use crate::clock::Ms;
 use model::rules::InteractionRules;
 
+mod rekey;
+pub use rekey::{Forward, Place};
+
 /// One contact of one business.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ContactKey {
@@ -191,6 +194,8 @@ pub struct ContactState {
     pub merged_into: Option<Arc<str>>,
     /// Ids of the contacts merged into this one (sorted): where their history went.
     pub aliases: Vec<String>,
+    /// Which partition reads the contact's own events: whether this one evaluates and writes it.
+    pub place: Place,
     /// The latest of `interactions`, kept after they are pruned.
     pub last_interaction_at: Option<Ms>,
     /// Instants of the contact's interactions (the events [`InteractionRules`] counts), sorted;
@@ -216,6 +221,9 @@ pub struct ContactState {
     pub last_actions: Vec<(String, String)>,
     /// Status of the last profile written, to signal a change of the status shown.
     pub last_status: Option<String>,
+    /// Whether the last profile written was visible, to withdraw a promotion suggestion once
+    /// the contact is merged away or deleted.
+    pub last_visible: bool,
 }
 
 /// The status of a contact that no contact event has given one.
@@ -336,6 +344,7 @@ impl ContactState {
                     true
                 }
             }
+            (PROMOTION_SUGGESTED, "withdrawn") => std::mem::take(&mut c.last_visible),
             (PROMOTION_SUGGESTED, _) if c.promotion_suggested_at.is_none() => {
                 let at = DateTime::parse_from_rfc3339(&detail("eligible_at"))
                     .map_or(s.at, |t| t.timestamp_millis());
@@ -352,6 +361,7 @@ impl ContactState {
         self.last_score = Some(p.lead_score);
         self.last_segments = p.segment_names().map(str::to_owned).collect();
         self.last_status = Some(p.status.clone());
+        self.last_visible = p.visible();
         self.last_actions = p
             .next_actions
             .iter()
@@ -519,6 +529,12 @@ pub struct PartitionState {
     dirty: HashSet<ContactKey>,
     /// Which events count as interactions.
     interactions: Arc<InteractionRules>,
+    /// Every contact merged away (the candidates for a forward when a merge re-roots them).
+    merged: HashSet<ContactKey>,
+    /// The survivor each merged-away contact's history was last forwarded to.
+    forwarded: HashMap<ContactKey, Arc<str>>,
+    /// What applying events asked to send to other partitions ([`PartitionState::take_forwards`]).
+    outbox: Vec<Forward>,
 }
 
 impl PartitionState {
@@ -587,16 +603,31 @@ impl PartitionState {
         current
     }
 
-    /// Applies one accepted, normalised event.
+    /// Applies one accepted, normalised event read from an input topic: the contact's own
+    /// partition.
     pub fn apply(&mut self, ev: &Event) -> Applied {
+        self.apply_from(ev, None)
+    }
+
+    /// Applies `ev` as read from an input topic (`origin` None) or forwarded by partition
+    /// `origin` over the re-key topic (see [`rekey`]).
+    fn apply_from(&mut self, ev: &Event, origin: Option<i32>) -> Applied {
         if !self.seen.insert(id_digest(&ev.event_id)) {
             return Applied::Duplicate;
         }
         let at = ev.occurred_at.timestamp_millis();
         let own = ContactKey::new(&ev.business_id, &ev.contact_id);
+        self.locate(&own, origin);
         if let Payload::ContactMerged(m) = &ev.payload {
             self.merge(&own, &m.merged_contact_id);
+            if origin.is_none() {
+                self.outbox.push(Forward::Broadcast(ev.clone()));
+            }
+            self.reroute();
             return Applied::New;
+        }
+        if origin.is_none() {
+            self.forward_if_remote(ev, &own);
         }
         let survivor = self.resolve(&own);
         // A merged-away contact keeps its own identity and lifecycle: a late create, update,
@@ -742,6 +773,7 @@ impl PartitionState {
             tracing::warn!(survivor = %survivor.contact_id, merged, "merge would close a cycle; ignored");
             return;
         }
+        self.merged.insert(merged_key.clone());
         // The merged contact's facts move to the survivor (its later ones resolve there): it
         // keeps only its own record, whichever of the merge and its events came first.
         let merged_state = {
@@ -752,10 +784,27 @@ impl PartitionState {
             m.invoices.clear();
             m.tasks.clear();
             m.notes.clear();
+            m.aliases.clear();
             m.interactions.clear();
             m.last_interaction_at = None;
             moved
         };
+        // Contacts merged into `merged` earlier now end at `target` too: every merged contact
+        // names the end of its chain, and its route says where its history is.
+        let earlier: Vec<ContactKey> = self
+            .merged
+            .iter()
+            .filter(|k| {
+                self.contacts.get(*k).and_then(|c| c.merged_into.as_deref()) == Some(merged)
+            })
+            .cloned()
+            .collect();
+        for k in earlier {
+            if let Some(c) = self.contacts.get_mut(&k) {
+                c.merged_into = Some(target.contact_id.clone());
+            }
+            self.dirty.insert(k);
+        }
         let s = self.contacts.entry(target.clone()).or_default();
         s.absorb(&merged_state);
         if merged_state.erased_at.is_none() {
@@ -782,7 +831,12 @@ impl PartitionState {
             }
             self.dirty.insert(key);
         }
-        let mut keys: Vec<ContactKey> = self.dirty.drain().collect();
+        let contacts = &self.contacts;
+        let mut keys: Vec<ContactKey> = self
+            .dirty
+            .drain()
+            .filter(|k| contacts.get(k).is_none_or(rekey::owns))
+            .collect();
         keys.sort();
         keys
     }

@@ -210,10 +210,15 @@ fn offsets_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
 
 /// Sum over the input topics of `group`'s committed offsets.
 pub async fn committed(bootstrap: &str, group: &str, topics: &TopicsConfig) -> i64 {
+    committed_in(bootstrap, group, &topics.inputs(), topics.partitions).await
+}
+
+/// Sum of `group`'s committed offsets over `partitions` partitions of each of `names`.
+async fn committed_in(bootstrap: &str, group: &str, names: &[&str], partitions: i32) -> i64 {
     let consumer = offsets_consumer(bootstrap, group);
     let mut tpl = rdkafka::TopicPartitionList::new();
-    for topic in topics.inputs() {
-        for p in 0..topics.partitions {
+    for topic in names {
+        for p in 0..partitions {
             tpl.add_partition(topic, p);
         }
     }
@@ -234,12 +239,17 @@ pub async fn committed(bootstrap: &str, group: &str, topics: &TopicsConfig) -> i
 
 /// Sum over the input topics of the high watermarks: every message produced so far.
 pub async fn end_offsets(bootstrap: &str, topics: &TopicsConfig) -> i64 {
+    end_offsets_in(bootstrap, &topics.inputs(), topics.partitions).await
+}
+
+/// Sum of the high watermarks over `partitions` partitions of each of `names`.
+async fn end_offsets_in(bootstrap: &str, names: &[&str], partitions: i32) -> i64 {
     let consumer = offsets_consumer(bootstrap, "end-offsets");
-    let topics = topics.clone();
+    let names: Vec<String> = names.iter().map(|t| t.to_string()).collect();
     tokio::task::spawn_blocking(move || {
         let mut sum = 0;
-        for topic in topics.inputs() {
-            for p in 0..topics.partitions {
+        for topic in &names {
+            for p in 0..partitions {
                 sum += consumer
                     .fetch_watermarks(topic, p, Duration::from_secs(5))
                     .unwrap()
@@ -250,6 +260,40 @@ pub async fn end_offsets(bootstrap: &str, topics: &TopicsConfig) -> i64 {
     })
     .await
     .unwrap()
+}
+
+/// Waits until the group of `cfg` has committed all `total` input offsets and everything on
+/// its re-key topic: then every merge was forwarded and applied. The re-key topic's committed
+/// offsets are read before its ends, and a forward is delivered before the offset of what
+/// caused it is committed, so equal sums mean nothing is left in flight.
+pub async fn wait_drained(
+    child: &mut ProcessorProcess,
+    bootstrap: &str,
+    cfg: &Config,
+    total: i64,
+    secs: u64,
+) {
+    let group = &cfg.processing.group_id;
+    let started = tokio::time::Instant::now();
+    wait_committed(child, bootstrap, group, &cfg.topics, total, secs).await;
+    let rekey = cfg.topics.rekey_for(group);
+    let n = cfg.topics.partitions;
+    loop {
+        let done = committed_in(bootstrap, group, &[&rekey], n).await;
+        let end = end_offsets_in(bootstrap, &[&rekey], n).await;
+        if done >= end {
+            return;
+        }
+        child.assert_alive();
+        if started.elapsed() > Duration::from_secs(secs) {
+            panic!(
+                "{} committed {done} of {end} re-key offsets in {secs} s\n{}",
+                child.name,
+                child.tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until `group` has committed at least `target` input offsets; panics with the child's

@@ -1,8 +1,9 @@
 //! Everything that speaks the Kafka protocol: the embedded broker, topic administration, the
-//! consumer the processor reads through, and the dead-letter producer.
+//! consumer the processor reads through, the re-key topic, and the dead-letter producer.
 
 pub mod broker;
 pub mod dlq;
+pub mod rekey;
 pub mod signals;
 pub mod source;
 pub mod topics;

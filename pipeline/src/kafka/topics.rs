@@ -27,6 +27,15 @@ pub enum TopicError {
         "input topics are not co-partitioned by contact: {0}; give them equal partition counts"
     )]
     NotCoPartitioned(String),
+    #[error(
+        "the re-key topic {topic} has {found} partitions and the input topics {inputs}; \
+         it must have the inputs' count (KeyFlow creates it so when it is missing)"
+    )]
+    RekeyPartitions {
+        topic: String,
+        found: i32,
+        inputs: i32,
+    },
 }
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +62,59 @@ pub async fn ensure_topics(client: &ClientConfig, topics: &TopicsConfig) -> Resu
         }
     }
     Ok(())
+}
+
+/// Creates the re-key topic with the input topics' `partitions` if it does not exist (on any
+/// broker: it is KeyFlow's own), kept for good (a rebuild reads it from the start); an error
+/// if it exists with another count, which would break co-partitioning.
+pub async fn ensure_rekey(
+    client: &ClientConfig,
+    rekey: &str,
+    partitions: i32,
+) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = client.create()?;
+    let topic = NewTopic::new(rekey, partitions, TopicReplication::Fixed(1))
+        .set("retention.ms", "-1")
+        .set("retention.bytes", "-1");
+    let results = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
+        .await?;
+    for r in results {
+        match r {
+            Ok(topic) => tracing::info!(topic, partitions, "re-key topic created"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+        }
+    }
+    let found = partition_count(client, rekey).await?;
+    if found != partitions {
+        return Err(TopicError::RekeyPartitions {
+            topic: rekey.to_owned(),
+            found,
+            inputs: partitions,
+        });
+    }
+    Ok(())
+}
+
+async fn partition_count(client: &ClientConfig, topic: &str) -> Result<i32, TopicError> {
+    let client = client.clone();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = client.create()?;
+        let md = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+        match md.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                Ok(t.partitions().len() as i32)
+            }
+            _ => Err(TopicError::Missing(topic)),
+        }
+    })
+    .await
+    .expect("metadata task does not panic")
 }
 
 /// Partition counts of the input topics; an error unless they all exist and are equal.

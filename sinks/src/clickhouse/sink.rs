@@ -323,4 +323,33 @@ impl ResultSink for ClickHouseSink {
             unsignalled,
         })
     }
+
+    async fn history(
+        &self,
+        partition: i32,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<model::event::Event>, SinkError> {
+        let query = self
+            .client
+            .query(
+                "SELECT ?fields FROM events FINAL \
+                 WHERE business_id = ? AND contact_id = ? AND partition = ? \
+                 ORDER BY ingest_seq, offset",
+            )
+            .bind(business_id)
+            .bind(contact_id)
+            .bind(partition);
+        let rows: Vec<EventRow> = timed("history read", READ_TIMEOUT, query.fetch_all()).await?;
+        rows.iter()
+            .map(|r| {
+                r.to_stored().to_event().map_err(|detail| {
+                    SinkError::Permanent(format!(
+                        "event {} in ClickHouse cannot be read back: {detail}",
+                        r.event_id
+                    ))
+                })
+            })
+            .collect()
+    }
 }

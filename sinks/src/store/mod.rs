@@ -358,6 +358,25 @@ impl EmbeddedStore {
         Ok(())
     }
 
+    /// One contact's stored events of partition `p`, in processing order.
+    fn history_blocking(
+        &self,
+        p: i32,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<model::event::Event>, StoreError> {
+        self.events(p)?
+            .into_iter()
+            .filter(|e| e.business_id == business_id && e.contact_id == contact_id)
+            .map(|e| {
+                e.to_event().map_err(|detail| StoreError::Event {
+                    event_id: e.event_id.clone(),
+                    detail,
+                })
+            })
+            .collect()
+    }
+
     fn recover_blocking(&self, p: i32) -> Result<Recovered, StoreError> {
         self.inner.segments.clean(p)?;
         let stored = self.events(p)?;
@@ -421,6 +440,22 @@ impl ResultSink for EmbeddedStore {
             .await
             .map_err(|e| SinkError::Permanent(format!("store reader panicked: {e}")))?
             .map_err(Into::into)
+    }
+
+    async fn history(
+        &self,
+        partition: i32,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<model::event::Event>, SinkError> {
+        let store = self.clone();
+        let (business_id, contact_id) = (business_id.to_owned(), contact_id.to_owned());
+        tokio::task::spawn_blocking(move || {
+            store.history_blocking(partition, &business_id, &contact_id)
+        })
+        .await
+        .map_err(|e| SinkError::Permanent(format!("store reader panicked: {e}")))?
+        .map_err(Into::into)
     }
 
     async fn release(&self, partition: i32) {
