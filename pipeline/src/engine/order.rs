@@ -18,10 +18,10 @@ fn ms(s: &str) -> Ms {
 }
 
 /// A small deterministic generator (no dependency needed for a shuffle).
-struct Lcg(u64);
+pub(super) struct Lcg(pub u64);
 
 impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
+    pub(super) fn next(&mut self, n: usize) -> usize {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)

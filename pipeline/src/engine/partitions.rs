@@ -7,22 +7,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::order::Lcg;
 use super::*;
 use crate::event::Event;
 use crate::state::Forward;
-
-/// A small deterministic generator.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) as usize) % n.max(1)
-    }
-}
 
 const NOW: &str = "2026-11-24T12:00:00Z";
 

@@ -11,6 +11,8 @@ pub mod topics;
 use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
 
 /// A client configuration for `bootstrap` with the pass-through librdkafka settings applied last.
 pub fn client_config(bootstrap: &str, passthrough: &BTreeMap<String, String>) -> ClientConfig {
@@ -20,4 +22,15 @@ pub fn client_config(bootstrap: &str, passthrough: &BTreeMap<String, String>) ->
         c.set(k, v);
     }
     c
+}
+
+/// A producer whose deliveries KeyFlow waits for before it commits: every replica acknowledges
+/// (`acks=all`), retries keep order and never duplicate (idempotence), 5 ms linger.
+pub fn acknowledged_producer(client: &ClientConfig) -> Result<FutureProducer, KafkaError> {
+    client
+        .clone()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
 }

@@ -38,12 +38,7 @@ pub struct Rekey {
 impl Rekey {
     /// A producer for `topic`, which has `partitions` partitions (the input topics' count).
     pub fn new(client: &ClientConfig, topic: &str, partitions: i32) -> Result<Self, KafkaError> {
-        let producer = client
-            .clone()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()?;
+        let producer = super::acknowledged_producer(client)?;
         Ok(Self {
             producer,
             client: client.clone(),

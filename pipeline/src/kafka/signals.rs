@@ -18,12 +18,7 @@ pub struct SignalProducer {
 
 impl SignalProducer {
     pub fn new(client: &ClientConfig, topic: &str) -> Result<Self, KafkaError> {
-        let producer = client
-            .clone()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()?;
+        let producer = super::acknowledged_producer(client)?;
         Ok(Self {
             producer,
             topic: topic.to_owned(),
