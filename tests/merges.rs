@@ -257,6 +257,17 @@ async fn merges_across_partitions(n: i32) {
     // The survivor holds nothing of what was erased.
     let eve = &before.iter().find(|a| a.0 == "eve").unwrap().2;
     assert!(!eve.to_string().contains("Eli's secret"), "{eve}");
+    // Nor does any stored profile version: eve's older ones named eli as an alias.
+    let store = running.store.clone().unwrap();
+    for p in store.partitions().unwrap() {
+        for v in store.profile_versions(p).unwrap() {
+            assert!(
+                !v.aliases.iter().any(|a| a == "eli"),
+                "partition {p} still stores {} with alias eli",
+                v.contact_id
+            );
+        }
+    }
     running.stop().await.unwrap();
 
     // A new processor rebuilds every partition from the store and the re-key topic.

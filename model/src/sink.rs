@@ -30,6 +30,10 @@ pub struct PartitionOutput {
     /// Segment, Next Action, promotion and feed signals: written with the batch, published once
     /// the write is durable (see [`Recovered::unpublished`]).
     pub signals: Vec<Signal>,
+    /// (business, contact) of contacts erased on another partition whose erase was forwarded
+    /// here, to a survivor they were merged into: their ids go out of every alias list this
+    /// partition stored, older profile versions included (their own events live elsewhere).
+    pub forgotten: Vec<(String, String)>,
 }
 
 /// One change of a contact's lead score.
@@ -52,7 +56,10 @@ pub struct ScoreChange {
 
 impl PartitionOutput {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.profiles.is_empty() && self.signals.is_empty()
+        self.events.is_empty()
+            && self.profiles.is_empty()
+            && self.signals.is_empty()
+            && self.forgotten.is_empty()
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::clock::Ms;
 use crate::engine::{Engine, EngineError};
-use crate::event::Event;
+use crate::event::{Event, Payload};
 use crate::profile::ContactProfile;
 use crate::signals;
 use crate::sink::{AcceptedEvent, PartitionOutput, ScoreChange};
@@ -70,8 +70,12 @@ impl Batch {
         partition: i32,
         origin: i32,
     ) {
-        state.apply_rekeyed(event, origin);
+        let applied = state.apply_rekeyed(event, origin);
         self.take_forwards(state, partition);
+        if applied == Applied::New && matches!(event.payload, Payload::ContactErased(_)) {
+            let forgotten = (event.business_id.clone(), event.contact_id.clone());
+            self.output(partition).forgotten.push(forgotten);
+        }
     }
 
     fn take_forwards(&mut self, state: &mut PartitionState, partition: i32) {

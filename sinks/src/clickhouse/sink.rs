@@ -117,12 +117,29 @@ impl ClickHouseSink {
             "personal data erased from stored events"
         );
         self.insert("events", &redacted).await?;
+        self.forget_alias(business_id, contact_id).await?;
         let delete = self
             .client
             .query("ALTER TABLE signals DELETE WHERE business_id = ? AND contact_id = ?")
             .bind(business_id)
             .bind(contact_id);
         timed("erase of stored signals", REQUEST_TIMEOUT, delete.execute()).await
+    }
+
+    /// Takes an erased contact's id out of every stored profile version's alias list (a
+    /// mutation, like the signals' delete): older versions of a survivor keep naming it
+    /// otherwise.
+    async fn forget_alias(&self, business_id: &str, contact_id: &str) -> Result<(), SinkError> {
+        let update = self
+            .client
+            .query(
+                "ALTER TABLE contact_profiles UPDATE aliases = arrayFilter(a -> a != ?, aliases) \
+                 WHERE business_id = ? AND has(aliases, ?)",
+            )
+            .bind(contact_id)
+            .bind(business_id)
+            .bind(contact_id);
+        timed("erase from alias lists", REQUEST_TIMEOUT, update.execute()).await
     }
 
     fn seq_block(&self, partition: i32) -> u64 {
@@ -250,6 +267,9 @@ impl ResultSink for ClickHouseSink {
                 self.erase(out.partition, &e.business_id, &e.contact_id)
                     .await?;
             }
+        }
+        for (business_id, contact_id) in &out.forgotten {
+            self.forget_alias(business_id, contact_id).await?;
         }
         Ok(())
     }

@@ -196,6 +196,7 @@ impl EmbeddedStore {
                 .map(|a| &a.event)
                 .filter(|e| matches!(e.payload, Payload::ContactErased(_)))
                 .map(|e| (e.business_id.clone(), e.contact_id.clone()))
+                .chain(out.forgotten.iter().cloned())
                 .collect(),
         }
     }
