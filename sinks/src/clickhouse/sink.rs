@@ -309,16 +309,7 @@ impl ResultSink for ClickHouseSink {
             .into_iter()
             .filter(|s| s.kind != model::signal::FEED_PROMPT)
             .collect();
-        let mut events = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let e = r.to_stored().to_event().map_err(|detail| {
-                SinkError::Permanent(format!(
-                    "event {} in ClickHouse cannot be read back: {detail}",
-                    r.event_id
-                ))
-            })?;
-            events.push(e);
-        }
+        let events = rows.iter().map(read_back).collect::<Result<Vec<_>, _>>()?;
         let unsignalled = if max_block > last_batch {
             unsignalled(&rows, &events, max_block)
         } else {
@@ -361,15 +352,16 @@ impl ResultSink for ClickHouseSink {
             .bind(contact_id)
             .bind(partition);
         let rows: Vec<EventRow> = timed("history read", READ_TIMEOUT, query.fetch_all()).await?;
-        rows.iter()
-            .map(|r| {
-                r.to_stored().to_event().map_err(|detail| {
-                    SinkError::Permanent(format!(
-                        "event {} in ClickHouse cannot be read back: {detail}",
-                        r.event_id
-                    ))
-                })
-            })
-            .collect()
+        rows.iter().map(read_back).collect()
     }
+}
+
+/// A stored event row as the processor reads it back.
+fn read_back(r: &EventRow) -> Result<model::event::Event, SinkError> {
+    r.to_stored().to_event().map_err(|detail| {
+        SinkError::Permanent(format!(
+            "event {} in ClickHouse cannot be read back: {detail}",
+            r.event_id
+        ))
+    })
 }

@@ -369,12 +369,7 @@ impl EmbeddedStore {
         self.events(p)?
             .into_iter()
             .filter(|e| e.business_id == business_id && e.contact_id == contact_id)
-            .map(|e| {
-                e.to_event().map_err(|detail| StoreError::Event {
-                    event_id: e.event_id.clone(),
-                    detail,
-                })
-            })
+            .map(|e| read_back(&e))
             .collect()
     }
 
@@ -382,14 +377,10 @@ impl EmbeddedStore {
         self.inner.segments.clean(p)?;
         let stored = self.events(p)?;
         self.inner.index.reload_partition(p, &stored);
-        let mut events = Vec::new();
-        for e in stored {
-            let event = e.to_event().map_err(|detail| StoreError::Event {
-                event_id: e.event_id.clone(),
-                detail,
-            })?;
-            events.push(event);
-        }
+        let events = stored
+            .iter()
+            .map(read_back)
+            .collect::<Result<Vec<_>, _>>()?;
         let profiles = self.latest_profiles(p)?;
         self.inner.index.upsert(profiles.iter().cloned());
         Ok(Recovered {
@@ -402,6 +393,14 @@ impl EmbeddedStore {
             unsignalled: Vec::new(),
         })
     }
+}
+
+/// A stored event as the processor reads it back.
+fn read_back(e: &StoredEvent) -> Result<model::event::Event, StoreError> {
+    e.to_event().map_err(|detail| StoreError::Event {
+        event_id: e.event_id.clone(),
+        detail,
+    })
 }
 
 /// One write's content in the form it is stored in: the events and signals as rows, the
