@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use figment::providers::{Format, Serialized, Toml};
 use figment::Figment;
+use model::calendar::Calendar;
 use pipeline::config::{
     BusinessOverride, BusinessRules, IngestConfig, MetricsConfig, ProcessingConfig, ScoringConfig,
     TopicsConfig,
@@ -41,8 +42,11 @@ pub struct Config {
     /// Which events count as interactions (last interaction, gaps, cold and stale leads); the
     /// same for every business.
     pub interactions: InteractionRules,
-    /// Per-business overrides: `[business.<id>.scoring]` / `[business.<id>.metrics]` tables with
-    /// any keys of `[scoring]` / `[metrics]`.
+    /// The time zone and first day of the week every business counts days in, unless its
+    /// `[business.<id>]` table sets `timezone` / `week_starts_on`.
+    pub calendar: Calendar,
+    /// Per-business overrides: `timezone` and `week_starts_on`, and `[business.<id>.scoring]` /
+    /// `[business.<id>.metrics]` tables with any keys of `[scoring]` / `[metrics]`.
     pub business: BTreeMap<String, BusinessOverride>,
     /// ClickHouse as the store (instead of the embedded store) when `clickhouse.url` is set.
     pub clickhouse: ClickHouseConfig,
@@ -64,6 +68,7 @@ impl Default for Config {
             scoring: ScoringConfig::default(),
             metrics: MetricsConfig::default(),
             interactions: InteractionRules::default(),
+            calendar: Calendar::default(),
             business: BTreeMap::new(),
             clickhouse: ClickHouseConfig::default(),
             kafka: BTreeMap::new(),
@@ -109,6 +114,9 @@ Settings (flag > KEYFLOW_* environment > TOML file > default). Any key can be se
   interactions.types          KEYFLOW_INTERACTIONS__TYPES        contact.created, contact.updated, note.created,
                                                                  booking.*, invoice.paid, task.completed
   interactions.excluded_sources KEYFLOW_INTERACTIONS__EXCLUDED_SOURCES automation, import
+  calendar.timezone           KEYFLOW_CALENDAR__TIMEZONE         UTC (IANA name: days, weeks, midnights)
+  calendar.week_starts_on     KEYFLOW_CALENDAR__WEEK_STARTS_ON   monday
+  business.<id>.timezone|week_starts_on                          a business's own calendar
   business.<id>.scoring.<key> / business.<id>.metrics.<key>      per-business overrides (TOML or --set)
   clickhouse.url              KEYFLOW_CLICKHOUSE__URL            (unset: embedded store)
   clickhouse.database|user|password|cache_ttl_ms                  keyflow|-|-|2000
@@ -212,6 +220,7 @@ impl Config {
         let default = BusinessRules {
             scoring: self.scoring.clone(),
             metrics: self.metrics.clone(),
+            calendar: self.calendar,
         };
         Rules::new(default, &self.business).map_err(anyhow::Error::msg)
     }
@@ -341,6 +350,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("window_days"), "{err}");
+    }
+
+    #[test]
+    fn each_business_counts_days_in_its_own_calendar() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(
+            &file,
+            "[calendar]\nweek_starts_on = \"sunday\"\n[business.berlin]\ntimezone = \"Europe/Berlin\"\n[business.tokyo]\ntimezone = \"Asia/Tokyo\"\nweek_starts_on = \"saturday\"\n",
+        )
+        .unwrap();
+        let cfg = Config::load_from(Some(&file), &Overrides::default(), env(&[])).unwrap();
+        let rules = cfg.rules().unwrap();
+        let cal = |b: &str| rules.for_business(b).calendar;
+        assert_eq!(cal("berlin").timezone.to_string(), "Europe/Berlin");
+        assert_eq!(
+            serde_json::to_value(cal("berlin").week_starts_on).unwrap(),
+            "sunday"
+        );
+        assert_eq!(cal("tokyo").timezone.to_string(), "Asia/Tokyo");
+        assert_eq!(
+            serde_json::to_value(cal("tokyo").week_starts_on).unwrap(),
+            "saturday"
+        );
+        assert_eq!(cal("other").timezone.to_string(), "UTC");
+        let err = Config::load_from(
+            None,
+            &Overrides {
+                set: vec!["business.x.timezone=Europe/Berlinn".into()],
+                ..Default::default()
+            },
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not an IANA time zone"),
+            "{err:#}"
+        );
     }
 
     #[test]

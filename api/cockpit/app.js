@@ -310,7 +310,7 @@ async function openContact(id) {
           ["Payment reliability", m.paymentReliability === null ? "–" : `${m.paymentReliability}%`],
           ["Avg days late", m.avgDaysLate ?? "–"], ["Top service", m.topService ? m.topService.name || m.topService.serviceId : "–"],
           ["Last interaction", m.lastInteractionAt ? new Date(m.lastInteractionAt).toLocaleDateString() : "–"],
-          ["Median gap (days)", m.medianGapDays ?? "–"], ["Bookings (recent)", m.recentBookings], ["Revenue", money(m.revenue)]]
+          ["Median gap (days)", m.medianGapDays ?? "–"], ["Bookings this week", m.recentBookings], ["Revenue", money(m.revenue)]]
         .map(([k, v]) => el("div", {}, el("span", { text: k }), String(v)))),
     el("h3", { text: `Why ${m.leadScore}: score factors` }),
     el("div", { class: "factors", "data-testid": "factors" }, ...c.factors.map((f) =>

@@ -12,7 +12,8 @@ use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 use serde_arrow::schema::SchemaLike;
 
-use model::clock::{Ms, DAY_MS};
+use model::calendar::Calendar;
+use model::clock::Ms;
 use model::profile::ContactProfile;
 use serde_arrow::schema::TracingOptions;
 
@@ -76,6 +77,8 @@ struct QueueInput {
     kind: String,
     ref_id: String,
     since: Ms,
+    /// The local day (the business's calendar) `since` falls on.
+    since_day: i64,
     message: String,
     lead_score: i64,
 }
@@ -83,7 +86,8 @@ struct QueueInput {
 #[derive(Serialize, Deserialize)]
 struct Params {
     now: Ms,
-    day_ms: Ms,
+    /// Today's local day in the business's calendar.
+    today: i64,
 }
 
 /// One service of the business.
@@ -193,8 +197,13 @@ async fn query<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-/// The views of one business from its visible profiles, at `now`.
-pub async fn views(profiles: &[Arc<ContactProfile>], now: Ms) -> Result<BusinessViews, ViewError> {
+/// The views of one business from its visible profiles, at `now`, counting days in the
+/// business's calendar.
+pub async fn views(
+    profiles: &[Arc<ContactProfile>],
+    now: Ms,
+    calendar: &Calendar,
+) -> Result<BusinessViews, ViewError> {
     let visible: Vec<&ContactProfile> = profiles
         .iter()
         .map(Arc::as_ref)
@@ -243,6 +252,7 @@ pub async fn views(profiles: &[Arc<ContactProfile>], now: Ms) -> Result<Business
                 kind: a.kind.clone(),
                 ref_id: a.ref_id.clone(),
                 since: a.since,
+                since_day: calendar.local_day(a.since),
                 message: a.message.clone(),
                 lead_score: p.lead_score,
             })
@@ -256,7 +266,7 @@ pub async fn views(profiles: &[Arc<ContactProfile>], now: Ms) -> Result<Business
         "params",
         &[Params {
             now,
-            day_ms: DAY_MS,
+            today: calendar.local_day(now),
         }],
     )?;
     let cues: Vec<Cues> = query(&ctx, "business cues", CUES_SQL).await?;
@@ -271,6 +281,7 @@ pub async fn views(profiles: &[Arc<ContactProfile>], now: Ms) -> Result<Business
 #[cfg(test)]
 mod tests {
     use super::*;
+    use model::clock::DAY_MS;
     use model::profile::{NextAction, ServiceStat};
 
     fn p(id: &str, score: i64, status: &str) -> ContactProfile {
@@ -317,7 +328,7 @@ mod tests {
         gone.deleted = true;
         gone.services = vec![svc("cut", 9, 9)];
         let all: Vec<Arc<ContactProfile>> = [a, b, c, gone].into_iter().map(Arc::new).collect();
-        let v = views(&all, 3 * DAY_MS).await.unwrap();
+        let v = views(&all, 3 * DAY_MS, &Calendar::default()).await.unwrap();
 
         let cut = v.services.iter().find(|s| s.service_id == "cut").unwrap();
         assert_eq!((cut.bookings, cut.revenue_cents), (7, 3000), "d is deleted");

@@ -80,7 +80,8 @@ async fn load(s: &AppState, business_id: &str) -> Result<Arc<Loaded>, AppError> 
         .get(business_id, "views", s.reader.generation(), || async {
             let profiles = profiles_of(s, business_id).await?;
             let now = as_of(s);
-            let views = business::views(&profiles, now)
+            let calendar = s.rules.for_business(business_id).calendar;
+            let views = business::views(&profiles, now, &calendar)
                 .await
                 .map_err(|e| AppError::Internal(e.to_string()))?;
             let by_id = profiles

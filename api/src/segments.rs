@@ -19,15 +19,26 @@ pub fn templates() -> impl Iterator<Item = (&'static str, &'static str)> {
     })
 }
 
-/// `template` with every `{param}` replaced by its value in `rules`; a name that is no
-/// parameter stays as written (the golden test refuses such a template).
+/// `template` with every `{param}` replaced by its value in `rules` (the calendar's
+/// `{timezone}` and `{week_starts_on}` included); a name that is no parameter stays as written
+/// (the golden test refuses such a template).
 pub fn render(template: &str, rules: &BusinessRules) -> String {
-    let terms: Vec<(&str, i64)> = rules
+    let cal = &rules.calendar;
+    let week_start = serde_json::to_value(cal.week_starts_on)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let terms: Vec<(&str, String)> = rules
         .metrics
         .terms()
         .into_iter()
         .chain(rules.scoring.terms())
         .chain([("window_days", rules.scoring.window_days)])
+        .map(|(n, v)| (n, v.to_string()))
+        .chain([
+            ("timezone", cal.timezone.to_string()),
+            ("week_starts_on", week_start),
+        ])
         .collect();
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -40,7 +51,7 @@ pub fn render(template: &str, rules: &BusinessRules) -> String {
         };
         let name = &after[..close];
         match terms.iter().find(|(n, _)| *n == name) {
-            Some((_, v)) => out.push_str(&v.to_string()),
+            Some((_, v)) => out.push_str(v),
             None => out.push_str(&rest[open..open + close + 2]),
         }
         rest = &after[close + 1..];
@@ -93,9 +104,15 @@ mod tests {
             while let Some(open) = rest.find('{') {
                 let close = rest[open..].find('}').expect("closed placeholder") + open;
                 let param = &rest[open + 1..close];
+                // The calendar reaches the SQL as the zone's number and the week's start.
+                let read_as = match param {
+                    "timezone" => "zone",
+                    "week_starts_on" => "week_start",
+                    other => other,
+                };
                 if param != "tag" {
                     assert!(
-                        SEGMENTS_SQL.contains(&format!("p.{param}")),
+                        SEGMENTS_SQL.contains(&format!("p.{read_as}")),
                         "{name}: {{{param}}} is not a parameter segments.sql reads"
                     );
                 }
@@ -118,7 +135,7 @@ mod tests {
         };
         assert_eq!(
             find(&defaults, "new_leads_this_week"),
-            "status LEAD, created in the last 7 days"
+            "status LEAD, created since monday 00:00 UTC, the start of this week"
         );
         assert_eq!(
             find(&defaults, "silver"),
@@ -126,7 +143,9 @@ mod tests {
         );
         let mut rules = BusinessRules::default();
         rules.metrics.gold_min_score = 85;
-        rules.metrics.new_lead_days = 3;
+        rules.calendar =
+            serde_json::from_str(r#"{"timezone": "Europe/Berlin", "week_starts_on": "sunday"}"#)
+                .unwrap();
         let custom = definitions(&rules);
         assert_eq!(find(&custom, "gold"), "lead score 85 or more");
         assert_eq!(
@@ -135,7 +154,7 @@ mod tests {
         );
         assert_eq!(
             find(&custom, "new_leads_this_week"),
-            "status LEAD, created in the last 3 days"
+            "status LEAD, created since sunday 00:00 Europe/Berlin, the start of this week"
         );
         assert_eq!(tag_definition("vip"), "contacts tagged vip");
     }

@@ -49,6 +49,7 @@ pub struct Meta {
     pub median_gap_days: Option<f64>,
     pub days_since_last_interaction: Option<i64>,
     pub completed_bookings: i64,
+    /// Non-cancelled bookings created this week (the business's calendar week).
     pub recent_bookings: i64,
     /// Paid in the revenue window, in cents.
     pub revenue: i64,

@@ -7,11 +7,13 @@
 //! - [`rules`]: the rules a business is evaluated with (scoring, metric windows, overrides).
 //! - [`signal`]: the change signals published on `crm.signals` and stored beside profiles.
 //! - [`sink`]: the contract between the processor and the stores it writes to.
+//! - [`calendar`]: a business's time zone and week, and the local days they count in.
 //! - [`clock`]: the injected clock and the millisecond instant [`clock::Ms`].
 //! - [`status`]: the processor's live counters and readiness, read by the API.
 //! - [`ai_hooks`]: the AI hook points (stubs) and the types they answer with.
 
 pub mod ai_hooks;
+pub mod calendar;
 pub mod clock;
 pub mod event;
 pub mod profile;

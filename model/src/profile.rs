@@ -120,7 +120,7 @@ pub struct ContactProfile {
     pub days_since_last_interaction: Option<i64>,
     /// Bookings completed, all time.
     pub completed_bookings_total: i64,
-    /// Non-cancelled bookings created in the recent-bookings window.
+    /// Non-cancelled bookings created this week (the business's calendar week).
     pub recent_bookings: i64,
     /// Paid invoices in the revenue window.
     pub revenue_cents: i64,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::calendar::{Calendar, WeekStart, Zone};
+
 /// Lead-score rules: score = clamp(Σ weight·min(count, cap), 0, 100).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -98,9 +100,8 @@ pub struct MetricsConfig {
     pub interaction_window_days: i64,
     /// Completed bookings (all time) after which a LEAD is suggested for promotion.
     pub promotion_min_completed: i64,
-    /// `new_leads_this_week`: LEADs created within this many days.
-    pub new_lead_days: i64,
-    /// `cold_leads_unpaid`: LEADs untouched for at least this many days with an unpaid invoice.
+    /// `cold_leads_unpaid`: LEADs untouched for at least this many local days (days since
+    /// the last interaction) with an unpaid invoice.
     pub cold_lead_days: i64,
     /// `top_clients`: window of the paid-invoice and booking counts.
     pub top_clients_days: i64,
@@ -119,12 +120,10 @@ pub struct MetricsConfig {
     pub unconfirmed_starts_within_hours: i64,
     /// ...or was created at least this many hours ago.
     pub unconfirmed_created_hours: i64,
-    /// `lead_stale`: a LEAD untouched for at least this many days.
+    /// `lead_stale`: a LEAD untouched for at least this many local days.
     pub lead_stale_days: i64,
     /// Per-service bookings, completions and revenue are counted over this window.
     pub service_window_days: i64,
-    /// Highlights: bookings in this window rank the "busiest" spotlight.
-    pub recent_bookings_days: i64,
     /// Highlights: revenue in this window ranks the "top spenders" spotlight.
     pub revenue_window_days: i64,
     /// Integration cues: invoices paid in this window.
@@ -143,7 +142,6 @@ impl Default for MetricsConfig {
             affinity_window_days: 90,
             interaction_window_days: 90,
             promotion_min_completed: 3,
-            new_lead_days: 7,
             cold_lead_days: 14,
             top_clients_days: 90,
             top_clients_min_paid: 2,
@@ -157,7 +155,6 @@ impl Default for MetricsConfig {
             unconfirmed_created_hours: 48,
             lead_stale_days: 4,
             service_window_days: 90,
-            recent_bookings_days: 7,
             revenue_window_days: 90,
             recent_paid_days: 7,
             auto_promote: false,
@@ -173,7 +170,6 @@ impl MetricsConfig {
             ("affinity_window_days", self.affinity_window_days),
             ("interaction_window_days", self.interaction_window_days),
             ("promotion_min_completed", self.promotion_min_completed),
-            ("new_lead_days", self.new_lead_days),
             ("cold_lead_days", self.cold_lead_days),
             ("top_clients_days", self.top_clients_days),
             ("top_clients_min_paid", self.top_clients_min_paid),
@@ -190,25 +186,21 @@ impl MetricsConfig {
             ("unconfirmed_created_hours", self.unconfirmed_created_hours),
             ("lead_stale_days", self.lead_stale_days),
             ("service_window_days", self.service_window_days),
-            ("recent_bookings_days", self.recent_bookings_days),
             ("revenue_window_days", self.revenue_window_days),
             ("recent_paid_days", self.recent_paid_days),
         ]
     }
 
-    /// The trailing windows, in days, whose edges change a metric with no new event.
+    /// The trailing windows, in days, whose edges change a metric with no new event (the
+    /// day-count thresholds change at local midnights instead).
     pub fn windows_days(&self) -> Vec<i64> {
         vec![
             self.reliability_window_days,
             self.affinity_window_days,
             self.interaction_window_days,
-            self.new_lead_days,
-            self.cold_lead_days,
             self.top_clients_days,
             self.vip_days,
-            self.lead_stale_days,
             self.service_window_days,
-            self.recent_bookings_days,
             self.revenue_window_days,
             self.recent_paid_days,
         ]
@@ -303,12 +295,19 @@ impl InteractionRules {
 pub struct BusinessRules {
     pub scoring: ScoringConfig,
     pub metrics: MetricsConfig,
+    /// The time zone and week the business counts days in.
+    pub calendar: Calendar,
 }
 
-/// Partial overrides of one business: any key of `[scoring]` or `[metrics]`.
+/// Partial overrides of one business: its calendar (`timezone`, `week_starts_on`), and any
+/// key of `[scoring]` or `[metrics]`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BusinessOverride {
+    /// IANA time zone name, e.g. `"Europe/Berlin"`; unset, `[calendar] timezone`.
+    pub timezone: Option<Zone>,
+    /// First day of the business's week, e.g. `"sunday"`; unset, `[calendar] week_starts_on`.
+    pub week_starts_on: Option<WeekStart>,
     pub scoring: serde_json::Map<String, serde_json::Value>,
     pub metrics: serde_json::Map<String, serde_json::Value>,
 }
@@ -341,6 +340,10 @@ impl BusinessRules {
                 &o.metrics,
                 &format!("business.{business}.metrics"),
             )?,
+            calendar: Calendar {
+                timezone: o.timezone.unwrap_or(self.calendar.timezone),
+                week_starts_on: o.week_starts_on.unwrap_or(self.calendar.week_starts_on),
+            },
         };
         rules
             .validate()

@@ -3,6 +3,7 @@
 //! each file's result registered as a table the later files can read (segments and the Next
 //! Action queue read the metrics before them).
 
+mod calendar;
 mod inputs;
 mod outputs;
 mod plans;
@@ -277,13 +278,19 @@ async fn run_metrics(inputs: &Inputs, rules: &BusinessRules, now: Ms) -> Result<
     Plans::default().run(inputs, rules, now).await
 }
 
-/// The one-row `params` table: the clock, day and hour lengths, and every rule by name.
+/// The one-row `params` table: the clock, day and hour lengths, the business's calendar (its
+/// zone's number for `local_day`, today's local day, the instant its week began), and every
+/// rule by name.
 fn param_terms(rules: &BusinessRules, now: Ms) -> Vec<(&'static str, i64)> {
+    let cal = &rules.calendar;
     let mut terms = vec![
         ("now", now),
         ("window_start", now - rules.scoring.window_days * DAY_MS),
         ("day_ms", DAY_MS),
         ("hour_ms", HOUR_MS),
+        ("zone", cal.timezone.id()),
+        ("today", cal.local_day(now)),
+        ("week_start", cal.week(now).0),
     ];
     terms.extend(rules.scoring.terms());
     terms.extend(rules.metrics.terms());
@@ -478,6 +485,8 @@ fn promote_after(rules: &BusinessRules) -> Option<i64> {
         .then_some(rules.metrics.promotion_min_completed)
 }
 
+#[cfg(test)]
+mod calendars;
 #[cfg(test)]
 mod golden;
 #[cfg(test)]

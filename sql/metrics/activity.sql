@@ -1,6 +1,7 @@
 -- Activity counters per contact that the segments, highlights and cues read (all as of now):
 --   completed_bookings_total   bookings completed, all time (status promotion)
---   recent_bookings            non-cancelled bookings created in the recent-bookings window
+--   recent_bookings            non-cancelled bookings created this week (the business's calendar
+--                              week, from its first day's local midnight)
 --   top_clients_bookings       ... created in the top-clients window
 --   vip_bookings               ... created in the VIP window
 --   pending_confirmations      future bookings neither confirmed, cancelled nor completed
@@ -12,7 +13,7 @@
 WITH b AS (
   SELECT b.cid,
          SUM(CASE WHEN b.completed_at <= p.now THEN 1 ELSE 0 END) AS completed_total,
-         SUM(CASE WHEN live AND b.created_at > p.now - p.recent_bookings_days * p.day_ms THEN 1 ELSE 0 END) AS recent,
+         SUM(CASE WHEN live AND b.created_at >= p.week_start THEN 1 ELSE 0 END) AS recent,
          SUM(CASE WHEN live AND b.created_at > p.now - p.top_clients_days * p.day_ms THEN 1 ELSE 0 END) AS top_clients,
          SUM(CASE WHEN live AND b.created_at > p.now - p.vip_days * p.day_ms THEN 1 ELSE 0 END) AS vip,
          SUM(CASE WHEN live AND b.starts_at > p.now

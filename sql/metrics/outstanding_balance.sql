@@ -1,6 +1,7 @@
 -- Outstanding balance per contact at the engine's clock: invoices sent and not paid as of now,
 -- how many there are and how many are overdue, and the oldest of them (earliest overdue_from;
--- ties: earliest sent, then invoice id) with its whole days overdue (0 while not overdue).
+-- ties: earliest sent, then invoice id) with its days overdue: local days (the business's
+-- time zone) since its overdue_from, 0 while not overdue.
 -- An invoice is overdue once its due date has passed, or from the instant of an
 -- `invoice.overdue` for it (even before its due date): overdue_from is the earlier of the two.
 -- Also returns oldest_overdue_since (the oldest unpaid invoice's overdue_from once it is
@@ -15,7 +16,7 @@ WITH i AS (
 unpaid AS (
   SELECT i.cid, i.invoice_id, i.amount_cents, i.due_at, i.overdue_from,
          CASE WHEN i.overdue THEN 1 ELSE 0 END AS is_overdue,
-         CASE WHEN i.overdue THEN (p.now - i.overdue_from) / p.day_ms ELSE 0 END AS days_overdue,
+         CASE WHEN i.overdue THEN GREATEST(0, p.today - local_day(i.overdue_from, p.zone)) ELSE 0 END AS days_overdue,
          ROW_NUMBER() OVER (PARTITION BY i.cid ORDER BY i.overdue_from ASC NULLS LAST, i.sent_at ASC, i.invoice_id ASC) AS rn
   FROM params p CROSS JOIN i
   WHERE i.sent_at <= p.now AND (i.paid_at IS NULL OR i.paid_at > p.now)

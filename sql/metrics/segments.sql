@@ -17,18 +17,18 @@ WITH s AS (
   WHERE c.visible
 ),
 m AS (
-  -- definition new_leads_this_week: status LEAD, created in the last {new_lead_days} days
+  -- definition new_leads_this_week: status LEAD, created since {week_starts_on} 00:00 {timezone}, the start of this week
   SELECT s.cid, 'new_leads_this_week' AS segment,
-         'lead created ' || to_char(to_timestamp_millis(s.created_at), '%Y-%m-%d') AS reason
+         'lead created ' || to_char(to_timestamp_millis(local_day(s.created_at, p.zone) * p.day_ms), '%Y-%m-%d') AS reason
   FROM params p CROSS JOIN s
-  WHERE s.is_lead AND s.created_at <= p.now AND s.created_at > p.now - p.new_lead_days * p.day_ms
+  WHERE s.is_lead AND s.created_at <= p.now AND s.created_at >= p.week_start
   UNION ALL
-  -- definition cold_leads_unpaid: status LEAD, no interaction for {cold_lead_days} days, at least one unpaid invoice
+  -- definition cold_leads_unpaid: status LEAD, no interaction for {cold_lead_days} days (local days), at least one unpaid invoice
   SELECT s.cid, 'cold_leads_unpaid',
          'lead untouched for ' || CAST(s.days_since_last_interaction AS VARCHAR) || ' days with '
            || CAST(s.unpaid_invoices AS VARCHAR) || ' unpaid invoice(s)'
   FROM params p CROSS JOIN s
-  WHERE s.is_lead AND s.last_interaction_at <= p.now - p.cold_lead_days * p.day_ms
+  WHERE s.is_lead AND s.days_since_last_interaction >= p.cold_lead_days
     AND s.unpaid_invoices >= 1
   UNION ALL
   -- definition top_clients: at least {top_clients_min_paid} invoices paid and {top_clients_min_bookings} non-cancelled bookings in the last {top_clients_days} days

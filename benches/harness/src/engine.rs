@@ -113,6 +113,7 @@ fn rules(scale: usize) -> anyhow::Result<Rules> {
         BusinessRules {
             scoring: Default::default(),
             metrics,
+            calendar: Default::default(),
         },
         &BTreeMap::new(),
     )

@@ -12,9 +12,15 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use super::*;
 use crate::decode::Decoder;
 
-/// The instants every file is evaluated at: the fixture's "today", and two weeks later (windows
-/// closing, due dates passing, with no new event).
-const INSTANTS: [&str; 2] = ["2026-11-24T12:00:00Z", "2026-12-08T12:00:00Z"];
+/// The instants every file is evaluated at, each in a business calendar (time zone, first day
+/// of the week): the fixture's "today" and two weeks later (windows closing, due dates passing,
+/// with no new event) in UTC, and "today" again in Auckland (UTC+13, so 01:00 the next day,
+/// with weeks from Sunday): local days, days overdue, ages and "this week" move.
+const INSTANTS: [(&str, &str, &str); 3] = [
+    ("2026-11-24T12:00:00Z", "UTC", "monday"),
+    ("2026-12-08T12:00:00Z", "UTC", "monday"),
+    ("2026-11-24T12:00:00Z", "Pacific/Auckland", "sunday"),
+];
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sql/metrics/golden")
@@ -48,9 +54,15 @@ fn fixture_state() -> (PartitionState, Vec<ContactKey>) {
 
 /// Every metric file's rows at every instant, as text.
 async fn render() -> HashMap<&'static str, String> {
-    let rules = BusinessRules::default();
     let mut out: HashMap<&'static str, String> = HashMap::new();
-    for at in INSTANTS {
+    for (at, zone, week) in INSTANTS {
+        let rules = BusinessRules {
+            calendar: serde_json::from_value(serde_json::json!({
+                "timezone": zone, "week_starts_on": week,
+            }))
+            .expect("a calendar"),
+            ..Default::default()
+        };
         let now = DateTime::parse_from_rfc3339(at).unwrap().timestamp_millis();
         let (state, keys) = fixture_state();
         let mut inputs = Inputs::default();
@@ -69,7 +81,11 @@ async fn render() -> HashMap<&'static str, String> {
         for (name, _) in METRICS {
             let table = pretty_format_batches(&results[name]).expect("printable");
             let text = out.entry(name).or_default();
-            text.push_str(&format!("# now = {at}\n{table}\n\n"));
+            let header = match zone {
+                "UTC" => format!("# now = {at}"),
+                _ => format!("# now = {at} in {zone}, weeks from {week}"),
+            };
+            text.push_str(&format!("{header}\n{table}\n\n"));
         }
     }
     out

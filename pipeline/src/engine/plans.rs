@@ -107,6 +107,8 @@ impl Planned {
             .optimizer
             .enable_aggregate_dynamic_filter_pushdown = false;
         let ctx = SessionContext::new_with_config(config);
+        ctx.register_udf(super::calendar::local_day());
+        ctx.register_udf(super::calendar::local_minute());
         let mut slots = HashMap::new();
         // Empty tables carry the schemas every run's tables will have.
         let inputs = Inputs::default()

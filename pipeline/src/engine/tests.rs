@@ -12,13 +12,20 @@ pub(super) fn t(s: &str) -> DateTime<Utc> {
 pub(super) struct Script {
     pub(super) state: PartitionState,
     n: u64,
+    business: &'static str,
 }
 
 impl Script {
     pub(super) fn new() -> Self {
+        Self::of("b")
+    }
+
+    /// A script whose events are for `business`.
+    pub(super) fn of(business: &'static str) -> Self {
         Self {
             state: PartitionState::default(),
             n: 0,
+            business,
         }
     }
 
@@ -39,7 +46,7 @@ impl Script {
         self.state.apply(&Event {
             schema_version: 1,
             event_id: format!("e{}", self.n),
-            business_id: "b".into(),
+            business_id: self.business.into(),
             contact_id: contact.into(),
             occurred_at: t(at),
             source: source.into(),
@@ -131,18 +138,18 @@ async fn time_alone_schedules_the_next_evaluation() {
         vec![ContactKey::new("b", "c")]
     );
     s.score_at("c", "2026-11-02T00:00:00Z").await;
-    // The first change: a whole day since the last interaction (days_since_last_interaction).
+    // The first change: the next (UTC) midnight, when days_since_last_interaction becomes 2.
     assert_eq!(
         s.state.next_timer(),
-        Some(t("2026-11-02T11:00:00Z").timestamp_millis())
+        Some(t("2026-11-03T00:00:00Z").timestamp_millis())
     );
     assert!(s
         .state
-        .take_due(t("2026-11-02T10:59:59Z").timestamp_millis())
+        .take_due(t("2026-11-02T23:59:59Z").timestamp_millis())
         .is_empty());
-    // Evaluated the day before the completion leaves the 14-day window, the next timer is that
-    // instant exactly: the score drops then with no event.
-    s.score_at("c", "2026-11-14T12:00:00Z").await;
+    // Evaluated at the midnight of the day the completion leaves the 14-day window, the next
+    // timer is that instant exactly: the score drops then with no event.
+    s.score_at("c", "2026-11-15T00:00:00Z").await;
     assert_eq!(
         s.state.next_timer(),
         Some(t("2026-11-15T11:00:00Z").timestamp_millis())

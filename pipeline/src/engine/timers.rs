@@ -1,6 +1,8 @@
-//! When a contact's results next change with no new event. Every metric compares a fact's instant
-//! with `now` shifted by a window or threshold, so the candidates are each fact instant shifted
-//! by each configured offset; whole-day ages add the next day boundary after their anchor.
+//! When a contact's results next change with no new event. Every trailing window compares a
+//! fact's instant with `now` shifted by a window or threshold, so those candidates are each fact
+//! instant shifted by each configured offset. Counts of local days (ages, days overdue, days
+//! since the last interaction, and the thresholds on them) change at the business's local
+//! midnights, and "this week" at the local midnight its next week starts.
 
 use crate::clock::Ms;
 use crate::config::BusinessRules;
@@ -69,18 +71,19 @@ pub fn next_change(
         fact(Some(t));
     }
     fact(c.last_interaction_at);
-    // Whole-day ages: days since the last interaction, days overdue, queue item ages.
-    let mut day_tick = |anchor: Option<Ms>| {
-        if let Some(a) = anchor {
-            if a <= now {
-                consider(a + ((now - a) / DAY_MS + 1) * DAY_MS);
-            }
-        }
-    };
-    day_tick(c.last_interaction_at);
-    day_tick(profile.oldest_unpaid_due_at);
-    for a in &profile.next_actions {
-        day_tick(Some(a.since));
+    // Local-day counts: days since the last interaction, days overdue, queue item ages.
+    let cal = &rules.calendar;
+    let counts_days = c.last_interaction_at.is_some_and(|t| t <= now)
+        || profile.overdue_invoices > 0
+        || !profile.next_actions.is_empty();
+    if counts_days {
+        consider(cal.next_midnight(now));
+    }
+    // This week's facts (new leads, bookings this week) leave it when the next week starts.
+    let (week_start, week_end) = cal.week(now);
+    let this_week = |t: Option<Ms>| t.is_some_and(|t| (week_start..=now).contains(&t));
+    if this_week(c.created_at) || c.bookings.values().any(|b| this_week(b.created_at)) {
+        consider(week_end);
     }
     next
 }

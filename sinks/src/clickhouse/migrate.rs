@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "status_source",
         include_str!("../../../sql/clickhouse/009_status_source.sql"),
     ),
+    (
+        10,
+        "local_day_queue",
+        include_str!("../../../sql/clickhouse/010_local_day_queue.sql"),
+    ),
 ];
 
 const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

@@ -2,7 +2,7 @@
 -- clock 2026-11-20T12:00:00Z), one query per view; `-- view: <name>` starts a query and names
 -- its golden file, `<name>.tsv` beside this one (TabSeparatedWithNames). The same rows are
 -- expected from every ClickHouse version the tests run against (18.16 and 26.x).
--- Columns computed from the wall clock (next_action_queue's age_days and priority) are left out.
+-- next_action_queue's age_days and priority are the stored ones (local days, as of the evaluation).
 
 -- view: contact_profiles_current
 SELECT business_id, contact_id, status, lead_score, factor_names, factor_counts, factor_points,
@@ -37,7 +37,7 @@ FROM segment_sizes
 ORDER BY business_id, segment
 
 -- view: next_action_queue
-SELECT business_id, contact_id, name, kind, ref_id, since_ms, message, lead_score
+SELECT business_id, contact_id, name, kind, ref_id, since_ms, age_days, priority, message, lead_score
 FROM next_action_queue
 ORDER BY business_id, contact_id, kind, ref_id
 
