@@ -6,6 +6,7 @@
 mod common;
 
 mod browser;
+mod calendars;
 mod clickhouse;
 mod dead_letters;
 mod end_to_end;
