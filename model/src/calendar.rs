@@ -91,9 +91,10 @@ impl fmt::Display for Zone {
     }
 }
 
-/// The first day of a calendar week, as a lower-case English day name.
+/// The first day of a calendar week: an English day name, any case, or its first three
+/// letters (`"sunday"`, `"Sun"`); written as the lower-case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum WeekStart {
     #[default]
     Monday,
@@ -103,6 +104,27 @@ pub enum WeekStart {
     Friday,
     Saturday,
     Sunday,
+}
+
+impl TryFrom<String> for WeekStart {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        const DAYS: [(&str, WeekStart); 7] = [
+            ("monday", WeekStart::Monday),
+            ("tuesday", WeekStart::Tuesday),
+            ("wednesday", WeekStart::Wednesday),
+            ("thursday", WeekStart::Thursday),
+            ("friday", WeekStart::Friday),
+            ("saturday", WeekStart::Saturday),
+            ("sunday", WeekStart::Sunday),
+        ];
+        let name = s.trim().to_ascii_lowercase();
+        DAYS.iter()
+            .find(|(day, _)| *day == name || (name.len() == 3 && day.starts_with(&name)))
+            .map(|(_, w)| *w)
+            .ok_or_else(|| format!("{s:?} is not a day of the week (e.g. \"monday\", \"sun\")"))
+    }
 }
 
 impl WeekStart {
@@ -126,8 +148,10 @@ impl WeekStart {
 #[serde(deny_unknown_fields, default)]
 pub struct Calendar {
     /// IANA time zone name; default `UTC`.
+    #[serde(alias = "time_zone")]
     pub timezone: Zone,
     /// The day "this week" starts on; default `monday` (ISO 8601).
+    #[serde(alias = "week_start", alias = "first_day_of_week")]
     pub week_starts_on: WeekStart,
 }
 
@@ -280,5 +304,12 @@ mod tests {
         assert_eq!(c.week_starts_on, WeekStart::Sunday);
         let e = serde_json::from_str::<Calendar>(r#"{"timezone": "Mars/Olympus"}"#).unwrap_err();
         assert!(e.to_string().contains("not an IANA time zone"), "{e}");
+        for (text, day) in [("Sunday", WeekStart::Sunday), ("SAT", WeekStart::Saturday)] {
+            let c: Calendar =
+                serde_json::from_value(serde_json::json!({ "week_starts_on": text })).unwrap();
+            assert_eq!(c.week_starts_on, day);
+        }
+        let e = serde_json::from_str::<Calendar>(r#"{"week_starts_on": "someday"}"#).unwrap_err();
+        assert!(e.to_string().contains("not a day of the week"), "{e}");
     }
 }

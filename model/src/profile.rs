@@ -37,7 +37,7 @@ pub struct NextAction {
     pub ref_id: String,
     /// The instant the age counts from (due date, booking creation, last interaction).
     pub since: Ms,
-    /// Whole days since `since`.
+    /// Local days (the business's calendar: midnights passed) since `since`.
     pub age_days: i64,
     /// age_days × (1 + lead_score / 100).
     #[educe(Hash(method(hash_f64)))]
@@ -92,7 +92,8 @@ pub struct ContactProfile {
     pub unpaid_invoices: i64,
     /// Unpaid invoices past their due date.
     pub overdue_invoices: i64,
-    /// The unpaid invoice with the earliest due date, its due date and whole days past it.
+    /// The unpaid invoice with the earliest due date, its due date and the local days (the
+    /// business's calendar) it has been overdue.
     pub oldest_unpaid_invoice_id: Option<String>,
     pub oldest_unpaid_due_at: Option<Ms>,
     pub days_overdue: Option<i64>,

@@ -305,8 +305,10 @@ pub struct BusinessRules {
 #[serde(deny_unknown_fields, default)]
 pub struct BusinessOverride {
     /// IANA time zone name, e.g. `"Europe/Berlin"`; unset, `[calendar] timezone`.
+    #[serde(alias = "time_zone")]
     pub timezone: Option<Zone>,
     /// First day of the business's week, e.g. `"sunday"`; unset, `[calendar] week_starts_on`.
+    #[serde(alias = "week_start", alias = "first_day_of_week")]
     pub week_starts_on: Option<WeekStart>,
     pub scoring: serde_json::Map<String, serde_json::Value>,
     pub metrics: serde_json::Map<String, serde_json::Value>,
