@@ -79,6 +79,12 @@ pub enum Rejection {
     /// A message of KeyFlow's own re-key topic that is not what KeyFlow writes there.
     #[error("{0}")]
     Rekey(String),
+    /// A `contact.merged` whose survivor is already merged (directly or through a chain) into
+    /// the contact it names: the state refuses it, the decoder cannot know.
+    #[error(
+        "merging {merged:?} into {survivor:?} would close a cycle: {survivor:?} is already merged into {merged:?}"
+    )]
+    MergeCycle { survivor: String, merged: String },
 }
 
 impl Rejection {
@@ -103,6 +109,7 @@ impl Rejection {
             Rejection::FutureOccurredAt { .. } => "future_occurred_at",
             Rejection::AncientOccurredAt { .. } => "ancient_occurred_at",
             Rejection::Rekey(_) => "invalid_rekey_message",
+            Rejection::MergeCycle { .. } => "merge_cycle",
         }
     }
 }

@@ -436,6 +436,11 @@ impl Processor {
             {
                 Ok(event) => {
                     let state = self.partitions.get_mut(&p).expect("partition loaded");
+                    if let Some(why) = state.refusal(&event) {
+                        tracing::warn!(topic, partition = p, offset, reason = %why, "dead-lettered");
+                        pending_dead.push((topic, p, offset, self.dead_letters.send(msg, &why)?));
+                        continue;
+                    }
                     work.accept(state, event, topic, p, offset, now);
                 }
                 Err(why) => {

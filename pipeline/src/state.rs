@@ -765,7 +765,24 @@ impl PartitionState {
         self.dirty.insert(survivor.clone());
     }
 
-    /// `merged` is folded into `survivor`. A merge that would close a cycle is ignored.
+    /// Why this partition refuses `ev` read from an input topic, if it does: a merge that
+    /// would close a cycle (its survivor already ends, through merges this partition has
+    /// seen, at the contact it merges). The processor dead-letters it instead of applying it.
+    pub fn refusal(&self, ev: &Event) -> Option<crate::decode::Rejection> {
+        let Payload::ContactMerged(m) = &ev.payload else {
+            return None;
+        };
+        let survivor = ContactKey::new(&ev.business_id, &ev.contact_id);
+        let merged = ContactKey::new(&ev.business_id, &m.merged_contact_id);
+        (self.resolve(&survivor) == merged).then(|| crate::decode::Rejection::MergeCycle {
+            survivor: ev.contact_id.to_string(),
+            merged: m.merged_contact_id.clone(),
+        })
+    }
+
+    /// `merged` is folded into `survivor`. A merge that would close a cycle is ignored: one
+    /// read from an input topic was refused before (see [`PartitionState::refusal`]); one
+    /// forwarded from another partition can still close one there (see docs/RELIABILITY.md).
     fn merge(&mut self, survivor: &ContactKey, merged: &str) {
         let merged_key = ContactKey::new(&survivor.business_id, merged);
         let target = self.resolve(survivor);

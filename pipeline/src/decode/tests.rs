@@ -237,8 +237,9 @@ fn occurred_at_before_2000_is_ancient() {
 }
 
 /// The committed corpus (`tests/corpus/bad/MANIFEST.tsv`) with the decoder alone: every
-/// dead-letter case is refused with its reason, every `handled:` case is accepted (what the
-/// state then does with it is checked end to end in `tests/dead_letters.rs`).
+/// dead-letter case is refused with its reason, every `handled:` and `stateful:` case is
+/// accepted (what the state then does with it is checked end to end in
+/// `tests/dead_letters.rs`).
 #[test]
 fn corpus_cases_are_refused_with_their_reason() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/corpus/bad");
@@ -253,7 +254,10 @@ fn corpus_cases_are_refused_with_their_reason() {
         let bytes = std::fs::read(format!("{dir}/{file}")).unwrap();
         let key = (key != "-").then_some(key.as_bytes());
         let got = decoder.decode_at(key, &bytes, now);
-        match (expect.strip_prefix("handled:"), got) {
+        let accepted = expect
+            .strip_prefix("handled:")
+            .or_else(|| expect.strip_prefix("stateful:"));
+        match (accepted, got) {
             (Some(_), Ok(_)) => {}
             (Some(_), Err(why)) => panic!("{file} ({class}) is handled, yet refused: {why}"),
             (None, Ok(ev)) => panic!("{file} ({class}) was accepted: {ev:?}"),
