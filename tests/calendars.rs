@@ -141,6 +141,17 @@ async fn each_business_counts_days_and_weeks_in_its_own_time_zone() {
         (queue_age("utc").await, queue_age("berlin").await),
         (12, 13)
     );
+    // Both business views say which calendar they count in.
+    for route in ["crm/next-actions", "crm/highlights"] {
+        let (_, v) = get_json(&format!("{api}/berlin/{route}")).await;
+        assert_eq!(
+            v["calendar"],
+            serde_json::json!({"timezone": "Europe/Berlin", "weekStartsOn": "monday"}),
+            "{route}"
+        );
+        let (_, v) = get_json(&format!("{api}/utc/{route}")).await;
+        assert_eq!(v["calendar"]["timezone"], "UTC", "{route}");
+    }
     let (_, defs) = get_json(&format!("{api}/berlin/crm/segments")).await;
     let def = defs["segments"]
         .as_array()

@@ -112,6 +112,9 @@ function spotlightCard(c) {
 async function loadSpotlight() {
   const h = await api(`${base()}/crm/highlights`);
   $("spotlight").replaceChildren(...h.spotlights.leadScore.map(spotlightCard));
+  // Days and "this week" are the business's own: say which calendar they are in.
+  $("spotlight-note").textContent =
+    `top lead scores · days in ${h.calendar.timezone}, weeks from ${h.calendar.weekStartsOn}`;
 }
 
 async function loadAiCards() {

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
-use crate::views::{rfc3339, ContactView, Items};
+use crate::views::{rfc3339, CalendarView, ContactView, Items};
 use crate::AppState;
 
 /// The instant results are complete up to (the engine clock of the last batch), else now.
@@ -126,6 +126,8 @@ pub struct Spotlights {
 pub struct HighlightsView {
     pub business_id: String,
     pub as_of: Option<String>,
+    /// The calendar "this week" (the recent-bookings spotlight) is counted in.
+    pub calendar: CalendarView,
     pub spotlights: Spotlights,
 }
 
@@ -155,6 +157,7 @@ pub async fn highlights(
             .collect()
     };
     Ok(Json(HighlightsView {
+        calendar: (&s.rules.for_business(&business_id).calendar).into(),
         business_id,
         as_of: rfc3339(Some(now)),
         spotlights: Spotlights {
@@ -313,6 +316,8 @@ pub struct QueueView {
 pub struct QueueResponse {
     pub business_id: String,
     pub as_of: Option<String>,
+    /// The calendar `ageDays` counts local days in.
+    pub calendar: CalendarView,
     pub total: usize,
     pub offset: usize,
     /// Highest priority first.
@@ -344,6 +349,7 @@ pub async fn next_actions(
         })
         .collect();
     Ok(Json(QueueResponse {
+        calendar: (&s.rules.for_business(&business_id).calendar).into(),
         business_id,
         as_of: rfc3339(Some(now)),
         total: v.queue.len(),

@@ -24,10 +24,6 @@ pub fn templates() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// (the golden test refuses such a template).
 pub fn render(template: &str, rules: &BusinessRules) -> String {
     let cal = &rules.calendar;
-    let week_start = serde_json::to_value(cal.week_starts_on)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     let terms: Vec<(&str, String)> = rules
         .metrics
         .terms()
@@ -37,7 +33,7 @@ pub fn render(template: &str, rules: &BusinessRules) -> String {
         .map(|(n, v)| (n, v.to_string()))
         .chain([
             ("timezone", cal.timezone.to_string()),
-            ("week_starts_on", week_start),
+            ("week_starts_on", cal.week_starts_on.name().to_owned()),
         ])
         .collect();
     let mut out = String::with_capacity(template.len());

@@ -66,6 +66,25 @@ pub struct TopService {
     pub share: Option<f64>,
 }
 
+/// The calendar a business's day counts (ages, days overdue) and "this week" are in.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CalendarView {
+    /// IANA time zone name, e.g. `Europe/Berlin`.
+    pub timezone: String,
+    /// The day its week starts on, e.g. `monday`.
+    pub week_starts_on: String,
+}
+
+impl From<&model::calendar::Calendar> for CalendarView {
+    fn from(c: &model::calendar::Calendar) -> Self {
+        Self {
+            timezone: c.timezone.to_string(),
+            week_starts_on: c.week_starts_on.name().to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SegmentView {

@@ -110,24 +110,31 @@ impl TryFrom<String> for WeekStart {
     type Error = String;
 
     fn try_from(s: String) -> Result<Self, String> {
-        const DAYS: [(&str, WeekStart); 7] = [
-            ("monday", WeekStart::Monday),
-            ("tuesday", WeekStart::Tuesday),
-            ("wednesday", WeekStart::Wednesday),
-            ("thursday", WeekStart::Thursday),
-            ("friday", WeekStart::Friday),
-            ("saturday", WeekStart::Saturday),
-            ("sunday", WeekStart::Sunday),
-        ];
+        use WeekStart::*;
         let name = s.trim().to_ascii_lowercase();
-        DAYS.iter()
-            .find(|(day, _)| *day == name || (name.len() == 3 && day.starts_with(&name)))
-            .map(|(_, w)| *w)
-            .ok_or_else(|| format!("{s:?} is not a day of the week (e.g. \"monday\", \"sun\")"))
+        [
+            Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday,
+        ]
+        .into_iter()
+        .find(|d| d.name() == name || (name.len() == 3 && d.name().starts_with(&name)))
+        .ok_or_else(|| format!("{s:?} is not a day of the week (e.g. \"monday\", \"sun\")"))
     }
 }
 
 impl WeekStart {
+    /// The day's lower-case English name, as configured and serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Monday => "monday",
+            Self::Tuesday => "tuesday",
+            Self::Wednesday => "wednesday",
+            Self::Thursday => "thursday",
+            Self::Friday => "friday",
+            Self::Saturday => "saturday",
+            Self::Sunday => "sunday",
+        }
+    }
+
     fn weekday(self) -> chrono::Weekday {
         use chrono::Weekday::*;
         match self {
