@@ -17,7 +17,7 @@ SELECT
     priority,
     message,
     lead_score,
-    version AS evaluated_at_ms
+    evaluated_at_ms
 FROM contact_profiles_current
 ARRAY JOIN action_kinds AS kind, action_refs AS ref_id, action_since_ms AS since_ms,
            action_age_days AS age_days, action_priorities AS priority, action_messages AS message

@@ -37,7 +37,8 @@ FROM segment_sizes
 ORDER BY business_id, segment
 
 -- view: next_action_queue
-SELECT business_id, contact_id, name, kind, ref_id, since_ms, age_days, priority, message, lead_score
+SELECT business_id, contact_id, name, kind, ref_id, since_ms, age_days, priority, message, lead_score,
+       evaluated_at_ms
 FROM next_action_queue
 ORDER BY business_id, contact_id, kind, ref_id
 
