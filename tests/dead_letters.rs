@@ -167,13 +167,13 @@ fn check_handled(how: &str, case: &Case, get: impl Fn(&str) -> Option<ContactPro
         // contact.created completes whenever it arrives: events may come in any order.
         "stub-profile" => {
             assert_eq!(me.name, None, "{}", case.file);
-            assert_eq!(me.completed_bookings_total, 1, "{}", case.file);
+            assert_eq!(me.activity.completed_bookings_total, 1, "{}", case.file);
             assert!(me.visible(), "{}", case.file);
         }
         // A late event for a deleted contact is folded in but does not bring it back.
         "stays-deleted" => {
             assert!(me.deleted && !me.visible(), "{}", case.file);
-            assert_eq!(me.completed_bookings_total, 1, "{}", case.file);
+            assert_eq!(me.activity.completed_bookings_total, 1, "{}", case.file);
         }
         // A repeated event id counts once: the first body wins, the second is a duplicate.
         "first-wins" => {
@@ -181,11 +181,11 @@ fn check_handled(how: &str, case: &Case, get: impl Fn(&str) -> Option<ContactPro
                 panic!("{}: not an invoice", case.file);
             };
             assert_ne!(
-                me.outstanding_balance_cents, i.amount_cents,
+                me.balance.outstanding_balance_cents, i.amount_cents,
                 "{}",
                 case.file
             );
-            assert_eq!(me.outstanding_balance_cents, 100, "{}", case.file);
+            assert_eq!(me.balance.outstanding_balance_cents, 100, "{}", case.file);
         }
         other => panic!("{}: unknown handling {other:?}", case.file),
     }

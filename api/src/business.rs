@@ -216,18 +216,18 @@ pub async fn views(
             contact_id: p.contact_id.clone(),
             status: p.status.clone(),
             lead_score: p.lead_score,
-            outstanding_balance_cents: p.outstanding_balance_cents,
-            overdue_invoices: p.overdue_invoices,
+            outstanding_balance_cents: p.balance.outstanding_balance_cents,
+            overdue_invoices: p.balance.overdue_invoices,
             overdue_tasks: p
                 .factors
                 .iter()
                 .find(|f| f.factor == "tasks_overdue")
                 .map_or(0, |f| f.count),
-            recent_bookings: p.recent_bookings,
-            revenue_cents: p.revenue_cents,
-            recent_paid_invoices: p.recent_paid_invoices,
-            recent_paid_cents: p.recent_paid_cents,
-            pending_confirmations: p.pending_confirmations,
+            recent_bookings: p.activity.recent_bookings,
+            revenue_cents: p.activity.revenue_cents,
+            recent_paid_invoices: p.activity.recent_paid_invoices,
+            recent_paid_cents: p.activity.recent_paid_cents,
+            pending_confirmations: p.activity.pending_confirmations,
             promotion_suggested: p.promotion_suggested_at.is_some(),
         })
         .collect();
@@ -308,12 +308,12 @@ mod tests {
     async fn services_rank_by_revenue_and_volume_with_top_fans() {
         let mut a = p("a", 80, "CLIENT");
         a.services = vec![svc("cut", 3, 1000), svc("color", 1, 9000)];
-        a.overdue_invoices = 1;
-        a.recent_bookings = 2;
-        a.revenue_cents = 10_000;
+        a.balance.overdue_invoices = 1;
+        a.activity.recent_bookings = 2;
+        a.activity.revenue_cents = 10_000;
         let mut b = p("b", 50, "LEAD");
         b.services = vec![svc("cut", 3, 2000)];
-        b.recent_bookings = 1;
+        b.activity.recent_bookings = 1;
         let mut c = p("c", 50, "CLIENT");
         c.services = vec![svc("cut", 1, 0)];
         c.next_actions = vec![NextAction {

@@ -148,7 +148,7 @@ pub async fn highlights(
                     name: p.name.clone(),
                     photo_url: p.photo_url.clone(),
                     lead_score: p.lead_score,
-                    unpaid_balance: p.outstanding_balance_cents,
+                    unpaid_balance: p.balance.outstanding_balance_cents,
                     status: p.status.clone(),
                     segments: p.segment_names().map(str::to_owned).collect(),
                     action: r.action.clone(),
@@ -599,7 +599,7 @@ pub async fn segment_members(
     let sort = query.sort.as_deref().unwrap_or("leadScore");
     let key: fn(&ContactProfile) -> (i64, String) = match sort {
         "leadScore" => |p| (p.lead_score, String::new()),
-        "outstandingBalance" => |p| (p.outstanding_balance_cents, String::new()),
+        "outstandingBalance" => |p| (p.balance.outstanding_balance_cents, String::new()),
         "lastInteractionAt" => |p| (p.last_interaction_at.unwrap_or(i64::MIN), String::new()),
         "name" => |p| (0, p.name.clone().unwrap_or_default().to_lowercase()),
         other => {

@@ -13,21 +13,25 @@ pub type Reader = fn(&ContactProfile) -> Option<f64>;
 pub const METRICS: &[(&str, Reader)] = &[
     ("leadScore", |p| Some(p.lead_score as f64)),
     ("outstandingBalance", |p| {
-        Some(p.outstanding_balance_cents as f64)
+        Some(p.balance.outstanding_balance_cents as f64)
     }),
-    ("unpaidInvoices", |p| Some(p.unpaid_invoices as f64)),
-    ("overdueInvoices", |p| Some(p.overdue_invoices as f64)),
+    ("unpaidInvoices", |p| Some(p.balance.unpaid_invoices as f64)),
+    ("overdueInvoices", |p| {
+        Some(p.balance.overdue_invoices as f64)
+    }),
     ("paymentReliability", |p| {
-        p.payment_reliability.map(|v| v as f64)
+        p.reliability.payment_reliability.map(|v| v as f64)
     }),
-    ("avgDaysLate", |p| p.avg_days_late),
+    ("avgDaysLate", |p| p.reliability.avg_days_late),
     ("daysSinceLastInteraction", |p| {
-        p.days_since_last_interaction.map(|v| v as f64)
+        p.gaps.days_since_last_interaction.map(|v| v as f64)
     }),
-    ("recentBookings", |p| Some(p.recent_bookings as f64)),
-    ("revenue", |p| Some(p.revenue_cents as f64)),
+    ("recentBookings", |p| {
+        Some(p.activity.recent_bookings as f64)
+    }),
+    ("revenue", |p| Some(p.activity.revenue_cents as f64)),
     ("completedBookings", |p| {
-        Some(p.completed_bookings_total as f64)
+        Some(p.activity.completed_bookings_total as f64)
     }),
 ];
 
@@ -334,7 +338,6 @@ mod tests {
             phone: Some("15550102030".into()),
             tags: vec!["vip".into()],
             lead_score: 75,
-            payment_reliability: None,
             segments: vec![Membership {
                 segment: "gold".into(),
                 reason: "lead score 75".into(),

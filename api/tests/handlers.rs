@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use model::profile::{ContactProfile, Factor, Membership, NextAction};
+use model::profile::{Activity, Balance, ContactProfile, Factor, Membership, NextAction};
 use model::rules::{BusinessOverride, BusinessRules, Rules};
 use model::status::ProcessorStatus;
 use serde_json::{json, Value};
@@ -43,10 +43,16 @@ fn profile(business: &str, id: &str, name: &str, score: i64, segments: &[&str]) 
         }],
         rule_version: "lead-score/v1".into(),
         last_interaction_at: Some(NOW - DAY),
-        outstanding_balance_cents: 12_000,
-        unpaid_invoices: 1,
-        recent_bookings: 2,
-        revenue_cents: 8_000,
+        balance: Balance {
+            outstanding_balance_cents: 12_000,
+            unpaid_invoices: 1,
+            ..Default::default()
+        },
+        activity: Activity {
+            recent_bookings: 2,
+            revenue_cents: 8_000,
+            ..Default::default()
+        },
         segments: segments
             .iter()
             .map(|s| Membership {

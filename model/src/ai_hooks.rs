@@ -124,7 +124,7 @@ pub struct PredictedSegment {
 /// gap, with a fixed probability; nothing else.
 pub fn predicted_segments(p: &ContactProfile) -> Vec<PredictedSegment> {
     reached(PREDICTIVE_SEGMENTS, &p.contact_id);
-    match (p.days_since_last_interaction, p.median_gap_days) {
+    match (p.gaps.days_since_last_interaction, p.gaps.median_gap_days) {
         (Some(days), Some(gap)) if gap > 0.0 && days as f64 > 2.0 * gap => {
             vec![PredictedSegment {
                 segment: "likely_to_churn".into(),

@@ -4,6 +4,7 @@
 //! Layout:
 //! - [`event`]: the inbound event envelope and its payloads (what producers publish).
 //! - [`profile`]: what the engine produces per contact and stores keep.
+//! - [`sections`]: the profile's metric sections, one per metric file, defined once.
 //! - [`rules`]: the rules a business is evaluated with (scoring, metric windows, overrides).
 //! - [`signal`]: the change signals published on `crm.signals` and stored beside profiles.
 //! - [`sink`]: the contract between the processor and the stores it writes to.
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod event;
 pub mod profile;
 pub mod rules;
+pub mod sections;
 pub mod signal;
 pub mod sink;
 pub mod status;

@@ -8,6 +8,7 @@ use educe::Educe;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Ms;
+pub use crate::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
 
 /// One term of the lead score.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -88,48 +89,12 @@ pub struct ContactProfile {
     pub factors: Vec<Factor>,
     pub rule_version: String,
     pub last_interaction_at: Option<Ms>,
-    pub outstanding_balance_cents: i64,
-    pub unpaid_invoices: i64,
-    /// Unpaid invoices past their due date.
-    pub overdue_invoices: i64,
-    /// The unpaid invoice with the earliest due date, its due date and the local days (the
-    /// business's calendar) it has been overdue.
-    pub oldest_unpaid_invoice_id: Option<String>,
-    pub oldest_unpaid_due_at: Option<Ms>,
-    pub days_overdue: Option<i64>,
-    /// Invoices due in the reliability window, by outcome.
-    pub invoices_on_time: i64,
-    pub invoices_late: i64,
-    pub invoices_overdue: i64,
-    /// round(100 · on_time / (on_time + late + overdue)); None without any such invoice.
-    pub payment_reliability: Option<i64>,
-    /// Mean days late over late payments, 1 decimal.
-    #[educe(Hash(method(hash_opt_f64)))]
-    pub avg_days_late: Option<f64>,
-    /// The most booked service in the affinity window and its share of the bookings there.
-    pub top_service_id: Option<String>,
-    pub top_service_name: Option<String>,
-    pub top_service_bookings: i64,
-    pub affinity_bookings: i64,
-    #[educe(Hash(method(hash_opt_f64)))]
-    pub top_service_share: Option<f64>,
-    /// Gaps between consecutive interactions in the interaction window, in days (1 decimal).
-    #[educe(Hash(method(hash_opt_f64)))]
-    pub mean_gap_days: Option<f64>,
-    #[educe(Hash(method(hash_opt_f64)))]
-    pub median_gap_days: Option<f64>,
-    pub days_since_last_interaction: Option<i64>,
-    /// Bookings completed, all time.
-    pub completed_bookings_total: i64,
-    /// Non-cancelled bookings created this week (the business's calendar week).
-    pub recent_bookings: i64,
-    /// Paid invoices in the revenue window.
-    pub revenue_cents: i64,
-    /// Invoices paid in the recent-paid window, count and sum.
-    pub recent_paid_invoices: i64,
-    pub recent_paid_cents: i64,
-    /// Future bookings neither confirmed nor cancelled.
-    pub pending_confirmations: i64,
+    /// The metric sections, one per file of `sql/metrics/` that returns one row per contact.
+    pub balance: Balance,
+    pub reliability: Reliability,
+    pub affinity: Affinity,
+    pub gaps: Gaps,
+    pub activity: Activity,
     /// While a LEAD is eligible for promotion to CLIENT: the completion that made it eligible.
     /// The `contact.promotion.suggested` signal is sent once per contact.
     pub promotion_suggested_at: Option<Ms>,
@@ -143,10 +108,6 @@ pub struct ContactProfile {
 
 fn hash_f64<H: Hasher>(v: &f64, h: &mut H) {
     v.to_bits().hash(h);
-}
-
-fn hash_opt_f64<H: Hasher>(v: &Option<f64>, h: &mut H) {
-    v.map(f64::to_bits).hash(h);
 }
 
 impl ContactProfile {
@@ -178,7 +139,10 @@ mod tests {
             business_id: "b".into(),
             contact_id: "c".into(),
             lead_score: 40,
-            avg_days_late: Some(1.5),
+            reliability: Reliability {
+                avg_days_late: Some(1.5),
+                ..Default::default()
+            },
             next_actions: vec![NextAction {
                 kind: "invoice_overdue".into(),
                 ref_id: "i1".into(),
@@ -202,9 +166,9 @@ mod tests {
         assert_eq!(a.fingerprint(), later.fingerprint());
         let changes: [fn(&mut ContactProfile); 5] = [
             |p| p.lead_score += 1,
-            |p| p.avg_days_late = Some(1.6),
+            |p| p.reliability.avg_days_late = Some(1.6),
             |p| p.next_actions[0].priority = 2.9,
-            |p| p.pending_confirmations = 1,
+            |p| p.activity.pending_confirmations = 1,
             |p| {
                 p.services.push(ServiceStat {
                     service_id: "s".into(),

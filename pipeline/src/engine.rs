@@ -22,6 +22,7 @@ use crate::state::{ContactKey, ContactState, PartitionState};
 pub use inputs::options as tracing_options;
 use inputs::Inputs;
 pub use model::rules::{InteractionRules, Rules};
+use model::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
 use outputs::*;
 use plans::{Plans, Rows};
 pub use timers::{next_change, DAY_MS, HOUR_MS};
@@ -257,7 +258,7 @@ impl Engine {
             results
         };
         let mut out = Vec::with_capacity(keys.len());
-        for (part, r) in keys.chunks(chunk).zip(results) {
+        for (part, mut r) in keys.chunks(chunk).zip(results) {
             for (cid, (p, key)) in part.iter().enumerate() {
                 let state = states.get_mut(p).expect("filtered to existing");
                 let c = &state.contacts[key];
@@ -317,20 +318,20 @@ fn params(rules: &BusinessRules, now: Ms) -> Result<RecordBatch, EngineError> {
 /// Every file's rows, by contact number.
 struct Results {
     scores: HashMap<u32, LeadScoreRow>,
-    balances: HashMap<u32, BalanceRow>,
-    reliability: HashMap<u32, ReliabilityRow>,
-    affinity: HashMap<u32, AffinityRow>,
-    gaps: HashMap<u32, GapsRow>,
-    activity: HashMap<u32, ActivityRow>,
-    services: HashMap<u32, Vec<ServiceRow>>,
-    segments: HashMap<u32, Vec<SegmentRow>>,
-    actions: HashMap<u32, Vec<ActionRow>>,
+    balance: HashMap<u32, Balance>,
+    reliability: HashMap<u32, Reliability>,
+    affinity: HashMap<u32, Affinity>,
+    gaps: HashMap<u32, Gaps>,
+    activity: HashMap<u32, Activity>,
+    services: HashMap<u32, Vec<ServiceStat>>,
+    segments: HashMap<u32, Vec<Membership>>,
+    actions: HashMap<u32, Vec<NextAction>>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(
     results: &Rows,
     name: &'static str,
-) -> Result<Vec<T>, EngineError> {
+) -> Result<Vec<(u32, T)>, EngineError> {
     let batches = results.get(name).ok_or(EngineError::Missing(name))?;
     rows(batches).map_err(|source| EngineError::Shape {
         query: name,
@@ -338,23 +339,31 @@ fn read<T: serde::de::DeserializeOwned>(
     })
 }
 
+fn section<T: Section + serde::de::DeserializeOwned>(
+    results: &Rows,
+) -> Result<HashMap<u32, T>, EngineError> {
+    Ok(by_contact(read(results, T::FILE)?))
+}
+
 impl Results {
     fn read(r: &Rows) -> Result<Self, EngineError> {
         Ok(Self {
             scores: by_contact(read(r, "lead_score")?),
-            balances: by_contact(read(r, "outstanding_balance")?),
-            reliability: by_contact(read(r, "payment_reliability")?),
-            affinity: by_contact(read(r, "service_affinity")?),
-            gaps: by_contact(read(r, "interaction_gaps")?),
-            activity: by_contact(read(r, "activity")?),
+            balance: section(r)?,
+            reliability: section(r)?,
+            affinity: section(r)?,
+            gaps: section(r)?,
+            activity: section(r)?,
             services: grouped(read(r, "contact_services")?),
             segments: grouped(read(r, "segments")?),
             actions: grouped(read(r, "next_actions")?),
         })
     }
 
+    /// The profile of contact `cid` of this run; its rows move into it (each contact is read
+    /// once per run).
     fn profile(
-        &self,
+        &mut self,
         cid: u32,
         key: &ContactKey,
         c: &ContactState,
@@ -362,12 +371,8 @@ impl Results {
         rules: &BusinessRules,
         now: Ms,
     ) -> ContactProfile {
-        let s = self.scores.get(&cid).cloned().unwrap_or_default();
-        let b = self.balances.get(&cid).cloned().unwrap_or_default();
-        let r = self.reliability.get(&cid).cloned().unwrap_or_default();
-        let a = self.affinity.get(&cid).cloned().unwrap_or_default();
-        let g = self.gaps.get(&cid).cloned().unwrap_or_default();
-        let act = self.activity.get(&cid).cloned().unwrap_or_default();
+        let s = self.scores.remove(&cid).unwrap_or_default();
+        let activity = self.activity.remove(&cid).unwrap_or_default();
         let counts = [
             (s.bookings_completed, s.bookings_points),
             (s.invoices_paid, s.paid_points),
@@ -376,7 +381,7 @@ impl Results {
         ];
         // Current eligibility, dated by the completion that made it (order-independent); the
         // signal is sent once, on the first profile that carries it (see `signals::diff`).
-        let promotion = act.promotion_eligible.then(|| {
+        let promotion = activity.promotion_eligible.then(|| {
             c.nth_completion(rules.metrics.promotion_min_completed, now)
                 .unwrap_or(now)
         });
@@ -409,69 +414,15 @@ impl Results {
                 .collect(),
             rule_version: rules.scoring.rule_version.clone(),
             last_interaction_at: c.last_interaction_at,
-            outstanding_balance_cents: b.outstanding_balance_cents,
-            unpaid_invoices: b.unpaid_invoices,
-            overdue_invoices: b.overdue_invoices,
-            oldest_unpaid_invoice_id: b.oldest_unpaid_invoice_id,
-            oldest_unpaid_due_at: b.oldest_unpaid_due_at,
-            days_overdue: b.days_overdue,
-            invoices_on_time: r.invoices_on_time,
-            invoices_late: r.invoices_late,
-            invoices_overdue: r.invoices_overdue,
-            payment_reliability: r.payment_reliability,
-            avg_days_late: r.avg_days_late,
-            top_service_id: a.top_service_id,
-            top_service_name: a.top_service_name,
-            top_service_bookings: a.top_service_bookings,
-            affinity_bookings: a.affinity_bookings,
-            top_service_share: a.top_service_share,
-            mean_gap_days: g.mean_gap_days,
-            median_gap_days: g.median_gap_days,
-            days_since_last_interaction: g.days_since_last_interaction,
-            completed_bookings_total: act.completed_bookings_total,
-            recent_bookings: act.recent_bookings,
-            revenue_cents: act.revenue_cents,
-            recent_paid_invoices: act.recent_paid_invoices,
-            recent_paid_cents: act.recent_paid_cents,
-            pending_confirmations: act.pending_confirmations,
+            balance: self.balance.remove(&cid).unwrap_or_default(),
+            reliability: self.reliability.remove(&cid).unwrap_or_default(),
+            affinity: self.affinity.remove(&cid).unwrap_or_default(),
+            gaps: self.gaps.remove(&cid).unwrap_or_default(),
+            activity,
             promotion_suggested_at: promotion,
-            segments: self
-                .segments
-                .get(&cid)
-                .into_iter()
-                .flatten()
-                .map(|m| Membership {
-                    segment: m.segment.clone(),
-                    reason: m.reason.clone(),
-                })
-                .collect(),
-            next_actions: self
-                .actions
-                .get(&cid)
-                .into_iter()
-                .flatten()
-                .map(|a| NextAction {
-                    kind: a.kind.clone(),
-                    ref_id: a.ref_id.clone(),
-                    since: a.since,
-                    age_days: a.age_days,
-                    priority: a.priority,
-                    message: a.message.clone(),
-                })
-                .collect(),
-            services: self
-                .services
-                .get(&cid)
-                .into_iter()
-                .flatten()
-                .map(|s| ServiceStat {
-                    service_id: s.service_id.clone(),
-                    service_name: s.service_name.clone(),
-                    bookings: s.bookings,
-                    completed: s.completed,
-                    revenue_cents: s.revenue_cents,
-                })
-                .collect(),
+            segments: self.segments.remove(&cid).unwrap_or_default(),
+            next_actions: self.actions.remove(&cid).unwrap_or_default(),
+            services: self.services.remove(&cid).unwrap_or_default(),
             evaluated_at: now,
         }
     }

@@ -98,7 +98,7 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
             let reason = if p.status_source == FROM_KEYFLOW {
                 format!(
                     "promoted by KeyFlow: {} completed bookings",
-                    p.completed_bookings_total
+                    p.activity.completed_bookings_total
                 )
             } else {
                 "status set in the CRM".to_owned()
@@ -127,11 +127,11 @@ pub fn diff(c: &ContactState, p: &ContactProfile, caused_by: &[String]) -> Vec<S
                 "suggested",
                 format!(
                     "LEAD with {} completed bookings",
-                    p.completed_bookings_total
+                    p.activity.completed_bookings_total
                 ),
                 caused_by,
                 json!({"from": p.status, "to": "CLIENT", "eligible_at": rfc3339(at),
-                       "completed_bookings": p.completed_bookings_total}),
+                       "completed_bookings": p.activity.completed_bookings_total}),
             ));
         }
     }
@@ -214,7 +214,10 @@ mod tests {
                 })
                 .collect(),
             promotion_suggested_at: promoted,
-            completed_bookings_total: 3,
+            activity: model::sections::Activity {
+                completed_bookings_total: 3,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

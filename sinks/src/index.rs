@@ -19,7 +19,7 @@ type RankKey = (Reverse<i64>, i64, String);
 fn rank_key(p: &ContactProfile) -> RankKey {
     (
         Reverse(p.lead_score),
-        p.outstanding_balance_cents,
+        p.balance.outstanding_balance_cents,
         p.contact_id.clone(),
     )
 }
@@ -343,7 +343,10 @@ mod tests {
             status: "LEAD".into(),
             lead_score: score,
             rule_version: "v".into(),
-            outstanding_balance_cents: balance,
+            balance: model::sections::Balance {
+                outstanding_balance_cents: balance,
+                ..Default::default()
+            },
             evaluated_at: at,
             ..Default::default()
         }

@@ -72,10 +72,16 @@ async fn days_and_weeks_are_the_business_s_local_ones() {
     let b = evaluate(&mut berlin, "b", NOW).await;
 
     // Midnights passed since the due date (20 November), in each calendar.
-    assert_eq!((u.days_overdue, b.days_overdue), (Some(12), Some(13)));
+    assert_eq!(
+        (u.balance.days_overdue, b.balance.days_overdue),
+        (Some(12), Some(13))
+    );
     // The note was this morning in UTC, yesterday in Berlin.
     assert_eq!(
-        (u.days_since_last_interaction, b.days_since_last_interaction),
+        (
+            u.gaps.days_since_last_interaction,
+            b.gaps.days_since_last_interaction
+        ),
         (Some(0), Some(1))
     );
     let age = |p: &ContactProfile| {

@@ -82,10 +82,10 @@ async fn system_events_are_not_interactions_and_a_visit_is_one_day() {
         );
     let p = s.score_at("c", "2026-11-22T12:00:00Z").await;
     assert_eq!(p.last_interaction_at, Some(ms("2026-11-08T09:00:00Z")));
-    assert_eq!(p.days_since_last_interaction, Some(14));
+    assert_eq!(p.gaps.days_since_last_interaction, Some(14));
     // Interaction days 11-01, 11-04, 11-08: gaps of 3 and 4 days, not five near-zero ones.
-    assert_eq!(p.mean_gap_days, Some(3.5));
-    assert_eq!(p.median_gap_days, Some(3.5));
+    assert_eq!(p.gaps.mean_gap_days, Some(3.5));
+    assert_eq!(p.gaps.median_gap_days, Some(3.5));
     // Untouched by a person for 14 days, with an unpaid invoice: a cold lead and a stale one.
     assert!(p.segment_names().any(|n| n == "cold_leads_unpaid"), "{p:?}");
     assert!(p.next_actions.iter().any(|a| a.kind == "lead_stale"));
@@ -103,12 +103,24 @@ async fn an_overdue_notice_makes_the_invoice_overdue_before_its_due_date() {
         overdue("i1"),
     );
     let before = s.score_at("c", "2026-11-10T09:00:00Z").await;
-    assert_eq!((before.overdue_invoices, before.days_overdue), (0, Some(0)));
+    assert_eq!(
+        (before.balance.overdue_invoices, before.balance.days_overdue),
+        (0, Some(0))
+    );
     assert!(before.next_actions.is_empty(), "{:?}", before.next_actions);
 
     let p = s.score_at("c", "2026-11-12T12:00:00Z").await;
-    assert_eq!((p.overdue_invoices, p.days_overdue), (1, Some(2)));
-    assert_eq!((p.invoices_overdue, p.payment_reliability), (1, Some(0)));
+    assert_eq!(
+        (p.balance.overdue_invoices, p.balance.days_overdue),
+        (1, Some(2))
+    );
+    assert_eq!(
+        (
+            p.reliability.invoices_overdue,
+            p.reliability.payment_reliability
+        ),
+        (1, Some(0))
+    );
     let item = p
         .next_actions
         .iter()
@@ -119,8 +131,11 @@ async fn an_overdue_notice_makes_the_invoice_overdue_before_its_due_date() {
 
     s.ev("c", "2026-11-13T10:00:00Z", paid("i1"));
     let p = s.score_at("c", "2026-11-14T00:00:00Z").await;
-    assert_eq!((p.invoices_late, p.avg_days_late), (1, Some(3.0)));
-    assert_eq!(p.overdue_invoices, 0);
+    assert_eq!(
+        (p.reliability.invoices_late, p.reliability.avg_days_late),
+        (1, Some(3.0))
+    );
+    assert_eq!(p.balance.overdue_invoices, 0);
 }
 
 /// Of two creates for one booking or invoice id, the later `occurred_at` wins, whatever order
@@ -150,8 +165,8 @@ async fn the_latest_create_wins_whatever_the_arrival_order() {
         in_order.score_at("c", now).await,
         reversed.score_at("c", now).await,
     );
-    assert_eq!(a.top_service_id.as_deref(), Some("color"));
-    assert_eq!(a.outstanding_balance_cents, 7000);
+    assert_eq!(a.affinity.top_service_id.as_deref(), Some("color"));
+    assert_eq!(a.balance.outstanding_balance_cents, 7000);
     assert_eq!(a.fingerprint(), b.fingerprint(), "{a:?}\n{b:?}");
 }
 
@@ -222,7 +237,7 @@ async fn late_identity_events_of_a_merged_contact_act_on_it_alone() {
     assert_eq!(survivor.name.as_deref(), Some("Sam"));
     assert_eq!(survivor.status, "LEAD");
     assert_eq!(survivor.aliases, vec!["m".to_owned()]);
-    assert_eq!(survivor.completed_bookings_total, 2);
+    assert_eq!(survivor.activity.completed_bookings_total, 2);
     assert_eq!(survivor.email, None, "S keeps its own record");
     let merged = s.score_at("m", now).await;
     assert_eq!(merged.merged_into.as_deref(), Some("s"));
@@ -237,7 +252,7 @@ async fn late_identity_events_of_a_merged_contact_act_on_it_alone() {
     assert!(survivor.visible() && !survivor.erased);
     assert_eq!(survivor.name.as_deref(), Some("Sam"));
     assert!(survivor.aliases.is_empty(), "{:?}", survivor.aliases);
-    assert_eq!(survivor.completed_bookings_total, 2);
+    assert_eq!(survivor.activity.completed_bookings_total, 2);
 }
 
 /// The profile of `key` evaluated by `engine` at `now`.

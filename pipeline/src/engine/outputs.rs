@@ -1,39 +1,53 @@
 //! The rows each metric file returns, read back from Arrow by name and type: each is the
-//! section of the profile its file fills. [`SECTIONS`] names every file's row type; the engine
-//! checks each file's planned output against it before it evaluates anything
+//! section of the profile its file fills ([`model::sections`], or [`LeadScoreRow`], which the
+//! engine turns into the score and its factors). [`SECTIONS`] names every file's row type; the
+//! engine checks each file's planned output against it before it evaluates anything
 //! ([`check_section`]), so a file and its section that disagree stop the start with the file
-//! and the column, never with default values.
+//! and the column, never with default values. Every file also returns `cid`, the contact's
+//! number in the run, read as a column of its own.
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, FieldRef, Schema};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, UInt32Type};
+use model::profile::{Membership, NextAction, ServiceStat};
+use model::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_arrow::schema::SchemaLike;
 
 use super::EngineError;
-use crate::clock::Ms;
 
-/// The Arrow fields a row type reads, as traced from its serde shape.
+/// The Arrow fields a file returns for a row type: `cid`, then the type's fields as traced from
+/// its serde shape.
 pub type Fields = fn() -> Result<Vec<FieldRef>, serde_arrow::Error>;
 
-fn fields<T: DeserializeOwned>() -> Result<Vec<FieldRef>, serde_arrow::Error> {
-    Vec::<FieldRef>::from_type::<T>(super::inputs::options())
+pub(crate) fn fields<T: DeserializeOwned>() -> Result<Vec<FieldRef>, serde_arrow::Error> {
+    let mut out = vec![std::sync::Arc::new(Field::new(
+        "cid",
+        DataType::UInt32,
+        false,
+    ))];
+    out.extend(Vec::<FieldRef>::from_type::<T>(super::inputs::options())?);
+    Ok(out)
+}
+
+const fn section<T: Section + DeserializeOwned>() -> (&'static str, Fields) {
+    (T::FILE, fields::<T>)
 }
 
 /// Every metric file by name with the row type its output is read as (the profile section it
 /// fills), in [`super::METRICS`] order.
 pub const SECTIONS: &[(&str, Fields)] = &[
     ("lead_score", fields::<LeadScoreRow>),
-    ("outstanding_balance", fields::<BalanceRow>),
-    ("payment_reliability", fields::<ReliabilityRow>),
-    ("service_affinity", fields::<AffinityRow>),
-    ("interaction_gaps", fields::<GapsRow>),
-    ("activity", fields::<ActivityRow>),
-    ("contact_services", fields::<ServiceRow>),
-    ("segments", fields::<SegmentRow>),
-    ("next_actions", fields::<ActionRow>),
+    section::<Balance>(),
+    section::<Reliability>(),
+    section::<Affinity>(),
+    section::<Gaps>(),
+    section::<Activity>(),
+    ("contact_services", fields::<ServiceStat>),
+    ("segments", fields::<Membership>),
+    ("next_actions", fields::<NextAction>),
 ];
 
 /// What kind of value a column holds, as far as reading it into a row type goes: strings in
@@ -102,9 +116,9 @@ pub fn check_section(
     Ok(())
 }
 
+/// The lead score's terms, which the engine turns into the score and its factors.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LeadScoreRow {
-    pub cid: u32,
     pub bookings_completed: i64,
     pub bookings_points: i64,
     pub invoices_paid: i64,
@@ -116,124 +130,34 @@ pub struct LeadScoreRow {
     pub lead_score: i64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct BalanceRow {
-    pub cid: u32,
-    pub outstanding_balance_cents: i64,
-    pub unpaid_invoices: i64,
-    pub overdue_invoices: i64,
-    pub oldest_unpaid_invoice_id: Option<String>,
-    pub oldest_unpaid_due_at: Option<Ms>,
-    pub days_overdue: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ReliabilityRow {
-    pub cid: u32,
-    pub invoices_on_time: i64,
-    pub invoices_late: i64,
-    pub invoices_overdue: i64,
-    pub payment_reliability: Option<i64>,
-    pub avg_days_late: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct AffinityRow {
-    pub cid: u32,
-    pub top_service_id: Option<String>,
-    pub top_service_name: Option<String>,
-    pub top_service_bookings: i64,
-    pub affinity_bookings: i64,
-    pub top_service_share: Option<f64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct GapsRow {
-    pub cid: u32,
-    pub mean_gap_days: Option<f64>,
-    pub median_gap_days: Option<f64>,
-    pub days_since_last_interaction: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ActivityRow {
-    pub cid: u32,
-    pub completed_bookings_total: i64,
-    pub recent_bookings: i64,
-    pub pending_confirmations: i64,
-    pub revenue_cents: i64,
-    pub recent_paid_invoices: i64,
-    pub recent_paid_cents: i64,
-    pub promotion_eligible: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ServiceRow {
-    pub cid: u32,
-    pub service_id: String,
-    pub service_name: Option<String>,
-    pub bookings: i64,
-    pub completed: i64,
-    pub revenue_cents: i64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct SegmentRow {
-    pub cid: u32,
-    pub segment: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ActionRow {
-    pub cid: u32,
-    pub kind: String,
-    pub ref_id: String,
-    pub since: Ms,
-    pub age_days: i64,
-    pub priority: f64,
-    pub message: String,
-}
-
-/// Anything with a contact number.
-pub trait PerContact {
-    fn cid(&self) -> u32;
-}
-
-macro_rules! per_contact {
-    ($($t:ty),*) => {$(impl PerContact for $t { fn cid(&self) -> u32 { self.cid } })*};
-}
-per_contact!(
-    LeadScoreRow,
-    BalanceRow,
-    ReliabilityRow,
-    AffinityRow,
-    GapsRow,
-    ActivityRow,
-    ServiceRow,
-    SegmentRow,
-    ActionRow
-);
-
-/// Every row of `batches` as `T`.
-pub fn rows<T: DeserializeOwned>(batches: &[RecordBatch]) -> Result<Vec<T>, serde_arrow::Error> {
+/// Every row of `batches` as `T`, with its contact number (the `cid` column).
+pub fn rows<T: DeserializeOwned>(
+    batches: &[RecordBatch],
+) -> Result<Vec<(u32, T)>, serde_arrow::Error> {
     let mut out = Vec::new();
     for b in batches {
-        out.extend(serde_arrow::from_record_batch::<Vec<T>>(b)?);
+        let cids = b
+            .column_by_name("cid")
+            .and_then(|c| c.as_primitive_opt::<UInt32Type>())
+            .ok_or_else(|| {
+                <serde_arrow::Error as serde::de::Error>::custom("no cid column of type UInt32")
+            })?;
+        let rows = serde_arrow::from_record_batch::<Vec<T>>(b)?;
+        out.extend(cids.values().iter().copied().zip(rows));
     }
     Ok(out)
 }
 
 /// One row per contact, by contact number.
-pub fn by_contact<T: PerContact>(rows: Vec<T>) -> HashMap<u32, T> {
-    rows.into_iter().map(|r| (r.cid(), r)).collect()
+pub fn by_contact<T>(rows: Vec<(u32, T)>) -> HashMap<u32, T> {
+    rows.into_iter().collect()
 }
 
 /// Many rows per contact, in query order.
-pub fn grouped<T: PerContact>(rows: Vec<T>) -> HashMap<u32, Vec<T>> {
+pub fn grouped<T>(rows: Vec<(u32, T)>) -> HashMap<u32, Vec<T>> {
     let mut out: HashMap<u32, Vec<T>> = HashMap::new();
-    for r in rows {
-        out.entry(r.cid()).or_default().push(r);
+    for (cid, r) in rows {
+        out.entry(cid).or_default().push(r);
     }
     out
 }

@@ -82,48 +82,55 @@ fn query(name: &'static str) -> impl Fn(DataFusionError) -> EngineError {
     }
 }
 
+/// A session with the UDFs and the input and `params` tables registered (empty, with the
+/// schemas every run's tables will have): what the metric files are planned in.
+fn session() -> Result<(SessionContext, HashMap<&'static str, Slot>), EngineError> {
+    // One target partition: the inputs are one in-memory batch per table, and repartitioning
+    // them costs more than it parallelises at micro-batch sizes (see benches/RESULTS.md).
+    // Dynamic filters are off: they are state a reset plan would carry to the next run.
+    let mut config = SessionConfig::new().with_target_partitions(1);
+    config
+        .options_mut()
+        .optimizer
+        .enable_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_join_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_topk_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_aggregate_dynamic_filter_pushdown = false;
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_udf(super::calendar::local_day());
+    ctx.register_udf(super::calendar::local_minute());
+    let mut slots = HashMap::new();
+    // Empty tables carry the schemas every run's tables will have.
+    let inputs = Inputs::default()
+        .tables()
+        .map_err(|source| EngineError::Shape {
+            query: "inputs",
+            source,
+        })?;
+    for (name, batch) in inputs {
+        slots.insert(name, register(&ctx, name, batch.schema())?);
+    }
+    slots.insert(
+        "params",
+        register(&ctx, "params", params_schema(&BusinessRules::default()))?,
+    );
+    Ok((ctx, slots))
+}
+
 impl Planned {
     /// Plans every file. The input schemas are fixed (traced from the row types), and the
     /// parameter names are the same for every business, so one set serves every run.
     async fn new() -> Result<Self, EngineError> {
-        // One target partition: the inputs are one in-memory batch per table, and repartitioning
-        // them costs more than it parallelises at micro-batch sizes (see benches/RESULTS.md).
-        // Dynamic filters are off: they are state a reset plan would carry to the next run.
-        let mut config = SessionConfig::new().with_target_partitions(1);
-        config
-            .options_mut()
-            .optimizer
-            .enable_dynamic_filter_pushdown = false;
-        config
-            .options_mut()
-            .optimizer
-            .enable_join_dynamic_filter_pushdown = false;
-        config
-            .options_mut()
-            .optimizer
-            .enable_topk_dynamic_filter_pushdown = false;
-        config
-            .options_mut()
-            .optimizer
-            .enable_aggregate_dynamic_filter_pushdown = false;
-        let ctx = SessionContext::new_with_config(config);
-        ctx.register_udf(super::calendar::local_day());
-        ctx.register_udf(super::calendar::local_minute());
-        let mut slots = HashMap::new();
-        // Empty tables carry the schemas every run's tables will have.
-        let inputs = Inputs::default()
-            .tables()
-            .map_err(|source| EngineError::Shape {
-                query: "inputs",
-                source,
-            })?;
-        for (name, batch) in inputs {
-            slots.insert(name, register(&ctx, name, batch.schema())?);
-        }
-        slots.insert(
-            "params",
-            register(&ctx, "params", params_schema(&BusinessRules::default()))?,
-        );
+        let (ctx, mut slots) = session()?;
         let mut plans = Vec::with_capacity(METRICS.len());
         for &(name, sql) in METRICS {
             let df = ctx.sql(sql).await.map_err(query(name))?;
@@ -315,6 +322,7 @@ mod tests {
     use serde_arrow::schema::SchemaLike;
 
     use super::*;
+    use crate::engine::outputs::fields;
 
     /// The lead-score section with one more column than lead_score.sql returns: a metric added
     /// to the section but not yet to the file.
@@ -370,6 +378,60 @@ mod tests {
             err.to_string(),
             "sql/metrics/lead_score.sql and its profile section disagree on column \
              visits_last_week: the section reads it, the file does not return it"
+        );
+    }
+
+    model::section! {
+        /// The activity section with one metric added, as docs/ADDING_A_METRIC.md adds it.
+        ActivityWithVisits from "activity" {
+            completed_bookings_total: i64,
+            recent_bookings: i64,
+            revenue_cents: i64,
+            recent_paid_invoices: i64,
+            recent_paid_cents: i64,
+            pending_confirmations: i64,
+            promotion_eligible: bool,
+            visits_last_30_days: i64,
+        }
+    }
+
+    /// A metric added to a file and to its section passes the start's check with no other
+    /// list edited; the shipped section, which lacks it, refuses the file, naming the column.
+    #[tokio::test]
+    async fn a_column_added_to_a_file_and_its_section_passes_the_check() {
+        let (file, sql) = METRICS.iter().find(|(n, _)| *n == "activity").unwrap();
+        let select_end = "\nFROM params p\nCROSS JOIN contacts c";
+        assert!(
+            sql.contains(select_end),
+            "the fixture edits activity.sql's last SELECT"
+        );
+        let added = sql.replacen(
+            select_end,
+            &format!(",\n       CAST(COALESCE(b.recent, 0) AS BIGINT) AS visits_last_30_days{select_end}"),
+            1,
+        );
+        let (ctx, _) = session().unwrap();
+        let plan = ctx
+            .sql(&added)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let later: Vec<&str> = METRICS
+            .iter()
+            .skip_while(|(n, _)| n != file)
+            .skip(1)
+            .map(|(_, sql)| *sql)
+            .collect();
+        let with_visits = fields::<ActivityWithVisits>().unwrap();
+        check_section(file, &with_visits, &plan.schema(), &later).unwrap();
+        let (_, shipped) = SECTIONS.iter().find(|(n, _)| n == file).unwrap();
+        let err = check_section(file, &shipped().unwrap(), &plan.schema(), &later).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("column visits_last_30_days: the file returns it"),
+            "{err}"
         );
     }
 

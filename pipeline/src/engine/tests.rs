@@ -189,13 +189,19 @@ async fn paid_and_unpaid_invoices() {
     s.ev("c", "2026-11-04T10:00:00Z", completed("k1"));
     let p = s.score_at("c", "2026-11-05T00:00:00Z").await;
     assert_eq!(factor(&p, "invoices_unpaid"), (2, -20));
-    assert_eq!((p.outstanding_balance_cents, p.unpaid_invoices), (7500, 2));
+    assert_eq!(
+        (
+            p.balance.outstanding_balance_cents,
+            p.balance.unpaid_invoices
+        ),
+        (7500, 2)
+    );
     assert_eq!(p.lead_score, 0, "15 - 20 clamps at 0");
     s.ev("c", "2026-11-06T10:00:00Z", paid("i1"));
     let p = s.score_at("c", "2026-11-07T00:00:00Z").await;
     assert_eq!(factor(&p, "invoices_paid"), (1, 10));
     assert_eq!(factor(&p, "invoices_unpaid"), (1, -10));
-    assert_eq!(p.outstanding_balance_cents, 2500);
+    assert_eq!(p.balance.outstanding_balance_cents, 2500);
     assert_eq!(p.lead_score, 15);
 }
 

@@ -74,7 +74,7 @@ pub fn next_change(
     // Local-day counts: days since the last interaction, days overdue, queue item ages.
     let cal = &rules.calendar;
     let counts_days = c.last_interaction_at.is_some_and(|t| t <= now)
-        || profile.overdue_invoices > 0
+        || profile.balance.overdue_invoices > 0
         || !profile.next_actions.is_empty();
     if counts_days {
         consider(cal.next_midnight(now));

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "local_day_queue",
         include_str!("../../../sql/clickhouse/010_local_day_queue.sql"),
     ),
+    (
+        11,
+        "promotion_eligible",
+        include_str!("../../../sql/clickhouse/011_promotion_eligible.sql"),
+    ),
 ];
 
 const SCHEMA_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS schema_migrations \

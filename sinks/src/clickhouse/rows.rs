@@ -2,6 +2,7 @@
 
 use clickhouse::Row;
 use model::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
+use model::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
 use model::signal::{Signal, SEGMENT_UPDATED};
 use model::sink::{AcceptedEvent, ScoreChange};
 use serde::{Deserialize, Serialize};
@@ -58,8 +59,66 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+/// A row of `contact_profiles`: the profile's own fields ([`ProfileBase`]), then its metric
+/// sections as they are (RowBinary writes a nested struct as its fields in order, and
+/// [`Section::COLUMNS`] names their columns), so a section's new field needs only its migration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileRow {
+    pub base: ProfileBase,
+    pub balance: Balance,
+    pub reliability: Reliability,
+    pub affinity: Affinity,
+    pub gaps: Gaps,
+    pub activity: Activity,
+}
+
+/// The columns of [`ProfileRow`], in its serialisation order.
+const PROFILE_COLUMN_COUNT: usize = ProfileBase::COLUMN_NAMES.len()
+    + Balance::COLUMNS.len()
+    + Reliability::COLUMNS.len()
+    + Affinity::COLUMNS.len()
+    + Gaps::COLUMNS.len()
+    + Activity::COLUMNS.len();
+const PROFILE_COLUMNS: [&str; PROFILE_COLUMN_COUNT] = concat(&[
+    ProfileBase::COLUMN_NAMES,
+    Balance::COLUMNS,
+    Reliability::COLUMNS,
+    Affinity::COLUMNS,
+    Gaps::COLUMNS,
+    Activity::COLUMNS,
+]);
+
+/// `parts` one after another, at compile time.
+const fn concat<const N: usize>(parts: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut i, mut k) = (0, 0);
+    while i < parts.len() {
+        let mut j = 0;
+        while j < parts[i].len() {
+            out[k] = parts[i][j];
+            (j, k) = (j + 1, k + 1);
+        }
+        i += 1;
+    }
+    assert!(k == N, "the count is the sum of the parts");
+    out
+}
+
+// What `#[derive(Row)]` writes, with the column names of the base and the sections joined (the
+// derive names a nested struct as one column).
+impl Row for ProfileRow {
+    const NAME: &'static str = "ProfileRow";
+    const COLUMN_NAMES: &'static [&'static str] = &PROFILE_COLUMNS;
+    const COLUMN_COUNT: usize = PROFILE_COLUMN_COUNT;
+    const KIND: clickhouse::_priv::RowKind = clickhouse::_priv::RowKind::Struct;
+    type Value<'a> = Self;
+}
+
+/// The profile's fields that are not metric sections: identity, status, the score with its
+/// factors and the list sections, as ClickHouse stores them (instants in `*_ms`, lists as
+/// parallel arrays).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct ProfileBase {
     pub business_id: String,
     pub contact_id: String,
     pub partition: i32,
@@ -79,33 +138,8 @@ pub struct ProfileRow {
     pub factor_points: Vec<i64>,
     pub rule_version: String,
     pub last_interaction_at_ms: Option<i64>,
-    pub outstanding_balance_cents: i64,
-    pub unpaid_invoices: i64,
     pub evaluated_at_ms: i64,
     pub version: u64,
-    pub overdue_invoices: i64,
-    pub oldest_unpaid_invoice_id: Option<String>,
-    pub oldest_unpaid_due_at_ms: Option<i64>,
-    pub days_overdue: Option<i64>,
-    pub invoices_on_time: i64,
-    pub invoices_late: i64,
-    pub invoices_overdue: i64,
-    pub payment_reliability: Option<i64>,
-    pub avg_days_late: Option<f64>,
-    pub top_service_id: Option<String>,
-    pub top_service_name: Option<String>,
-    pub top_service_bookings: i64,
-    pub affinity_bookings: i64,
-    pub top_service_share: Option<f64>,
-    pub mean_gap_days: Option<f64>,
-    pub median_gap_days: Option<f64>,
-    pub days_since_last_interaction: Option<i64>,
-    pub completed_bookings_total: i64,
-    pub recent_bookings: i64,
-    pub revenue_cents: i64,
-    pub recent_paid_invoices: i64,
-    pub recent_paid_cents: i64,
-    pub pending_confirmations: i64,
     pub promotion_suggested_at_ms: Option<i64>,
     pub segment_names: Vec<String>,
     pub segment_reasons: Vec<String>,
@@ -136,7 +170,7 @@ fn split(factors: &[Factor]) -> (Vec<String>, Vec<i64>, Vec<i64>) {
 impl From<&ContactProfile> for ProfileRow {
     fn from(p: &ContactProfile) -> Self {
         let (factor_names, factor_counts, factor_points) = split(&p.factors);
-        Self {
+        let base = ProfileBase {
             business_id: p.business_id.clone(),
             contact_id: p.contact_id.clone(),
             partition: p.partition,
@@ -156,33 +190,8 @@ impl From<&ContactProfile> for ProfileRow {
             factor_points,
             rule_version: p.rule_version.clone(),
             last_interaction_at_ms: p.last_interaction_at,
-            outstanding_balance_cents: p.outstanding_balance_cents,
-            unpaid_invoices: p.unpaid_invoices,
             evaluated_at_ms: p.evaluated_at,
             version: p.evaluated_at.max(0) as u64,
-            overdue_invoices: p.overdue_invoices,
-            oldest_unpaid_invoice_id: p.oldest_unpaid_invoice_id.clone(),
-            oldest_unpaid_due_at_ms: p.oldest_unpaid_due_at,
-            days_overdue: p.days_overdue,
-            invoices_on_time: p.invoices_on_time,
-            invoices_late: p.invoices_late,
-            invoices_overdue: p.invoices_overdue,
-            payment_reliability: p.payment_reliability,
-            avg_days_late: p.avg_days_late,
-            top_service_id: p.top_service_id.clone(),
-            top_service_name: p.top_service_name.clone(),
-            top_service_bookings: p.top_service_bookings,
-            affinity_bookings: p.affinity_bookings,
-            top_service_share: p.top_service_share,
-            mean_gap_days: p.mean_gap_days,
-            median_gap_days: p.median_gap_days,
-            days_since_last_interaction: p.days_since_last_interaction,
-            completed_bookings_total: p.completed_bookings_total,
-            recent_bookings: p.recent_bookings,
-            revenue_cents: p.revenue_cents,
-            recent_paid_invoices: p.recent_paid_invoices,
-            recent_paid_cents: p.recent_paid_cents,
-            pending_confirmations: p.pending_confirmations,
             promotion_suggested_at_ms: p.promotion_suggested_at,
             segment_names: p.segments.iter().map(|m| m.segment.clone()).collect(),
             segment_reasons: p.segments.iter().map(|m| m.reason.clone()).collect(),
@@ -203,12 +212,21 @@ impl From<&ContactProfile> for ProfileRow {
             service_revenue_cents: p.services.iter().map(|x| x.revenue_cents).collect(),
             aliases: p.aliases.clone(),
             status_source: p.status_source.clone(),
+        };
+        Self {
+            base,
+            balance: p.balance.clone(),
+            reliability: p.reliability.clone(),
+            affinity: p.affinity.clone(),
+            gaps: p.gaps.clone(),
+            activity: p.activity.clone(),
         }
     }
 }
 
 impl From<ProfileRow> for ContactProfile {
-    fn from(r: ProfileRow) -> Self {
+    fn from(row: ProfileRow) -> Self {
+        let r = row.base;
         let factors = r
             .factor_names
             .into_iter()
@@ -240,31 +258,11 @@ impl From<ProfileRow> for ContactProfile {
             factors,
             rule_version: r.rule_version,
             last_interaction_at: r.last_interaction_at_ms,
-            outstanding_balance_cents: r.outstanding_balance_cents,
-            unpaid_invoices: r.unpaid_invoices,
-            overdue_invoices: r.overdue_invoices,
-            oldest_unpaid_invoice_id: r.oldest_unpaid_invoice_id,
-            oldest_unpaid_due_at: r.oldest_unpaid_due_at_ms,
-            days_overdue: r.days_overdue,
-            invoices_on_time: r.invoices_on_time,
-            invoices_late: r.invoices_late,
-            invoices_overdue: r.invoices_overdue,
-            payment_reliability: r.payment_reliability,
-            avg_days_late: r.avg_days_late,
-            top_service_id: r.top_service_id,
-            top_service_name: r.top_service_name,
-            top_service_bookings: r.top_service_bookings,
-            affinity_bookings: r.affinity_bookings,
-            top_service_share: r.top_service_share,
-            mean_gap_days: r.mean_gap_days,
-            median_gap_days: r.median_gap_days,
-            days_since_last_interaction: r.days_since_last_interaction,
-            completed_bookings_total: r.completed_bookings_total,
-            recent_bookings: r.recent_bookings,
-            revenue_cents: r.revenue_cents,
-            recent_paid_invoices: r.recent_paid_invoices,
-            recent_paid_cents: r.recent_paid_cents,
-            pending_confirmations: r.pending_confirmations,
+            balance: row.balance,
+            reliability: row.reliability,
+            affinity: row.affinity,
+            gaps: row.gaps,
+            activity: row.activity,
             promotion_suggested_at: r.promotion_suggested_at_ms,
             segments: r
                 .segment_names
@@ -361,5 +359,55 @@ impl SegmentChangeRow {
             rule_version: s.rule_version.clone(),
             caused_by: s.caused_by.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, FieldRef};
+    use serde_arrow::schema::{SchemaLike, TracingOptions};
+
+    /// The insert's column list names every field RowBinary writes, in order: the base's
+    /// fields, then each section's, a section field under its ClickHouse name.
+    #[test]
+    fn profile_columns_name_every_serialised_field_in_order() {
+        let traced = Vec::<FieldRef>::from_type::<ProfileRow>(TracingOptions::default()).unwrap();
+        let leaves: Vec<String> = traced
+            .iter()
+            .flat_map(|f| match f.data_type() {
+                DataType::Struct(children) => children.iter().map(|c| c.name().clone()).collect(),
+                _ => vec![f.name().clone()],
+            })
+            .map(|n| match n.as_str() {
+                "oldest_unpaid_due_at" => "oldest_unpaid_due_at_ms".to_owned(),
+                _ => n,
+            })
+            .collect();
+        assert_eq!(ProfileRow::COLUMN_NAMES, leaves);
+        assert!(ProfileRow::COLUMN_NAMES.contains(&"promotion_eligible"));
+        for (i, c) in ProfileRow::COLUMN_NAMES.iter().enumerate() {
+            assert!(!ProfileRow::COLUMN_NAMES[..i].contains(c), "{c} twice");
+        }
+    }
+
+    #[test]
+    fn a_profile_survives_the_row() {
+        let p = ContactProfile {
+            business_id: "b".into(),
+            contact_id: "c".into(),
+            balance: Balance {
+                outstanding_balance_cents: 10,
+                oldest_unpaid_due_at: Some(5),
+                ..Default::default()
+            },
+            activity: Activity {
+                promotion_eligible: true,
+                ..Default::default()
+            },
+            evaluated_at: 9,
+            ..Default::default()
+        };
+        assert_eq!(ContactProfile::from(ProfileRow::from(&p)), p);
     }
 }

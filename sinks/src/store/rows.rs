@@ -5,7 +5,9 @@ use std::sync::{Arc, OnceLock};
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::{AsArray, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, RecordBatch, RecordBatchOptions, StringArray, StructArray, UInt32Array,
+};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
@@ -52,10 +54,104 @@ pub fn event_fields() -> Vec<FieldRef> {
     FIELDS.get_or_init(fields_of::<StoredEvent>).clone()
 }
 
-/// Columns of the profile segments: [`ContactProfile`].
+/// A row type whose struct members (the profile's metric sections) are stored as their own
+/// columns, in place: `keyflow sql` and the stored segments see one flat table.
+struct Flat {
+    /// The row type's fields as traced, sections as struct fields.
+    nested: Vec<FieldRef>,
+    /// The stored columns: every section replaced by its fields.
+    flat: Vec<FieldRef>,
+}
+
+impl Flat {
+    fn of<T: serde::de::DeserializeOwned>() -> Self {
+        let nested = fields_of::<T>();
+        let flat: Vec<FieldRef> = nested
+            .iter()
+            .flat_map(|f| match f.data_type() {
+                DataType::Struct(children) => children.iter().cloned().collect(),
+                _ => vec![f.clone()],
+            })
+            .collect();
+        for (i, f) in flat.iter().enumerate() {
+            assert!(
+                flat[..i].iter().all(|g| g.name() != f.name()),
+                "column {} is stored twice: a section field repeats a name",
+                f.name()
+            );
+        }
+        Self { nested, flat }
+    }
+
+    fn batch<T: serde::Serialize>(&self, rows: &[T]) -> Result<RecordBatch, serde_arrow::Error> {
+        let nested = serde_arrow::to_record_batch(&self.nested, &rows)?;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.flat.len());
+        for (f, c) in self.nested.iter().zip(nested.columns()) {
+            match f.data_type() {
+                DataType::Struct(_) => columns.extend(c.as_struct().columns().iter().cloned()),
+                _ => columns.push(c.clone()),
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(nested.num_rows()));
+        RecordBatch::try_new_with_options(schema(&self.flat), columns, &options).map_err(arrow)
+    }
+
+    /// The rows of a stored batch. A column it lacks (a segment written before the field was
+    /// added) reads as the field's default.
+    fn rows<T: serde::de::DeserializeOwned>(
+        &self,
+        batch: &RecordBatch,
+    ) -> Result<Vec<T>, serde_arrow::Error> {
+        let stored = batch.schema();
+        let column = |name: &str| {
+            let i = stored.index_of(name).ok()?;
+            Some((stored.fields()[i].clone(), batch.column(i).clone()))
+        };
+        let (mut fields, mut columns): (Vec<FieldRef>, Vec<ArrayRef>) = (Vec::new(), Vec::new());
+        for f in &self.nested {
+            match f.data_type() {
+                DataType::Struct(children) => {
+                    let (fs, cs): (Vec<FieldRef>, Vec<ArrayRef>) =
+                        children.iter().filter_map(|c| column(c.name())).unzip();
+                    if fs.is_empty() {
+                        continue;
+                    }
+                    let fs = Fields::from(fs);
+                    fields.push(Arc::new(Field::new(
+                        f.name(),
+                        DataType::Struct(fs.clone()),
+                        false,
+                    )));
+                    columns.push(Arc::new(StructArray::try_new(fs, cs, None).map_err(arrow)?));
+                }
+                _ => {
+                    if let Some((field, c)) = column(f.name()) {
+                        fields.push(field);
+                        columns.push(c);
+                    }
+                }
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let nested =
+            RecordBatch::try_new_with_options(schema(&fields), columns, &options).map_err(arrow)?;
+        serde_arrow::from_record_batch(&nested)
+    }
+}
+
+fn arrow(e: ArrowError) -> serde_arrow::Error {
+    <serde_arrow::Error as serde::ser::Error>::custom(e)
+}
+
+fn profile_layout() -> &'static Flat {
+    static LAYOUT: OnceLock<Flat> = OnceLock::new();
+    LAYOUT.get_or_init(Flat::of::<ContactProfile>)
+}
+
+/// Columns of the profile segments: [`ContactProfile`], each metric section's fields in its
+/// place.
 pub fn profile_fields() -> Vec<FieldRef> {
-    static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
-    FIELDS.get_or_init(fields_of::<ContactProfile>).clone()
+    profile_layout().flat.clone()
 }
 
 /// Columns of a batch's signals: [`SignalRow`], the same row ClickHouse stores.
@@ -73,7 +169,7 @@ pub fn events_batch(events: &[StoredEvent]) -> Result<RecordBatch, serde_arrow::
 }
 
 pub fn profiles_batch(profiles: &[ContactProfile]) -> Result<RecordBatch, serde_arrow::Error> {
-    serde_arrow::to_record_batch(&profile_fields(), &profiles)
+    profile_layout().batch(profiles)
 }
 
 pub fn signals_batch(signals: &[SignalRow]) -> Result<RecordBatch, serde_arrow::Error> {
@@ -89,7 +185,7 @@ pub fn events_from(batch: &RecordBatch) -> Result<Vec<StoredEvent>, serde_arrow:
 }
 
 pub fn profiles_from(batch: &RecordBatch) -> Result<Vec<ContactProfile>, serde_arrow::Error> {
-    serde_arrow::from_record_batch(batch)
+    profile_layout().rows(batch)
 }
 
 /// `batch` in the current profile columns: a segment written before a profile field was added
@@ -247,6 +343,7 @@ mod tests {
             i64f("recent_paid_invoices", false),
             i64f("recent_paid_cents", false),
             i64f("pending_confirmations", false),
+            Field::new("promotion_eligible", DataType::Boolean, false),
             ts("promotion_suggested_at", true),
             list_of(
                 "segments",
@@ -347,6 +444,101 @@ mod tests {
             profiles_from(&latest).unwrap(),
             vec![version("c2", 2, 20), new]
         );
+    }
+
+    model::section! {
+        /// `Activity` with one metric added, as docs/ADDING_A_METRIC.md adds it.
+        ActivityWithVisits from "activity" {
+            revenue_cents: i64,
+            visits_last_30_days: i64,
+        }
+    }
+
+    /// A profile of the fixture's shape: fields of its own and a section.
+    #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
+    struct FixtureProfile {
+        contact_id: String,
+        activity: ActivityWithVisits,
+        evaluated_at: i64,
+    }
+
+    /// A field added to a section is a stored column, in the section's place, and a ClickHouse
+    /// column, with no other list to edit; an older segment without it reads the default.
+    #[test]
+    fn a_field_added_to_a_section_is_a_new_column_everywhere() {
+        use model::sections::Section;
+        let layout = Flat::of::<FixtureProfile>();
+        let names: Vec<&str> = layout.flat.iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "contact_id",
+                "revenue_cents",
+                "visits_last_30_days",
+                "evaluated_at"
+            ]
+        );
+        assert_eq!(
+            ActivityWithVisits::COLUMNS,
+            ["revenue_cents", "visits_last_30_days"]
+        );
+        let p = FixtureProfile {
+            contact_id: "c1".into(),
+            activity: ActivityWithVisits {
+                revenue_cents: 900,
+                visits_last_30_days: 4,
+            },
+            evaluated_at: 7,
+        };
+        let batch = layout.batch(std::slice::from_ref(&p)).unwrap();
+        let visits = batch.column_by_name("visits_last_30_days").unwrap();
+        assert_eq!(
+            visits
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+            4
+        );
+        assert_eq!(
+            layout.rows::<FixtureProfile>(&batch).unwrap(),
+            vec![p.clone()]
+        );
+        let mut older = batch.clone();
+        older.remove_column(batch.schema().index_of("visits_last_30_days").unwrap());
+        let mut expected = p;
+        expected.activity.visits_last_30_days = 0;
+        assert_eq!(
+            layout.rows::<FixtureProfile>(&older).unwrap(),
+            vec![expected]
+        );
+    }
+
+    #[test]
+    fn the_profile_sections_are_stored_in_place() {
+        let p = ContactProfile {
+            balance: model::sections::Balance {
+                outstanding_balance_cents: 4_200,
+                oldest_unpaid_due_at: Some(1_000),
+                ..Default::default()
+            },
+            activity: model::sections::Activity {
+                promotion_eligible: true,
+                ..Default::default()
+            },
+            ..version("c1", 3, 10)
+        };
+        let batch = profiles_batch(std::slice::from_ref(&p)).unwrap();
+        assert_eq!(batch.schema(), schema(&profile_fields()));
+        assert!(batch.column_by_name("balance").is_none());
+        assert_eq!(
+            batch
+                .column_by_name("outstanding_balance_cents")
+                .unwrap()
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(0),
+            4_200
+        );
+        assert_eq!(profiles_from(&batch).unwrap(), vec![p]);
     }
 
     #[test]

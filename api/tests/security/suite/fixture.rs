@@ -12,7 +12,9 @@ use api::auth::{ApiConfig, Secret};
 use api::limits::HttpLimits;
 use api::AppState;
 use model::event::Event;
-use model::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
+use model::profile::{
+    Activity, Balance, ContactProfile, Factor, Membership, NextAction, ServiceStat,
+};
 use model::sink::AcceptedEvent;
 use model::status::ProcessorStatus;
 use serde_json::json;
@@ -84,10 +86,16 @@ fn profile(business: &str, id: &str, name: &str, score: i64, segments: &[&str]) 
         }],
         rule_version: "lead-score/v1".into(),
         last_interaction_at: Some(NOW - DAY),
-        outstanding_balance_cents: 12_000,
-        unpaid_invoices: 1,
-        recent_bookings: 3,
-        revenue_cents: 8_000,
+        balance: Balance {
+            outstanding_balance_cents: 12_000,
+            unpaid_invoices: 1,
+            ..Default::default()
+        },
+        activity: Activity {
+            recent_bookings: 3,
+            revenue_cents: 8_000,
+            ..Default::default()
+        },
         segments: segments
             .iter()
             .map(|s| Membership {
