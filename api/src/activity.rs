@@ -2,7 +2,7 @@
 //! event (timeline, contact page), and the contact's notes, tasks, bookings and invoices folded
 //! from its events. Pure functions over [`Activity`]; unit-tested below.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -94,46 +94,148 @@ pub fn badge(kind: &str) -> &'static str {
     }
 }
 
-pub fn title(kind: &str, d: &Value) -> String {
+/// What a contact's events say about the ids its later events name: a booking's service and
+/// start, an invoice's amount, a task's title. Learned from `booking.created`, `invoice.sent`
+/// and `task.created`, so that "booking b-17 completed" reads "Balayage completed".
+#[derive(Debug, Default, Clone)]
+pub struct Known {
+    bookings: HashMap<String, (String, String)>,
+    invoices: HashMap<String, String>,
+    tasks: HashMap<String, String>,
+}
+
+impl Known {
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a Activity>) -> Self {
+        let mut k = Self::default();
+        for a in events {
+            k.learn(&a.kind, &a.data_value());
+        }
+        k
+    }
+
+    pub fn learn(&mut self, kind: &str, d: &Value) {
+        match (kind, ID_OF.iter().find(|(k, _)| *k == kind)) {
+            ("booking.created", Some((_, f))) => {
+                let service = text(d, "service_name")
+                    .or_else(|| text(d, "service_id"))
+                    .unwrap_or("a service");
+                if let Some(id) = text(d, f) {
+                    let start = when(d, "starts_at");
+                    self.bookings.insert(id.into(), (service.into(), start));
+                }
+            }
+            ("invoice.sent", Some((_, f))) => {
+                let amount = money(
+                    int(d, "amount_cents").unwrap_or(0),
+                    text(d, "currency").unwrap_or(""),
+                );
+                if let Some(id) = text(d, f) {
+                    self.invoices.insert(id.into(), amount);
+                }
+            }
+            ("task.created", Some((_, f))) => {
+                if let Some(id) = text(d, f) {
+                    let title = shorten(text(d, "title").unwrap_or(""), 60);
+                    self.tasks.insert(id.into(), title);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether `kind` names an id this does not know yet (a read of the contact's events would
+    /// tell).
+    pub fn lacks(&self, kind: &str, d: &Value) -> bool {
+        let Some((_, field)) = ID_OF.iter().find(|(k, _)| *k == kind) else {
+            return false;
+        };
+        let Some(id) = text(d, field) else {
+            return false;
+        };
+        match *field {
+            "booking_id" => !self.bookings.contains_key(id),
+            "invoice_id" => !self.invoices.contains_key(id),
+            _ => !self.tasks.contains_key(id),
+        }
+    }
+}
+
+/// The id field each kind names.
+const ID_OF: &[(&str, &str)] = &[
+    ("booking.created", "booking_id"),
+    ("booking.confirmed", "booking_id"),
+    ("booking.cancelled", "booking_id"),
+    ("booking.completed", "booking_id"),
+    ("invoice.sent", "invoice_id"),
+    ("invoice.paid", "invoice_id"),
+    ("invoice.overdue", "invoice_id"),
+    ("task.created", "task_id"),
+    ("task.completed", "task_id"),
+];
+
+/// One line for a person: who did what, with the service, amount or task by name where the
+/// contact's events (`known`) tell it, and the id where they do not. `who` is the contact's
+/// name (or id).
+pub fn title(kind: &str, d: &Value, who: &str, known: &Known) -> String {
     let id = |key: &str| text(d, key).unwrap_or("?").to_owned();
+    let booking = || {
+        known
+            .bookings
+            .get(&id("booking_id"))
+            .map(|(service, at)| format!("{service} ({at})"))
+            .unwrap_or_else(|| format!("booking {}", id("booking_id")))
+    };
+    let invoice = || {
+        known
+            .invoices
+            .get(&id("invoice_id"))
+            .map(|amount| format!("{amount} (invoice {})", id("invoice_id")))
+            .unwrap_or_else(|| format!("invoice {}", id("invoice_id")))
+    };
     match kind {
-        "contact.created" => format!("New contact {}", text(d, "name").unwrap_or("(no name)")),
+        "contact.created" => format!("New contact {}", text(d, "name").unwrap_or(who)),
         "contact.updated" => {
             let fields: Vec<&str> = ["name", "email", "phone", "tags", "status", "photo_url"]
                 .into_iter()
                 .filter(|k| d.get(*k).is_some())
                 .collect();
-            format!("Contact updated: {}", fields.join(", "))
+            format!("{who} updated: {}", fields.join(", "))
         }
-        "contact.merged" => format!("Merged {} into this contact", id("merged_contact_id")),
-        "contact.deleted" => "Contact deleted".into(),
+        "contact.merged" => format!("Merged {} into {who}", id("merged_contact_id")),
+        "contact.deleted" => format!("{who} deleted"),
         "contact.erased" => "Personal data erased".into(),
-        "note.created" => format!("Note: {}", shorten(text(d, "body").unwrap_or(""), 80)),
+        "note.created" => format!(
+            "Note on {who}: {}",
+            shorten(text(d, "body").unwrap_or(""), 80)
+        ),
         "task.created" => format!(
-            "Task: {} (due {})",
+            "Task for {who}: {} (due {})",
             shorten(text(d, "title").unwrap_or(""), 60),
             when(d, "due_at")
         ),
-        "task.completed" => format!("Task {} done", id("task_id")),
+        "task.completed" => match known.tasks.get(&id("task_id")) {
+            Some(t) => format!("Task done for {who}: {t}"),
+            None => format!("Task {} done for {who}", id("task_id")),
+        },
         "booking.created" => format!(
-            "Booked {} for {}",
+            "{who} booked {} for {}",
             text(d, "service_name").unwrap_or("a service"),
             when(d, "starts_at")
         ),
-        "booking.confirmed" => format!("Booking {} confirmed", id("booking_id")),
-        "booking.cancelled" => format!("Booking {} cancelled", id("booking_id")),
-        "booking.completed" => format!("Booking {} completed", id("booking_id")),
+        "booking.confirmed" => format!("{who} confirmed {}", booking()),
+        "booking.cancelled" => format!("{who} cancelled {}", booking()),
+        "booking.completed" => format!("{who} completed {}", booking()),
         "invoice.sent" => format!(
-            "Invoice {} sent: {}, due {}",
-            id("invoice_id"),
+            "Invoice of {} sent to {who}, due {} (invoice {})",
             money(
                 int(d, "amount_cents").unwrap_or(0),
                 text(d, "currency").unwrap_or("")
             ),
-            when(d, "due_at")
+            when(d, "due_at"),
+            id("invoice_id")
         ),
-        "invoice.paid" => format!("Invoice {} paid", id("invoice_id")),
-        "invoice.overdue" => format!("Invoice {} overdue", id("invoice_id")),
+        "invoice.paid" => format!("{who} paid {}", invoice()),
+        "invoice.overdue" => format!("{who}'s {} is overdue", invoice()),
         other => other.to_owned(),
     }
 }
@@ -148,8 +250,15 @@ pub fn actions(kind: &str) -> Vec<String> {
     a
 }
 
-pub fn view(a: &Activity, contact_name: Option<String>) -> ActivityView {
+/// The timeline item of `a`; `known` is what the contact's events say (see [`Known`]).
+pub fn view(a: &Activity, contact_name: Option<String>, known: &Known) -> ActivityView {
     let data = a.data_value();
+    let title = title(
+        &a.kind,
+        &data,
+        contact_name.as_deref().unwrap_or(&a.contact_id),
+        known,
+    );
     ActivityView {
         event_id: a.event_id.clone(),
         kind: a.kind.clone(),
@@ -158,7 +267,7 @@ pub fn view(a: &Activity, contact_name: Option<String>) -> ActivityView {
         occurred_at: rfc3339(Some(a.occurred_at)),
         source: a.source.clone(),
         badge: badge(&a.kind).into(),
-        title: title(&a.kind, &data),
+        title,
         actions: actions(&a.kind),
         data,
     }
@@ -465,9 +574,42 @@ mod tests {
     #[test]
     fn titles_badges_and_actions_read_like_a_feed() {
         let sent = serde_json::json!({"invoice_id": "INV-7", "amount_cents": 12050, "currency": "EUR", "due_at": "2026-12-01T00:00:00Z"});
+        let none = Known::default();
         assert_eq!(
-            title("invoice.sent", &sent),
-            "Invoice INV-7 sent: 120.50 EUR, due 2026-12-01 00:00"
+            title("invoice.sent", &sent, "Ada", &none),
+            "Invoice of 120.50 EUR sent to Ada, due 2026-12-01 00:00 (invoice INV-7)"
+        );
+        let paid = serde_json::json!({"invoice_id": "INV-7"});
+        assert_eq!(
+            title("invoice.paid", &paid, "Ada", &none),
+            "Ada paid invoice INV-7"
+        );
+        let mut known = Known::default();
+        known.learn("invoice.sent", &sent);
+        assert!(!known.lacks("invoice.paid", &paid));
+        assert_eq!(
+            title("invoice.paid", &paid, "Ada", &known),
+            "Ada paid 120.50 EUR (invoice INV-7)"
+        );
+        let booked = serde_json::json!({"booking_id": "b-17", "service_id": "s1",
+            "service_name": "Balayage", "starts_at": "2026-12-02T09:30:00Z"});
+        let done = serde_json::json!({"booking_id": "b-17"});
+        assert!(known.lacks("booking.completed", &done));
+        known.learn("booking.created", &booked);
+        assert_eq!(
+            title("booking.completed", &done, "Ada", &known),
+            "Ada completed Balayage (2026-12-02 09:30)"
+        );
+        let task = serde_json::json!({"task_id": "t1", "title": "Call back", "due_at": "2026-12-03T10:00:00Z"});
+        known.learn("task.created", &task);
+        assert_eq!(
+            title(
+                "task.completed",
+                &serde_json::json!({"task_id": "t1"}),
+                "Ada",
+                &known
+            ),
+            "Task done for Ada: Call back"
         );
         assert_eq!(badge("invoice.paid"), "payment");
         assert_eq!(badge("booking.created"), "booking");
@@ -477,7 +619,7 @@ mod tests {
             ["view_contact", "send_reminder"]
         );
         let long = serde_json::json!({"note_id": "n", "body": "x".repeat(200)});
-        assert!(title("note.created", &long).chars().count() <= 86);
+        assert!(title("note.created", &long, "Ada", &none).chars().count() <= 94);
         assert_eq!(money(-5, "EUR"), "-0.05 EUR");
     }
 }

@@ -110,9 +110,10 @@ pub async fn contact(
     let events = s.reader.contact_events(&business_id, &contact_id).await?;
     let now = as_of(&s);
     let records = activity::records(&events, now);
+    let known = activity::Known::of(events.iter().map(AsRef::as_ref));
     let views: Vec<ActivityView> = events
         .iter()
-        .map(|a| activity::view(a, p.name.clone()))
+        .map(|a| activity::view(a, p.name.clone(), &known))
         .collect();
     Ok(Json(ContactDetail {
         contact: ContactView::from(p.as_ref()),
@@ -142,28 +143,45 @@ pub struct Timeline {
     pub cursor: String,
 }
 
-/// Current names of the contacts behind `items` not yet `known`, one read per new contact
-/// (the stream meets few new contacts per poll and remembers them).
-async fn names(
-    s: &AppState,
-    business_id: &str,
-    items: &[Arc<Activity>],
-    known: &mut HashMap<String, Option<String>>,
-) {
-    for a in items {
-        if known.contains_key(&a.contact_id) {
-            continue;
-        }
-        let name = match s.reader.contact(business_id, &a.contact_id).await {
-            Ok(p) => p.and_then(|p| p.name.clone()),
-            Err(_) => None,
-        };
-        known.insert(a.contact_id.clone(), name);
-    }
+/// What the stream or a page knows about each contact: its current name and what its events
+/// say about the ids later events name ([`activity::Known`]).
+#[derive(Default)]
+struct Contacts {
+    names: HashMap<String, Option<String>>,
+    known: HashMap<String, activity::Known>,
 }
 
-fn named(a: &Activity, known: &HashMap<String, Option<String>>) -> ActivityView {
-    activity::view(a, known.get(&a.contact_id).cloned().flatten())
+impl Contacts {
+    /// Learns from `items` (oldest first), then reads the events of each contact whose items
+    /// still name an id it does not know (an event from before the page), once per contact.
+    async fn learn(&mut self, s: &AppState, business_id: &str, items: &[Arc<Activity>]) {
+        for a in items {
+            if !self.names.contains_key(&a.contact_id) {
+                let name = match s.reader.contact(business_id, &a.contact_id).await {
+                    Ok(p) => p.and_then(|p| p.name.clone()),
+                    Err(_) => None,
+                };
+                self.names.insert(a.contact_id.clone(), name);
+            }
+        }
+        let mut read = std::collections::HashSet::new();
+        for a in items {
+            let data = a.data_value();
+            let known = self.known.entry(a.contact_id.clone()).or_default();
+            if known.lacks(&a.kind, &data) && read.insert(a.contact_id.clone()) {
+                if let Ok(events) = s.reader.contact_events(business_id, &a.contact_id).await {
+                    *known = activity::Known::of(events.iter().map(AsRef::as_ref));
+                }
+            }
+            known.learn(&a.kind, &data);
+        }
+    }
+
+    fn view(&self, a: &Activity) -> ActivityView {
+        let name = self.names.get(&a.contact_id).cloned().flatten();
+        let none = activity::Known::default();
+        activity::view(a, name, self.known.get(&a.contact_id).unwrap_or(&none))
+    }
 }
 
 /// `crm/timeline`: the latest events of the business (contacts, notes, tasks, bookings,
@@ -189,15 +207,20 @@ pub async fn timeline(
         )));
     };
     // One read of the business for every name, rather than one read per contact.
-    let known: HashMap<String, Option<String>> = profiles_of(&s, &business_id)
-        .await?
-        .iter()
-        .map(|p| (p.contact_id.clone(), p.name.clone()))
-        .collect();
+    let mut contacts = Contacts {
+        names: profiles_of(&s, &business_id)
+            .await?
+            .iter()
+            .map(|p| (p.contact_id.clone(), p.name.clone()))
+            .collect(),
+        known: HashMap::new(),
+    };
+    let oldest_first: Vec<Arc<Activity>> = items.iter().rev().cloned().collect();
+    contacts.learn(&s, &business_id, &oldest_first).await;
     Ok(Json(Timeline {
         business_id,
         as_of: rfc3339(Some(as_of(&s))),
-        items: items.iter().map(|a| named(a, &known)).collect(),
+        items: items.iter().map(|a| contacts.view(a)).collect(),
         cursor,
     }))
 }
@@ -218,7 +241,7 @@ struct Feed {
     business_id: String,
     cursor: String,
     pending: VecDeque<SseEvent>,
-    known: HashMap<String, Option<String>>,
+    contacts: Contacts,
 }
 
 impl Feed {
@@ -230,11 +253,12 @@ impl Feed {
             .await
         {
             Ok(since) => {
-                names(&self.s, &self.business_id, &since.items, &mut self.known).await;
+                let (s, business_id) = (self.s.clone(), self.business_id.clone());
+                self.contacts.learn(&s, &business_id, &since.items).await;
                 let n = since.items.len();
                 for (i, a) in since.items.iter().enumerate() {
                     let mut e = SseEvent::default().event("activity");
-                    e = match e.json_data(named(a, &self.known)) {
+                    e = match e.json_data(self.contacts.view(a)) {
                         Ok(e) => e,
                         Err(err) => {
                             tracing::warn!(cause = %err, "activity not serialisable");
@@ -289,7 +313,7 @@ pub async fn stream(
         business_id,
         cursor,
         pending: VecDeque::from([ready]),
-        known: HashMap::new(),
+        contacts: Contacts::default(),
     };
     let events = futures::stream::unfold(feed, |mut f| async move {
         loop {

@@ -61,7 +61,7 @@ fn profile(business: &str, id: &str, name: &str, score: i64, segments: &[&str]) 
             })
             .collect(),
         next_actions: vec![NextAction {
-            kind: "unpaid_invoice".into(),
+            kind: "invoice_overdue".into(),
             ref_id: "inv-1".into(),
             since: NOW - 3 * DAY,
             age_days: 3,
@@ -283,6 +283,43 @@ async fn crm_routes_answer_for_the_business() {
     let q = ok(&f.app, &format!("{A}/crm/next-actions?limit=2")).await;
     assert_eq!(q["total"], 3);
     assert_eq!(q["items"].as_array().unwrap().len(), 2);
+    assert_eq!(q["items"][0]["action"], "send_reminder");
+    assert_eq!(
+        q["kinds"],
+        json!({"booking_unconfirmed": 0, "invoice_overdue": 3, "lead_stale": 0, "task_stale": 0})
+    );
+    let only = ok(
+        &f.app,
+        &format!("{A}/crm/next-actions?kind=invoice_overdue"),
+    )
+    .await;
+    assert_eq!(only["total"], 3);
+    let none = ok(&f.app, &format!("{A}/crm/next-actions?kind=task_stale")).await;
+    assert_eq!(
+        (
+            none["total"].as_u64(),
+            none["items"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        none["kinds"]["invoice_overdue"], 3,
+        "the counts ignore the filter"
+    );
+    let (s, _, body) = call(
+        &f.app,
+        get(
+            &format!("{A}/crm/next-actions?kind=invoice_late"),
+            Some(ADMIN),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("kind \"invoice_late\" is not one of invoice_overdue"),
+        "{message}"
+    );
     ok(&f.app, &format!("{A}/crm/services")).await;
     ok(&f.app, &format!("{A}/crm/cues")).await;
     let cards = ok(&f.app, &format!("{A}/crm/ai/next-actions")).await;
@@ -435,7 +472,7 @@ async fn timeline_lists_newest_first_and_the_stream_sends_new_events() {
         }
     }
     assert!(text.contains("event: ready"), "{text}");
-    assert!(text.contains("Booked Colour"), "{text}");
+    assert!(text.contains("Carla Dias booked Colour"), "{text}");
     assert!(!text.contains("not for acme"), "{text}");
 
     let (s, _, body) = call(
