@@ -309,6 +309,9 @@ pub struct QueueView {
     pub age_days: i64,
     pub priority: f64,
     pub message: String,
+    /// The context action that settles it: send_reminder, confirm_booking, mark_task_done or
+    /// call (`crm/actions`).
+    pub action: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -318,42 +321,92 @@ pub struct QueueResponse {
     pub as_of: Option<String>,
     /// The calendar `ageDays` counts local days in.
     pub calendar: CalendarView,
+    /// Items of the kind asked for (all kinds without `kind`).
     pub total: usize,
     pub offset: usize,
+    /// Items of each kind, whatever `kind` asked for (the Cockpit's filter counts).
+    pub kinds: BTreeMap<String, usize>,
     /// Highest priority first.
     pub items: Vec<QueueView>,
+}
+
+/// The queue's kinds (the branches of sql/metrics/next_actions.sql), each with the context
+/// action that settles it.
+pub const QUEUE_ACTIONS: &[(&str, &str)] = &[
+    ("invoice_overdue", "send_reminder"),
+    ("booking_unconfirmed", "confirm_booking"),
+    ("task_stale", "mark_task_done"),
+    ("lead_stale", "call"),
+];
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct QueueQuery {
+    /// Items per page, 1–500, default 50.
+    pub limit: Option<usize>,
+    /// Items skipped, default 0.
+    pub offset: Option<usize>,
+    /// Only items of this kind: invoice_overdue, booking_unconfirmed, task_stale or lead_stale.
+    pub kind: Option<String>,
 }
 
 pub async fn next_actions(
     State(s): State<AppState>,
     Path(business_id): Path<String>,
-    Query(page): Query<Page>,
+    Query(q): Query<QueueQuery>,
 ) -> Result<Json<QueueResponse>, AppError> {
-    let (offset, limit) = page.bounds()?;
+    let (offset, limit) = Page {
+        limit: q.limit,
+        offset: q.offset,
+    }
+    .bounds()?;
+    if let Some(kind) = &q.kind {
+        if QUEUE_ACTIONS.iter().all(|(k, _)| k != kind) {
+            let kinds: Vec<&str> = QUEUE_ACTIONS.iter().map(|(k, _)| *k).collect();
+            return Err(AppError::BadRequest(format!(
+                "kind {kind:?} is not one of {}",
+                kinds.join(", ")
+            )));
+        }
+    }
     let loaded = load(&s, &business_id).await?;
     let (v, now) = (&loaded.views, loaded.now);
+    let mut kinds: BTreeMap<String, usize> = QUEUE_ACTIONS
+        .iter()
+        .map(|(k, _)| ((*k).to_owned(), 0))
+        .collect();
+    for item in &v.queue {
+        *kinds.entry(item.kind.clone()).or_default() += 1;
+    }
+    let wanted = |kind: &str| q.kind.as_deref().is_none_or(|k| k == kind);
     let items: Vec<QueueView> = v
         .queue
         .iter()
+        .filter(|item| wanted(&item.kind))
         .skip(offset)
         .take(limit)
-        .map(|q| QueueView {
-            contact_id: q.contact_id.clone(),
-            contact_name: loaded.get(&q.contact_id).and_then(|p| p.name.clone()),
-            kind: q.kind.clone(),
-            ref_id: q.ref_id.clone(),
-            since: rfc3339(Some(q.since)),
-            age_days: q.age_days,
-            priority: q.priority,
-            message: q.message.clone(),
+        .map(|item| QueueView {
+            contact_id: item.contact_id.clone(),
+            contact_name: loaded.get(&item.contact_id).and_then(|p| p.name.clone()),
+            kind: item.kind.clone(),
+            ref_id: item.ref_id.clone(),
+            since: rfc3339(Some(item.since)),
+            age_days: item.age_days,
+            priority: item.priority,
+            message: item.message.clone(),
+            action: QUEUE_ACTIONS
+                .iter()
+                .find(|(k, _)| *k == item.kind)
+                .map_or("call", |(_, a)| a)
+                .to_owned(),
         })
         .collect();
     Ok(Json(QueueResponse {
         calendar: (&s.rules.for_business(&business_id).calendar).into(),
         business_id,
         as_of: rfc3339(Some(now)),
-        total: v.queue.len(),
+        total: v.queue.iter().filter(|item| wanted(&item.kind)).count(),
         offset,
+        kinds,
         items,
     }))
 }
@@ -672,4 +725,25 @@ pub async fn suggest(
         query: query.q,
         items,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::QUEUE_ACTIONS;
+
+    /// Every branch of the queue's SQL (`SELECT x.cid, '<kind>'`) has its context action here,
+    /// and nothing else does.
+    #[test]
+    fn every_queue_kind_has_a_context_action() {
+        let sql = include_str!("../../sql/metrics/next_actions.sql");
+        let kinds: Vec<&str> = sql
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("SELECT "))
+            .filter_map(|l| l.split_once(".cid, '"))
+            .filter_map(|(_, rest)| rest.split_once('\''))
+            .map(|(kind, _)| kind)
+            .collect();
+        let ours: Vec<&str> = QUEUE_ACTIONS.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, ours);
+    }
 }

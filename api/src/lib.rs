@@ -182,8 +182,8 @@ pub fn routes() -> Vec<Route> {
         ),
         Route::post_json(
             b!("/crm/actions"),
-            "A context action (call, book, tag, send_reminder, mark_task_done): logged at its \
-             hook point",
+            "A context action (call, book, tag, send_reminder, confirm_booking, mark_task_done): \
+             logged at its hook point",
             routes::action,
         ),
         Route::json(

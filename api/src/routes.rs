@@ -70,12 +70,19 @@ pub async fn businesses(
 }
 
 /// Context actions the Cockpit offers on a contact or timeline item.
-pub const ACTIONS: &[&str] = &["call", "book", "tag", "send_reminder", "mark_task_done"];
+pub const ACTIONS: &[&str] = &[
+    "call",
+    "book",
+    "tag",
+    "send_reminder",
+    "confirm_booking",
+    "mark_task_done",
+];
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ActionRequest {
-    /// call, book, tag, send_reminder or mark_task_done.
+    /// call, book, tag, send_reminder, confirm_booking or mark_task_done.
     pub action: String,
     pub contact_id: String,
     /// The task, invoice or booking the action is about.
