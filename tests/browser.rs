@@ -1,9 +1,14 @@
 //! The reference Cockpit page in headless Chromium (Debian's `chromium` + `chromium-driver`,
-//! driven over WebDriver), over the demo's data on the embedded broker and store: the spotlight
-//! shows three cards, typing `/leadScore>70` filters the results to what the API answers, the
-//! contact drawer shows the score's factors, and the timeline receives a newly produced event
-//! live. Saves screenshots under the test's target tmp dir (`cockpit.png`, `cockpit-search.png`,
-//! `cockpit-contact.png`).
+//! driven over WebDriver), over the demo's data on the embedded broker and store. Each panel is
+//! compared with the API it reads: the three spotlights (order and call to action per tab), the
+//! Next Action queue (length, first item, the kind filter, a context action that posts and
+//! marks its item), the services (rows, totals, one chart bar per service), the tier chart;
+//! typing `/leadScore>70` filters the results to what the API answers, the contact drawer shows
+//! the score's factors, the timeline receives a newly produced event live and filters by type,
+//! `/` focuses the search, and at 390 px wide the page has no horizontal scroll. Saves
+//! screenshots under the test's target tmp dir (`cockpit.png` at 1500 × 1100,
+//! `cockpit-search.png`, `cockpit-contact.png`, `cockpit-390.png`); `docs/cockpit-*.png` are
+//! copies of them.
 
 use crate::common;
 
@@ -55,7 +60,7 @@ async fn chromium(profile: &std::path::Path) -> (Driver, Session) {
         "args": [
             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--window-size=1440,1300",
+            "--disable-component-update", "--disable-sync", "--window-size=1500,1100",
             format!("--user-data-dir={}", profile.display()),
         ]
     });
@@ -86,6 +91,34 @@ where
 
 async fn count(c: &Session, css: &str) -> usize {
     c.find_all(css).await.map_or(0, |v| v.len())
+}
+
+/// The `attr` of every element matching `css`, in page order.
+async fn attrs(c: &Session, css: &str, attr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(css).await.unwrap_or_default() {
+        out.push(e.attr(attr).await.ok().flatten().unwrap_or_default());
+    }
+    out
+}
+
+/// The API's answer to `path` under the business.
+async fn business_json(base: &str, path: &str) -> serde_json::Value {
+    let (code, v) = get_json(&format!("{base}/v1/businesses/{BUSINESS}/{path}")).await;
+    assert_eq!(code, 200, "{path}: {v}");
+    v
+}
+
+/// The contact ids and calls to action of one spotlight as the API serves it.
+fn spotlight(h: &serde_json::Value, tab: &str) -> (Vec<String>, Vec<String>) {
+    let cards = h["spotlights"][tab].as_array().unwrap();
+    let field = |k: &str| {
+        cards
+            .iter()
+            .map(|c| c[k].as_str().unwrap().to_owned())
+            .collect()
+    };
+    (field("contactId"), field("action"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -135,9 +168,134 @@ async fn cockpit_page_works_in_headless_chromium() {
     })
     .await;
     assert_eq!(cards, 3);
-    assert!(count(&c, "[data-testid=ai-card]").await <= 3);
     let url = c.current_url().await.unwrap();
     assert!(!url.contains('#'), "the key left the address bar: {url}");
+
+    // Every spotlight: the API's order and its computed call to action on each card.
+    let highlights = business_json(&base, "crm/highlights").await;
+    for tab in ["leadScore", "recentBookings", "revenue"] {
+        let (ids, ctas) = spotlight(&highlights, tab);
+        assert!(!ids.is_empty(), "the demo fills the {tab} spotlight");
+        c.find(&format!("[data-testid=spotlight-tab][data-tab={tab}]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let shown = eventually(10, &format!("the {tab} spotlight"), || async {
+            let shown = attrs(&c, "[data-testid=spotlight-card]", "data-contact").await;
+            (shown == ids).then_some(shown)
+        })
+        .await;
+        assert_eq!(shown, ids, "{tab}");
+        assert_eq!(
+            attrs(&c, "[data-testid=spotlight-cta]", "data-action").await,
+            ctas,
+            "{tab}"
+        );
+    }
+    c.find("[data-testid=spotlight-tab][data-tab=leadScore]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The Next Action queue: the API's first page, highest priority first.
+    let queue = business_json(&base, "crm/next-actions?limit=8").await;
+    let api_refs: Vec<String> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["refId"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!api_refs.is_empty(), "the demo has open actions");
+    let refs = eventually(15, "the queue's first page", || async {
+        let refs = attrs(&c, "[data-testid=queue-item]", "data-ref").await;
+        (refs == api_refs).then_some(refs)
+    })
+    .await;
+    assert_eq!(refs.len(), api_refs.len().min(8));
+    let meta = c.find("#queue-meta").await.unwrap().text().await.unwrap();
+    assert!(
+        meta.contains(&format!("of {}", queue["total"])),
+        "{meta} / total {}",
+        queue["total"]
+    );
+    // The kind filter: only that kind, as many as the API counts (up to a page).
+    let kind = queue["items"][0]["kind"].as_str().unwrap().to_owned();
+    let of_kind = queue["kinds"][&kind].as_u64().unwrap() as usize;
+    c.find(&format!("[data-testid=queue-filter][data-kind={kind}]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let kinds = eventually(10, "the queue filtered by kind", || async {
+        let kinds = attrs(&c, "[data-testid=queue-item]", "data-kind").await;
+        (!kinds.is_empty() && kinds.iter().all(|k| *k == kind)).then_some(kinds)
+    })
+    .await;
+    assert_eq!(kinds.len(), of_kind.min(8), "{kind}");
+    // A context action posts to crm/actions and marks its item.
+    let first = c.find("[data-testid=queue-item]").await.unwrap();
+    let first_ref = first.attr("data-ref").await.unwrap().unwrap();
+    c.find("[data-testid=queue-item] [data-testid=queue-action]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    eventually(10, "the actioned queue item", || async {
+        let item = c
+            .find(&format!("[data-testid=queue-item][data-ref='{first_ref}']"))
+            .await
+            .ok()?;
+        (item.attr("data-state").await.ok()??.as_str() == "actioned").then_some(())
+    })
+    .await;
+    let toast = c.find("#toast").await.unwrap().text().await.unwrap();
+    assert!(toast.contains("logged at"), "{toast}");
+    c.find("[data-testid=queue-filter][data-kind='']")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Services: one row and one bar per service, with the API's totals.
+    let services = business_json(&base, "crm/services").await;
+    let services = services["services"].as_array().unwrap();
+    assert!(!services.is_empty(), "the demo books services");
+    let rows = eventually(10, "the service rows", || async {
+        let rows = attrs(&c, "[data-testid=service-row]", "data-revenue").await;
+        (rows.len() == services.len()).then_some(rows)
+    })
+    .await;
+    let revenue: i64 = rows.iter().map(|r| r.parse::<i64>().unwrap()).sum();
+    let api_revenue: i64 = services
+        .iter()
+        .map(|s| s["revenue"].as_i64().unwrap())
+        .sum();
+    assert_eq!(revenue, api_revenue);
+    assert_eq!(
+        count(&c, "[data-testid=service-chart] rect.bar").await,
+        services.len()
+    );
+    assert_eq!(count(&c, "[data-testid=tier-chart] rect.bar").await, 3);
+    assert!(
+        count(&c, "[data-testid=fan]").await > 0,
+        "top fans are listed"
+    );
+
+    // The AI cards: as many as the API serves, up to three.
+    let ai = business_json(&base, "crm/ai/next-actions").await;
+    let ai_cards = ai["cards"].as_array().unwrap().len().min(3);
+    assert!(ai_cards > 0, "the demo has AI cards");
+    eventually(10, "the AI cards", || async {
+        (count(&c, "[data-testid=ai-card]").await == ai_cards).then_some(())
+    })
+    .await;
     let login = c.find("#login").await.unwrap();
     assert!(
         !login.is_displayed().await.unwrap(),
@@ -148,9 +306,63 @@ async fn cockpit_page_works_in_headless_chromium() {
         (count(&c, "[data-testid=timeline-item]").await > 0).then_some(())
     })
     .await;
+    // The timeline's titles are the API's, readable; the type filter hides the others.
+    let timeline = business_json(&base, "crm/timeline?limit=60").await;
+    let titles: Vec<&str> = timeline["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    let first_title = c
+        .find("[data-testid=timeline-item] .title")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(titles.contains(&first_title.as_str()), "{first_title}");
+    c.find("#timeline-filter [data-badge=booking]")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let visible = eventually(10, "only bookings in the timeline", || async {
+        let mut badges = Vec::new();
+        for li in c.find_all("[data-testid=timeline-item]").await.ok()? {
+            if li.is_displayed().await.ok()? {
+                badges.push(li.attr("data-badge").await.ok()??);
+            }
+        }
+        (!badges.is_empty() && badges.iter().all(|b| b == "booking")).then_some(badges)
+    })
+    .await;
+    assert!(!visible.is_empty());
+    c.find("#timeline-filter [data-badge='']")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
     tokio::time::sleep(Duration::from_millis(500)).await;
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cockpit.png");
     std::fs::write(&shot, c.screenshot().await.unwrap()).unwrap();
+
+    // "/" focuses the search from anywhere on the page.
+    let focused = c
+        .execute(
+            "document.activeElement.blur(); document.dispatchEvent(new KeyboardEvent('keydown', {key: '/'})); \
+             return document.activeElement.id;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("search"));
+    c.execute("document.activeElement.blur(); return null;", vec![])
+        .await
+        .unwrap();
 
     // The command search: suggestions while typing, then results that all match.
     let input = c.find("[data-testid=search-input]").await.unwrap();
@@ -224,11 +436,52 @@ async fn cockpit_page_works_in_headless_chromium() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let drawer_shot = shot.with_file_name("cockpit-contact.png");
     std::fs::write(&drawer_shot, c.screenshot().await.unwrap()).unwrap();
+
+    // A phone: one column, nothing wider than the screen.
+    c.execute(
+        "document.getElementById('drawer-close').click(); \
+         document.getElementById('results-close').click(); window.scrollTo(0, 0); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.set_window_size(390, 844).await.unwrap();
+    let overflow = eventually(10, "the 390 px layout", || async {
+        let v = c
+            .execute(
+                "return [window.innerWidth, document.documentElement.scrollWidth];",
+                vec![],
+            )
+            .await
+            .ok()?;
+        let (inner, scroll) = (v[0].as_u64()?, v[1].as_u64()?);
+        (inner <= 400).then_some((inner, scroll))
+    })
+    .await;
+    if overflow.1 > overflow.0 {
+        let wide = c
+            .execute(
+                "return [...document.querySelectorAll('body *')]\
+                 .filter((e) => e.getBoundingClientRect().right > window.innerWidth)\
+                 .slice(0, 8).map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        panic!(
+            "horizontal scroll at 390 px: content {} px in a {} px window; wider: {wide}",
+            overflow.1, overflow.0
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let phone_shot = shot.with_file_name("cockpit-390.png");
+    std::fs::write(&phone_shot, c.screenshot().await.unwrap()).unwrap();
     println!(
-        "screenshots: {} {} {}",
+        "screenshots: {} {} {} {}",
         shot.display(),
         search_shot.display(),
-        drawer_shot.display()
+        drawer_shot.display(),
+        phone_shot.display()
     );
 
     c.close().await.unwrap();

@@ -4,7 +4,12 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { key: null, business: null, cursor: null, stream: null, seen: new Set() };
+const state = {
+  key: null, business: null, cursor: null, stream: null, seen: new Set(),
+  highlights: null, spotlightTab: "leadScore",
+  queue: { kind: null, offset: 0, size: 8 }, actioned: new Map(),
+  services: [], servicesBy: "revenue", timelineFilter: null,
+};
 
 function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);
@@ -62,6 +67,42 @@ async function api(path, options = {}) {
 
 // ---- pieces ------------------------------------------------------------------------------
 
+// Charts are inline SVG built here (no library, no build step): horizontal bars, one per row,
+// every label set as text.
+const SVGNS = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs = {}, text) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function shortText(s, n) { return s.length > n ? `${s.slice(0, n - 1)}…` : s; }
+
+function barChart(box, rows, label) {
+  const W = 600, rowH = 28, labelW = 180, valueW = 120;
+  const H = Math.max(1, rows.length) * rowH;
+  const max = Math.max(1, ...rows.map((r) => r.value));
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img", "aria-label": label });
+  rows.forEach((r, i) => {
+    const y = i * rowH;
+    const w = Math.max(2, ((W - labelW - valueW) * r.value) / max);
+    svg.append(svgEl("text", { x: 0, y: y + 18, class: "lbl" }, shortText(r.label, 24)));
+    const bar = svgEl("rect", { x: labelW, y: y + 6, width: w, height: rowH - 12, rx: 4,
+                                class: "bar", fill: r.color || "#5b4de0", "data-value": String(r.value) });
+    bar.append(svgEl("title", {}, `${r.label}: ${r.text}`));
+    svg.append(bar, svgEl("text", { x: labelW + w + 8, y: y + 18, class: "val" }, r.text));
+  });
+  box.replaceChildren(rows.length ? svg : el("p", { class: "muted", text: "No data yet." }));
+}
+
+function tabs(container, attr, current, onPick) {
+  for (const b of container.querySelectorAll("button")) {
+    b.setAttribute("aria-selected", String(b.dataset[attr] === current));
+    b.onclick = () => onPick(b.dataset[attr]);
+  }
+}
+
 const PALETTE = ["#5b4de0", "#1f9d6b", "#d9822b", "#2a6fc9", "#c2417a", "#7a8797", "#11826f"];
 function avatar(name, photoUrl, id) {
   const initials = (name || id || "?").split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
@@ -86,35 +127,151 @@ async function act(action, contactId, refId) {
   } catch (e) { toast(e.message); }
 }
 
+const ACTION_LABELS = { call: "Call", book: "Book", tag: "Tag", send_reminder: "Send reminder",
+                        confirm_booking: "Confirm booking", mark_task_done: "Mark task done",
+                        view_contact: "View contact" };
+
 function actionButtons(actions, contactId, refId) {
-  const labels = { call: "Call", book: "Book", tag: "Tag", send_reminder: "Send reminder",
-                   mark_task_done: "Mark task done", view_contact: "View contact" };
   return el("div", { class: "actions" }, ...actions.map((a) =>
     el("button", { "data-action": a, onclick: (ev) => {
       ev.stopPropagation();
       if (a === "view_contact") openContact(contactId); else act(a, contactId, refId);
-    } }, labels[a] || a)));
+    } }, ACTION_LABELS[a] || a)));
 }
 
 function spotlightCard(c) {
-  return el("div", { class: "card", "data-testid": "spotlight-card", onclick: () => openContact(c.contactId) },
+  return el("div", { class: "card", "data-testid": "spotlight-card", "data-contact": c.contactId,
+                     onclick: () => openContact(c.contactId) },
     el("div", { class: "who" }, avatar(c.name, c.photoUrl, c.contactId),
       el("div", {}, el("div", { class: "name", text: c.name || c.contactId }),
         el("span", { class: `badge ${c.status}`, text: c.status }))),
     el("div", { class: "score" }, el("b", { text: String(c.leadScore) }), el("span", { class: "muted", text: "lead score" })),
     el("div", { class: "bar" }, el("i", { style: `width:${Math.max(0, Math.min(100, c.leadScore))}%` })),
     el("div", { class: "row" }, el("span", { text: "Unpaid balance" }), el("strong", { text: money(c.unpaidBalance) })),
-    actionButtons(["call", "book", "tag"], c.contactId));
+    el("div", { class: "actions" },
+      el("button", { class: "cta", "data-testid": "spotlight-cta", "data-action": c.action,
+                     onclick: (ev) => { ev.stopPropagation(); act(c.action, c.contactId); } },
+        ACTION_LABELS[c.action] || c.action)));
 }
 
 // ---- panels ------------------------------------------------------------------------------
 
 async function loadSpotlight() {
-  const h = await api(`${base()}/crm/highlights`);
-  $("spotlight").replaceChildren(...h.spotlights.leadScore.map(spotlightCard));
+  state.highlights = await api(`${base()}/crm/highlights`);
+  renderSpotlight();
+}
+
+function renderSpotlight() {
+  const h = state.highlights;
+  if (!h) return;
+  tabs($("spotlight-tabs"), "tab", state.spotlightTab, (t) => { state.spotlightTab = t; renderSpotlight(); });
+  const cards = h.spotlights[state.spotlightTab] || [];
+  $("spotlight").replaceChildren(...(cards.length ? cards.map(spotlightCard)
+    : [el("p", { class: "muted", text: "Nobody here yet." })]));
   // Days and "this week" are the business's own: say which calendar they are in.
-  $("spotlight-note").textContent =
-    `top lead scores · days in ${h.calendar.timezone}, weeks from ${h.calendar.weekStartsOn}`;
+  $("spotlight-note").textContent = `days in ${h.calendar.timezone}, weeks from ${h.calendar.weekStartsOn}`;
+}
+
+// ---- Next Action queue -------------------------------------------------------------------
+
+const KIND_LABELS = { invoice_overdue: "Overdue invoice", booking_unconfirmed: "Unconfirmed booking",
+                      task_stale: "Stale task", lead_stale: "Stale lead" };
+const DONE_LABELS = { send_reminder: "Reminder sent", confirm_booking: "Confirmation sent",
+                      mark_task_done: "Marked done", call: "Call logged" };
+
+async function loadQueue() {
+  const q = state.queue;
+  const params = new URLSearchParams({ limit: String(q.size), offset: String(q.offset) });
+  if (q.kind) params.set("kind", q.kind);
+  const r = await api(`${base()}/crm/next-actions?${params}`);
+  if (!r.items.length && q.offset > 0 && r.total > 0) {
+    q.offset = Math.floor((r.total - 1) / q.size) * q.size;
+    return loadQueue();
+  }
+  const all = Object.values(r.kinds).reduce((a, b) => a + b, 0);
+  const chip = (kind, label, n) => el("span", {
+    class: `chip${q.kind === kind ? " on" : ""}`, "data-testid": "queue-filter", "data-kind": kind || "",
+    onclick: () => { q.kind = kind; q.offset = 0; loadQueue().catch((e) => toast(e.message)); },
+  }, label, el("b", { text: String(n) }));
+  $("queue-filter").replaceChildren(chip(null, "All", all),
+    ...Object.entries(r.kinds).map(([k, n]) => chip(k, KIND_LABELS[k] || k, n)));
+  $("queue").replaceChildren(...(r.items.length ? r.items.map(queueItem)
+    : [el("li", { class: "muted", text: "Nothing waiting." })]));
+  $("queue-meta").textContent = r.total
+    ? `${r.offset + 1}–${r.offset + r.items.length} of ${r.total} · highest priority first` : "";
+  $("queue-prev").disabled = q.offset === 0;
+  $("queue-next").disabled = r.offset + r.items.length >= r.total;
+}
+
+function queueItem(a) {
+  const key = `${a.kind}|${a.refId}`;
+  const done = state.actioned.get(key);
+  const button = el("button", { class: "cta", "data-testid": "queue-action", "data-action": a.action },
+    done || ACTION_LABELS[a.action] || a.action);
+  const li = el("li", { class: done ? "done" : "", "data-testid": "queue-item", "data-kind": a.kind,
+                        "data-ref": a.refId, "data-contact": a.contactId, "data-state": done ? "actioned" : "open" },
+    el("span", { class: `q-kind k-${a.kind}`, text: KIND_LABELS[a.kind] || a.kind }),
+    el("div", { class: "q-main" },
+      el("div", { class: "q-msg", text: a.message }),
+      el("span", { class: "contact", text: a.contactName || a.contactId, onclick: () => openContact(a.contactId) })),
+    el("div", { class: "q-num", title: "local days since it started" }, el("b", { text: String(a.ageDays) }), el("span", { text: a.ageDays === 1 ? "day" : "days" })),
+    el("div", { class: "q-num", title: "age × (1 + lead score / 100)" }, el("b", { text: a.priority.toFixed(1) }), el("span", { text: "priority" })),
+    button);
+  button.disabled = Boolean(done);
+  button.onclick = async () => {
+    button.disabled = true;
+    try {
+      const ack = await api(`${base()}/crm/actions`, {
+        method: "POST", body: JSON.stringify({ action: a.action, contactId: a.contactId, refId: a.refId }),
+      });
+      const label = `✓ ${DONE_LABELS[a.action] || "Logged"}`;
+      state.actioned.set(key, label);
+      button.textContent = label;
+      li.classList.add("done");
+      li.dataset.state = "actioned";
+      toast(`${ACTION_LABELS[a.action]} → logged at ${ack.hookPoint} (stub); the item leaves the queue when the CRM reports it done`);
+    } catch (e) { button.disabled = false; toast(e.message); }
+  };
+  return li;
+}
+
+// ---- services and tiers ----------------------------------------------------------------------
+
+async function loadServices() {
+  const r = await api(`${base()}/crm/services`);
+  state.services = r.services;
+  renderServices();
+}
+
+function renderServices() {
+  const by = state.servicesBy;
+  tabs($("services-tabs"), "by", by, (b) => { state.servicesBy = b; renderServices(); });
+  const list = [...state.services].sort((a, b) =>
+    by === "revenue" ? a.revenueRank - b.revenueRank : a.volumeRank - b.volumeRank);
+  barChart($("service-chart"), list.map((s) => ({
+    label: s.name || s.serviceId,
+    value: by === "revenue" ? s.revenue : s.bookings,
+    text: by === "revenue" ? money(s.revenue) : `${s.bookings} bookings`,
+    color: by === "revenue" ? "#1f9d6b" : "#2a6fc9",
+  })), by === "revenue" ? "Revenue by service" : "Bookings by service");
+  const total = list.reduce((sum, s) => sum + s.revenue, 0);
+  $("services-meta").textContent = `${list.length} services · ${money(total)} revenue`;
+  $("services").replaceChildren(...list.map((s) =>
+    el("li", { "data-testid": "service-row", "data-service": s.serviceId, "data-revenue": String(s.revenue),
+               "data-bookings": String(s.bookings) },
+      el("div", {}, el("b", { text: s.name || s.serviceId }),
+        el("span", { class: "muted", text: ` ${money(s.revenue)} · ${s.bookings} bookings · ${s.completed} completed` })),
+      el("div", { class: "chips fans" }, el("span", { class: "muted", text: "Top fans:" }),
+        ...(s.topFans.length ? s.topFans.map((f) => el("span", { class: "chip", "data-testid": "fan", "data-contact": f.contactId,
+          onclick: () => openContact(f.contactId), text: f.name || f.contactId })) : [el("span", { class: "muted", text: "none yet" })])))));
+}
+
+const TIERS = [["gold", "#c9962b"], ["silver", "#8a94a6"], ["bronze", "#b0703a"]];
+function renderTiers(segments) {
+  const by = Object.fromEntries(segments.map((s) => [s.segment, s]));
+  barChart($("tier-chart"), TIERS.filter(([t]) => by[t]).map(([t, color]) => ({
+    label: `${t} (${by[t].definition})`, value: by[t].size, text: `${by[t].size} contacts`, color,
+  })), "Contacts by lead-score tier");
 }
 
 async function loadAiCards() {
@@ -142,14 +299,29 @@ async function loadCues() {
 
 async function loadSegments() {
   const { segments } = await api(`${base()}/crm/segments`);
+  renderTiers(segments);
   $("segments").replaceChildren(...segments.filter((s) => s.size > 0).map((s) =>
     el("span", { class: `chip ${s.segment}`, title: s.definition, onclick: () => runSearch(`#segment:${s.segment}`) },
       s.segment, el("b", { text: String(s.size) }))));
 }
 
+const BADGES = ["contact", "note", "task", "booking", "invoice", "payment"];
+function renderTimelineFilter() {
+  const f = state.timelineFilter;
+  $("timeline-filter").replaceChildren(...[null, ...BADGES].map((b) =>
+    el("span", { class: `chip${f === b ? " on" : ""}`, "data-badge": b || "",
+                 onclick: () => { state.timelineFilter = b; renderTimelineFilter(); applyTimelineFilter(); } },
+      b || "all")));
+}
+
+function applyTimelineFilter() {
+  for (const li of $("timeline").children) li.hidden = Boolean(state.timelineFilter) && li.dataset.badge !== state.timelineFilter;
+}
+
 function timelineItem(a, fresh) {
   const t = timeOf(a.occurredAt);
-  return el("li", { class: fresh ? "fresh" : "", "data-testid": "timeline-item", "data-event": a.eventId },
+  return el("li", { class: fresh ? "fresh" : "", "data-testid": "timeline-item", "data-event": a.eventId,
+                    "data-badge": a.badge, hidden: state.timelineFilter && state.timelineFilter !== a.badge ? "" : null },
     el("time", { datetime: a.occurredAt }, t.hm, el("br"), t.day),
     el("div", { class: "what" },
       el("div", { class: "line" }, el("span", { class: `t-badge t-${a.badge}`, text: a.badge }),
@@ -162,6 +334,7 @@ async function loadTimeline() {
   const t = await api(`${base()}/crm/timeline?limit=60`);
   state.seen = new Set(t.items.map((a) => a.eventId));
   $("timeline").replaceChildren(...t.items.map((a) => timelineItem(a, false)));
+  renderTimelineFilter();
   state.cursor = t.cursor;
   streamTimeline();
 }
@@ -341,11 +514,14 @@ function section(title, items, row) {
 // ---- start -------------------------------------------------------------------------------
 
 async function refreshPanels() {
-  await Promise.allSettled([loadSpotlight(), loadAiCards(), loadCues(), loadSegments()]);
+  await Promise.allSettled([loadSpotlight(), loadQueue(), loadServices(), loadAiCards(), loadCues(), loadSegments()]);
 }
 
 async function selectBusiness(b) {
   state.business = b;
+  state.queue.offset = 0;
+  state.queue.kind = null;
+  state.actioned.clear();
   sessionStorage.setItem("keyflow.business", b);
   $("results").hidden = true;
   await refreshPanels();
@@ -386,6 +562,21 @@ $("login").addEventListener("submit", (ev) => {
   sessionStorage.setItem("keyflow.key", $("key").value.trim());
   start();
 });
-$("drawer-close").addEventListener("click", () => { $("drawer").classList.remove("open"); $("drawer").setAttribute("aria-hidden", "true"); });
+function closeDrawer() { $("drawer").classList.remove("open"); $("drawer").setAttribute("aria-hidden", "true"); }
+$("drawer-close").addEventListener("click", closeDrawer);
+// "/" anywhere but in a field focuses the search; Escape closes the drawer.
+document.addEventListener("keydown", (ev) => {
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+  if (ev.key === "/" && !typing) { ev.preventDefault(); $("search").focus(); }
+  else if (ev.key === "Escape" && $("drawer").classList.contains("open")) closeDrawer();
+});
+$("queue-prev").addEventListener("click", () => {
+  state.queue.offset = Math.max(0, state.queue.offset - state.queue.size);
+  loadQueue().catch((e) => toast(e.message));
+});
+$("queue-next").addEventListener("click", () => {
+  state.queue.offset += state.queue.size;
+  loadQueue().catch((e) => toast(e.message));
+});
 wireSearch();
 start();

@@ -1,7 +1,7 @@
 //! A W3C WebDriver client for the browser test, over the HTTP client the tests already use.
 //!
 //! The test needs a dozen commands (open a session, navigate, find, click, type, read text and
-//! attributes, screenshot). fantoccini did this, but its `webdriver` crate pulled in ICU 1.5
+//! attributes, run a script, resize, screenshot). fantoccini did this, but its `webdriver` crate pulled in ICU 1.5
 //! and with it `syn`'s `fold`/`visit` features: every proc macro, and so arrow, DataFusion and
 //! rdkafka, compiled a second time for `cargo test` after `cargo build`. The protocol itself is
 //! plain JSON over HTTP (<https://www.w3.org/TR/webdriver2/>).
@@ -112,6 +112,22 @@ impl Session {
             session: self,
             id: id.to_owned(),
         })
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) in the page and returns its
+    /// value.
+    pub async fn execute(&self, script: &str, args: Vec<Value>) -> Result<Value> {
+        let body = json!({ "script": script, "args": args });
+        self.cmd(reqwest::Method::POST, "/execute/sync", Some(body))
+            .await
+    }
+
+    /// Resizes the browser window to `width` × `height` CSS pixels.
+    pub async fn set_window_size(&self, width: u32, height: u32) -> Result<()> {
+        let body = json!({ "width": width, "height": height });
+        self.cmd(reqwest::Method::POST, "/window/rect", Some(body))
+            .await
+            .map(drop)
     }
 
     /// A PNG of the viewport.
