@@ -93,6 +93,16 @@ async fn count(c: &Session, css: &str) -> usize {
     c.find_all(css).await.map_or(0, |v| v.len())
 }
 
+/// Clicks the first element matching `css`.
+async fn click(c: &Session, css: &str) {
+    c.find(css)
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
 /// The `attr` of every element matching `css`, in page order.
 async fn attrs(c: &Session, css: &str, attr: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -176,12 +186,7 @@ async fn cockpit_page_works_in_headless_chromium() {
     for tab in ["leadScore", "recentBookings", "revenue"] {
         let (ids, ctas) = spotlight(&highlights, tab);
         assert!(!ids.is_empty(), "the demo fills the {tab} spotlight");
-        c.find(&format!("[data-testid=spotlight-tab][data-tab={tab}]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, &format!("[data-testid=spotlight-tab][data-tab={tab}]")).await;
         let shown = eventually(10, &format!("the {tab} spotlight"), || async {
             let shown = attrs(&c, "[data-testid=spotlight-card]", "data-contact").await;
             (shown == ids).then_some(shown)
@@ -194,12 +199,7 @@ async fn cockpit_page_works_in_headless_chromium() {
             "{tab}"
         );
     }
-    c.find("[data-testid=spotlight-tab][data-tab=leadScore]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "[data-testid=spotlight-tab][data-tab=leadScore]").await;
 
     // The Next Action queue: the API's first page, highest priority first.
     let queue = business_json(&base, "crm/next-actions?limit=8").await;
@@ -225,12 +225,7 @@ async fn cockpit_page_works_in_headless_chromium() {
     // The kind filter: only that kind, as many as the API counts (up to a page).
     let kind = queue["items"][0]["kind"].as_str().unwrap().to_owned();
     let of_kind = queue["kinds"][&kind].as_u64().unwrap() as usize;
-    c.find(&format!("[data-testid=queue-filter][data-kind={kind}]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, &format!("[data-testid=queue-filter][data-kind={kind}]")).await;
     let kinds = eventually(10, "the queue filtered by kind", || async {
         let kinds = attrs(&c, "[data-testid=queue-item]", "data-kind").await;
         (!kinds.is_empty() && kinds.iter().all(|k| *k == kind)).then_some(kinds)
@@ -240,12 +235,7 @@ async fn cockpit_page_works_in_headless_chromium() {
     // A context action posts to crm/actions and marks its item.
     let first = c.find("[data-testid=queue-item]").await.unwrap();
     let first_ref = first.attr("data-ref").await.unwrap().unwrap();
-    c.find("[data-testid=queue-item] [data-testid=queue-action]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "[data-testid=queue-item] [data-testid=queue-action]").await;
     eventually(10, "the actioned queue item", || async {
         let item = c
             .find(&format!("[data-testid=queue-item][data-ref='{first_ref}']"))
@@ -256,12 +246,7 @@ async fn cockpit_page_works_in_headless_chromium() {
     .await;
     let toast = c.find("#toast").await.unwrap().text().await.unwrap();
     assert!(toast.contains("logged at"), "{toast}");
-    c.find("[data-testid=queue-filter][data-kind='']")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "[data-testid=queue-filter][data-kind='']").await;
 
     // Services: one row and one bar per service, with the API's totals.
     let services = business_json(&base, "crm/services").await;
@@ -322,12 +307,7 @@ async fn cockpit_page_works_in_headless_chromium() {
         .await
         .unwrap();
     assert!(titles.contains(&first_title.as_str()), "{first_title}");
-    c.find("#timeline-filter [data-badge=booking]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#timeline-filter [data-badge=booking]").await;
     let visible = eventually(10, "only bookings in the timeline", || async {
         let mut badges = Vec::new();
         for li in c.find_all("[data-testid=timeline-item]").await.ok()? {
@@ -339,12 +319,7 @@ async fn cockpit_page_works_in_headless_chromium() {
     })
     .await;
     assert!(!visible.is_empty());
-    c.find("#timeline-filter [data-badge='']")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#timeline-filter [data-badge='']").await;
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cockpit.png");
@@ -422,12 +397,7 @@ async fn cockpit_page_works_in_headless_chromium() {
     std::fs::write(&search_shot, c.screenshot().await.unwrap()).unwrap();
 
     // The contact drawer with the score's factor breakdown.
-    c.find("[data-testid=spotlight-card]")
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "[data-testid=spotlight-card]").await;
     eventually(15, "the contact drawer with factors", || async {
         let f = c.find("[data-testid=factors]").await.ok()?;
         (!f.text().await.ok()?.is_empty()).then_some(())
