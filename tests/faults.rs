@@ -137,6 +137,40 @@ async fn outcome(cfg: &Config, store: Store) -> Outcome {
     }
 }
 
+/// What differs between two runs' results, contact by contact (the embedded store's profiles
+/// in full, for the first few), so a failure shows the fault and not only that there is one.
+fn differences(want: &Outcome, got: &Outcome, clean: &Config, cut: &Config) -> String {
+    let (Outcome::Embedded(want, _), Outcome::Embedded(got, _)) = (want, got) else {
+        return format!("clean run: {want:?}\nkilled run: {got:?}");
+    };
+    let keys: Vec<_> = want
+        .keys()
+        .chain(got.keys())
+        .filter(|k| want.get(*k) != got.get(*k))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let full = |cfg: &Config, key: &(String, String)| {
+        let s = EmbeddedStore::open(cfg.data_dir.join("store")).unwrap();
+        s.partitions()
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| s.latest_profiles(p).unwrap())
+            .find(|p| p.business_id == key.0 && p.contact_id == key.1)
+            .map(|p| serde_json::to_string(&p).unwrap())
+            .unwrap_or_else(|| "(none)".into())
+    };
+    let mut out = format!("{} contacts differ: {keys:?}\n", keys.len());
+    for key in keys.iter().take(4) {
+        out += &format!(
+            "{key:?}\n  clean:  {}\n  killed: {}\n",
+            full(clean, key),
+            full(cut, key)
+        );
+    }
+    out
+}
+
 async fn sigkill_at_ten_points(store: Store) {
     let _serial = SERIAL.lock().await;
     let dir = KeptOnFailure::new();
@@ -239,7 +273,11 @@ async fn sigkill_at_ten_points(store: Store) {
         }
         Outcome::Embedded(_, counts) => assert_eq!(*counts, (total, total), "0 lost, 0 doubled"),
     }
-    assert!(got == want, "results equal the clean run's");
+    assert!(
+        got == want,
+        "results equal the clean run's:\n{}",
+        differences(&want, &got, &clean, &cut)
+    );
 
     let (want_signals, clean_repeats) =
         signal_state(&read_signals(&bootstrap, &clean.topics.signals).await);

@@ -117,6 +117,15 @@ pub struct Processor {
     settling: Option<JoinHandle<Result<(), ProcessorError>>>,
 }
 
+/// A partition rebuilt from its sink and the re-key topic.
+struct Loaded {
+    recovered: crate::sink::Recovered,
+    state: PartitionState,
+    /// Contacts erased on other partitions whose forwarded erase is after the committed
+    /// offset: the store is told to forget them again.
+    forgotten: Vec<(String, String)>,
+}
+
 /// What makes a batch durable and visible: the sink, the signal producer and the consumer's
 /// commits. Cloned into each batch's settle task.
 #[derive(Clone)]
@@ -316,7 +325,22 @@ impl Processor {
                 .map(|&p| Self::load(output, p, interactions.clone())),
         )
         .await?;
-        for (p, (recovered, mut state)) in missing.into_iter().zip(loaded) {
+        for (p, loaded) in missing.into_iter().zip(loaded) {
+            let Loaded {
+                recovered,
+                mut state,
+                forgotten,
+            } = loaded;
+            if !forgotten.is_empty() {
+                let out = &PartitionOutput {
+                    partition: p,
+                    forgotten,
+                    ..Default::default()
+                };
+                self.output
+                    .with_retry(move |sink| async move { sink.write(out).await })
+                    .await?;
+            }
             self.output.publish(&recovered.unpublished).await?;
             let again = state.forward_again();
             let forwarded = self
@@ -347,21 +371,31 @@ impl Processor {
         output: &Output,
         p: i32,
         interactions: Arc<model::rules::InteractionRules>,
-    ) -> Result<(crate::sink::Recovered, PartitionState), ProcessorError> {
+    ) -> Result<Loaded, ProcessorError> {
         let recovered = output
             .with_retry(|sink| async move { sink.recover(p).await })
             .await?;
         let (consumer, rekey) = (output.consumer.clone(), output.rekey.clone());
         tokio::task::spawn_blocking(move || {
-            // What other partitions forwarded: applied up to the committed offset (the
-            // consumer goes on from there), each with its forwards delivered.
-            let end = rekey.committed(&consumer, p)?;
+            // Everything other partitions forwarded, past the committed offset too: the stored
+            // results may reflect some of it (see `Rekey::end`). The consumer goes on from the
+            // committed offset and drops what was applied here as duplicates.
+            let end = rekey.end(&consumer, p)?;
+            let committed = rekey.committed(&consumer, p)?;
             let forwarded = rekey.read_before(p, end)?;
             let mut state = PartitionState::recovered(&recovered, interactions);
+            let mut forgotten = Vec::new();
             for msg in &forwarded {
                 match rekeyed(msg) {
                     Ok((event, origin)) => {
                         state.apply_rekeyed(&event, origin);
+                        // An erase the consumer has not committed may not be carried out in
+                        // the store yet, and its second reading is a duplicate: do it here.
+                        if msg.offset() >= committed
+                            && matches!(event.payload, crate::event::Payload::ContactErased(_))
+                        {
+                            forgotten.push((event.business_id.clone(), event.contact_id.clone()));
+                        }
                     }
                     Err(why) => tracing::warn!(
                         partition = p,
@@ -371,7 +405,11 @@ impl Processor {
                     ),
                 }
             }
-            Ok::<_, ProcessorError>((recovered, state))
+            Ok::<_, ProcessorError>(Loaded {
+                recovered,
+                state,
+                forgotten,
+            })
         })
         .await
         .map_err(|err| match err.try_into_panic() {

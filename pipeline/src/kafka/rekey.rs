@@ -4,8 +4,8 @@
 //! It has the input topics' partition count, so the range assignor hands partition n of it to
 //! the processor that owns partition n of the inputs, and it is read in the same consumer
 //! group, offsets committed with the batch. It is also the durable copy of what was forwarded:
-//! a processor that takes a partition over reads it from the start up to the committed offset
-//! into the rebuilt state (what the sink holds are the partition's own events only).
+//! a processor that takes a partition over reads all of it into the rebuilt state (what the
+//! sink holds are the partition's own events only; see [`Rekey::end`]).
 
 use std::time::{Duration, Instant};
 
@@ -89,8 +89,23 @@ impl Rekey {
             .ok_or_else(|| format!("{ORIGIN_HEADER} header is not a partition number"))
     }
 
-    /// The group's committed offset of partition `p` of the re-key topic (0 when none):
-    /// everything before it was applied and its forwards delivered. Blocking.
+    /// The end (high watermark) of partition `p` of the re-key topic: every message forwarded
+    /// to `p` so far is before it. Blocking.
+    ///
+    /// A rebuild reads up to here, not up to the group's committed offset: a crash between a
+    /// batch's write and its commit leaves stored profiles (and published signals) that
+    /// reflect forwarded messages after the committed offset. Rebuilt without them, the state
+    /// would be behind its own stored results: a contact merged away in the stored profile
+    /// would be evaluated as visible again and re-enter its segments, until the consumer read
+    /// the merge a second time. Messages after the committed offset are read again by the
+    /// consumer and dropped there as duplicates (each event id counts once).
+    pub fn end(&self, consumer: &Source, p: i32) -> Result<i64, KafkaError> {
+        let (_, high) = consumer.fetch_watermarks(&self.topic, p, METADATA_TIMEOUT)?;
+        Ok(high)
+    }
+
+    /// The group's committed offset of partition `p` of the re-key topic (0 when none): what
+    /// the consumer reads next. Blocking.
     pub fn committed(&self, consumer: &Source, p: i32) -> Result<i64, KafkaError> {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.topic, p);
