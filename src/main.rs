@@ -63,7 +63,7 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         rate: u32,
     },
-    /// Run DataFusion SQL over the embedded store (tables: events, profile_versions; view: profiles).
+    /// Run DataFusion SQL over the embedded store (tables: events, profile_versions, lead_score_history; view: profiles).
     Sql {
         /// The statement, e.g. "SELECT contact_id, lead_score FROM profiles ORDER BY lead_score DESC LIMIT 5".
         query: String,

@@ -63,7 +63,11 @@ async fn stores(
         }
         None => {
             let store = EmbeddedStore::open(cfg.data_dir.join("store"))?;
-            Ok((Arc::new(store.clone()), store.index(), Some(store)))
+            Ok((
+                Arc::new(store.clone()),
+                Arc::new(store.clone()),
+                Some(store),
+            ))
         }
     }
 }

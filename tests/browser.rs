@@ -4,7 +4,8 @@
 //! Next Action queue (length, first item, the kind filter, a context action that posts and
 //! marks its item), the services (rows, totals, one chart bar per service), the tier chart;
 //! typing `/leadScore>70` filters the results to what the API answers, the contact drawer shows
-//! the score's factors, the timeline receives a newly produced event live and filters by type,
+//! the score's factors and its score over time (a new point after a produced booking moves it),
+//! the timeline receives a newly produced event live and filters by type,
 //! `/` focuses the search, and at 390 px wide the page has no horizontal scroll. Saves
 //! screenshots under the test's target tmp dir (`cockpit.png` at 1500 × 1100,
 //! `cockpit-search.png`, `cockpit-contact.png`, `cockpit-390.png`); `docs/cockpit-*.png` are
@@ -20,7 +21,7 @@ use common::webdriver::{Session, ENTER};
 use common::*;
 use keyflow::demo::generator::{self, DemoSpec};
 use pipeline::clock::{Clock, SystemClock};
-use pipeline::event::{NoteCreated, Payload};
+use pipeline::event::{BookingCreated, BookingRef, ContactCreated, NoteCreated, Payload};
 use serde_json::json;
 
 const BUSINESS: &str = "lumen-salon";
@@ -406,6 +407,88 @@ async fn cockpit_page_works_in_headless_chromium() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let drawer_shot = shot.with_file_name("cockpit-contact.png");
     std::fs::write(&drawer_shot, c.screenshot().await.unwrap()).unwrap();
+
+    // The drawer's score over time: one dot per stored change, as the API's history. A new
+    // contact's first profile is one point; a booking completed now moves its score, and the
+    // reopened drawer shows a second point with the API's score.
+    let newcomer = format!("{BUSINESS}-browser-{}", uuid_like());
+    let now = clock.now();
+    let created = msg(
+        &format!("created-{}", uuid_like()),
+        BUSINESS,
+        &newcomer,
+        &now.to_rfc3339(),
+        Payload::ContactCreated(ContactCreated {
+            name: "Grace Newcomer".into(),
+            ..Default::default()
+        }),
+    );
+    keyflow::demo::produce_all(&producer, &cfg.topics, &[created])
+        .await
+        .unwrap();
+    let history_url = format!("{base}/v1/businesses/{BUSINESS}/contacts/{newcomer}/score-history");
+    // 404 until the contact's first profile is stored.
+    let points = |n: usize| {
+        let url = history_url.clone();
+        async move {
+            let (code, h) = get_json(&url).await;
+            (code == 200 && h["points"].as_array()?.len() == n).then_some(h)
+        }
+    };
+    let first = eventually(30, "the newcomer's first score point", || points(1)).await;
+    const DOTS: &str = "[data-testid=score-history] circle.pt";
+    let open = format!("openContact({newcomer:?}); return null;");
+    c.execute(&open, vec![]).await.unwrap();
+    eventually(15, "one dot in the drawer's score history", || async {
+        let shown = attrs(&c, DOTS, "data-score").await;
+        (shown == vec![first["points"][0]["score"].to_string()]).then_some(())
+    })
+    .await;
+    let booking = format!("{newcomer}-k1");
+    let at = clock.now();
+    let booked = [
+        msg(
+            &format!("booked-{}", uuid_like()),
+            BUSINESS,
+            &newcomer,
+            &(at - chrono::TimeDelta::hours(2)).to_rfc3339(),
+            Payload::BookingCreated(BookingCreated {
+                booking_id: booking.clone(),
+                service_id: "balayage".into(),
+                service_name: "Balayage".into(),
+                starts_at: at - chrono::TimeDelta::hours(1),
+                price_cents: Some(12_000),
+            }),
+        ),
+        msg(
+            &format!("done-{}", uuid_like()),
+            BUSINESS,
+            &newcomer,
+            &at.to_rfc3339(),
+            Payload::BookingCompleted(BookingRef {
+                booking_id: booking,
+            }),
+        ),
+    ];
+    keyflow::demo::produce_all(&producer, &cfg.topics, &booked)
+        .await
+        .unwrap();
+    let moved = eventually(30, "a second score point after the booking", || points(2)).await;
+    let last = &moved["points"][1];
+    assert_ne!(last["score"], moved["points"][0]["score"], "{moved}");
+    assert_eq!(last["score"], moved["leadScore"], "{moved}");
+    assert_eq!(last["moved"][0]["factor"], "bookings_completed", "{moved}");
+    c.execute(&open, vec![]).await.unwrap();
+    eventually(15, "two dots in the drawer's score history", || async {
+        let shown = attrs(&c, DOTS, "data-score").await;
+        let want: Vec<String> = moved["points"]
+            .as_array()?
+            .iter()
+            .map(|p| p["score"].to_string())
+            .collect();
+        (shown == want).then_some(())
+    })
+    .await;
 
     // A phone: one column, nothing wider than the screen.
     c.execute(

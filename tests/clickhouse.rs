@@ -119,6 +119,12 @@ async fn embedded_broker_to_clickhouse_views_and_api_agree() {
     .await;
     assert_eq!(code, 404, "deleted contacts stay excluded");
 
+    // The score history, from `lead_score_history`.
+    let acme_url = format!("http://{}/v1/businesses/acme", running.api_addr);
+    for contact in ["c1", "c2", "c5"] {
+        assert_score_history(&acme_url, contact).await;
+    }
+
     // An API replica reads the same from ClickHouse with no processor at all.
     let replica = sinks::clickhouse::ClickHouseReader::new(ch.clone(), Duration::from_secs(1));
     assert_eq!(

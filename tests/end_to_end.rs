@@ -48,6 +48,9 @@ async fn scripted_contacts_get_exact_scores_in_store_and_api() {
         ]
     );
 
+    for contact in ["c1", "c2", "c5"] {
+        assert_score_history(&base, contact).await;
+    }
     let (code, c1) = get_json(&format!("{base}/contacts/c1")).await;
     assert_eq!(code, 200);
     assert_eq!(c1["name"], "Ada Lovelace");

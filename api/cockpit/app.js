@@ -466,8 +466,12 @@ async function openContact(id) {
   drawer.setAttribute("aria-hidden", "false");
   const body = $("drawer-body");
   body.replaceChildren(el("p", { class: "muted", text: "Loading…" }));
-  let c;
-  try { c = await api(`${base()}/contacts/${encodeURIComponent(id)}?limit=10`); }
+  const path = `${base()}/contacts/${encodeURIComponent(id)}`;
+  let c, history;
+  try {
+    [c, history] = await Promise.all([api(`${path}?limit=10`),
+      api(`${path}/score-history?limit=50`).catch((e) => ({ error: e.message }))]);
+  }
   catch (e) { body.replaceChildren(el("p", { class: "error", text: e.message })); return; }
   const m = c.meta;
   const maxPts = Math.max(1, ...c.factors.map((f) => Math.abs(f.points)));
@@ -493,12 +497,58 @@ async function openContact(id) {
       el("div", { class: "factor" }, el("span", { text: `${f.factor} ×${f.count}` }),
         el("div", { class: "bar" }, el("i", { class: f.points < 0 ? "neg" : "", style: `width:${(Math.abs(f.points) / maxPts) * 100}%` })),
         el("b", { text: `${f.points > 0 ? "+" : ""}${f.points}` })))),
+    el("h3", { text: "Lead score over time" }),
+    scoreHistory(history),
     section("Next actions", c.nextActions, (a) => [a.message, `priority ${a.priority.toFixed(1)}`]),
     section("Invoices", c.invoices.items, (i) => [`${i.invoiceId} · ${i.amountCents === null ? "" : money(i.amountCents)}`, i.status]),
     section("Bookings", c.bookings.items, (b) => [`${b.serviceName || b.serviceId || b.bookingId} · ${b.startsAt ? new Date(b.startsAt).toLocaleDateString() : ""}`, b.status]),
     section("Tasks", c.tasks.items, (t) => [t.title || t.taskId, t.status]),
     section("Notes", c.notes.items, (n) => [n.body, n.createdAt ? new Date(n.createdAt).toLocaleDateString() : ""]),
     section("Recent events", c.events.items, (e) => [e.title, timeOf(e.occurredAt).day]));
+}
+
+// The lead score over time as a step line up to now, one dot per stored change, and the last
+// changes with the factors that moved them (from `score-history`).
+function movedText(p) {
+  return p.moved.map((m) => `${m.factor} ${m.delta > 0 ? "+" : ""}${m.delta}`).join(", ") || "no factor moved";
+}
+
+function scoreHistory(h) {
+  const box = el("div", { class: "history", "data-testid": "score-history" });
+  if (h.error) { box.append(el("p", { class: "error", text: h.error })); return box; }
+  const pts = h.points;
+  if (!pts.length) { box.append(el("p", { class: "muted", text: "No score change stored yet." })); return box; }
+  const W = 600, H = 160, padL = 36, padR = 12, padT = 12, padB = 24;
+  const times = pts.map((p) => Date.parse(p.at));
+  // The last score holds until now: the line runs on to the right edge.
+  const t0 = Math.min(...times), t1 = Math.max(...times, Date.now(), t0 + 1);
+  const scores = pts.map((p) => p.score);
+  const lo = Math.min(0, ...scores), hi = Math.max(10, ...scores);
+  const x = (t) => padL + ((t - t0) / (t1 - t0)) * (W - padL - padR);
+  const y = (v) => padT + (1 - (v - lo) / (hi - lo)) * (H - padT - padB);
+  const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, width: "100%", role: "img",
+                             "aria-label": `Lead score over time, ${pts.length} changes` });
+  for (const v of [lo, Math.round((lo + hi) / 2), hi]) {
+    svg.append(svgEl("line", { x1: padL, x2: W - padR, y1: y(v), y2: y(v), class: "gridline" }),
+      svgEl("text", { x: padL - 6, y: y(v) + 4, class: "axis", "text-anchor": "end" }, String(v)));
+  }
+  svg.append(svgEl("text", { x: padL, y: H - 6, class: "axis" }, new Date(t0).toLocaleDateString()),
+    svgEl("text", { x: W - padR, y: H - 6, class: "axis", "text-anchor": "end" }, new Date(t1).toLocaleDateString()));
+  let d = "";
+  pts.forEach((p, i) => {
+    d += i === 0 ? `M${x(times[i])},${y(p.score)}` : `H${x(times[i])}V${y(p.score)}`;
+  });
+  svg.append(svgEl("path", { d: `${d}H${x(t1)}`, class: "line" }));
+  pts.forEach((p, i) => {
+    const dot = svgEl("circle", { cx: x(times[i]), cy: y(p.score), r: 4, class: "pt",
+                                  "data-score": String(p.score), "data-at": p.at });
+    dot.append(svgEl("title", {}, `${p.score} on ${new Date(p.at).toLocaleString()}: ${movedText(p)}`));
+    svg.append(dot);
+  });
+  box.append(svg, el("ul", { class: "list" }, ...pts.slice(-4).reverse().map((p) =>
+    el("li", {}, el("span", { text: `${p.previous === null ? "" : `${p.previous} → `}${p.score}: ${movedText(p)}` }),
+      el("span", { class: "muted", text: timeOf(p.at).day })))));
+  return box;
 }
 
 function section(title, items, row) {

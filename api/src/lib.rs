@@ -18,6 +18,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod scores;
 pub mod search;
 pub mod segments;
 pub mod shed;
@@ -117,6 +118,12 @@ pub fn routes() -> Vec<Route> {
             "ContactDetail: profile, metrics, factors, segments, queue items and the recent \
              events, notes, tasks, bookings and invoices (each list paginated)",
             timeline::contact,
+        ),
+        Route::json(
+            b!("/contacts/{contact_id}/score-history"),
+            "The contact's lead score over time: each change, the factors behind it and the \
+             ones that moved it",
+            scores::score_history,
         ),
         Route::json(
             b!("/contacts/{contact_id}/ai/predicted-segments"),

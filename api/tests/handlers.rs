@@ -13,10 +13,12 @@ use axum::Router;
 use http_body_util::BodyExt;
 use model::profile::{Activity, Balance, ContactProfile, Factor, Membership, NextAction};
 use model::rules::{BusinessOverride, BusinessRules, Rules};
+use model::sink::{PartitionOutput, ResultSink, ScoreChange};
 use model::status::ProcessorStatus;
 use serde_json::{json, Value};
 use sinks::index::ProfileIndex;
 use sinks::rows::StoredEvent;
+use sinks::store::EmbeddedStore;
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-key-0123456789";
@@ -91,11 +93,16 @@ fn event(seq: i64, business: &str, contact: &str, kind: &str, data: Value) -> St
 struct Fixture {
     app: Router,
     index: Arc<ProfileIndex>,
+    /// The embedded store the API reads through (its index is `index`).
+    store: EmbeddedStore,
     status: Arc<ProcessorStatus>,
+    _dir: tempfile::TempDir,
 }
 
 fn fixture() -> Fixture {
-    let index = Arc::new(ProfileIndex::default());
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let index = store.index();
     index.upsert([
         profile("acme", "c1", "Ana Lima", 82, &["gold", "tag:vip"]),
         profile("acme", "c2", "Bruno Sá", 45, &["silver", "tag:vip"]),
@@ -139,13 +146,15 @@ fn fixture() -> Fixture {
     .unwrap();
     Fixture {
         app: app(AppState::new(
-            index.clone(),
+            Arc::new(store.clone()),
             status.clone(),
             api,
             Arc::new(rules),
         )),
         index,
+        store,
         status,
+        _dir: dir,
     }
 }
 
@@ -235,7 +244,7 @@ async fn a_merged_contact_answers_merged_with_its_survivor() {
     f.index
         .upsert([merged("m1", "c1"), merged("m0", "m1"), deleted]);
     for (id, survivor) in [("m1", "c1"), ("m0", "c1")] {
-        for route in ["", "/ai/predicted-segments"] {
+        for route in ["", "/ai/predicted-segments", "/score-history"] {
             let uri = format!("{A}/contacts/{id}{route}");
             let (s, _, body) = call(&f.app, get(&uri, Some(ADMIN))).await;
             assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {body}");
@@ -252,6 +261,103 @@ async fn a_merged_contact_answers_merged_with_its_survivor() {
         ok(&f.app, &format!("{A}/contacts/c1")).await["name"],
         "Ana Lima"
     );
+}
+
+#[tokio::test]
+async fn score_history_lists_stored_changes_with_the_factors_that_moved() {
+    let f = fixture();
+    let factor = |factor: &str, count: i64, points: i64| Factor {
+        factor: factor.into(),
+        count,
+        points,
+    };
+    let change =
+        |old: Option<i64>, new: i64, factors: Vec<Factor>, at: i64, ids: &[&str]| ScoreChange {
+            business_id: "acme".into(),
+            contact_id: "c1".into(),
+            partition: 0,
+            old_score: old,
+            new_score: new,
+            factors,
+            rule_version: "lead-score/v1".into(),
+            caused_by: ids.iter().map(|s| s.to_string()).collect(),
+            reason: if ids.is_empty() { "time" } else { "events" },
+            evaluated_at: at,
+        };
+    // Nothing stored yet: an empty history, not an error.
+    let h = ok(&f.app, &format!("{A}/contacts/c1/score-history")).await;
+    assert_eq!(h["points"], json!([]));
+    let changes = vec![
+        change(
+            None,
+            20,
+            vec![factor("bookings_completed", 1, 20)],
+            NOW - 3 * DAY,
+            &["e1"],
+        ),
+        change(
+            Some(20),
+            10,
+            vec![
+                factor("bookings_completed", 1, 20),
+                factor("tasks_overdue", 1, -10),
+            ],
+            NOW - DAY,
+            &[],
+        ),
+    ];
+    for c in changes {
+        f.store
+            .write(&PartitionOutput {
+                partition: 0,
+                changes: vec![c],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let h = ok(&f.app, &format!("{A}/contacts/c1/score-history")).await;
+    assert_eq!(h["leadScore"], 82, "the current score, from the profile");
+    let points = h["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{h}");
+    assert_eq!(points[0]["previous"], Value::Null);
+    assert_eq!(points[0]["causedBy"], json!(["e1"]));
+    assert_eq!(points[1]["score"], 10);
+    assert_eq!(points[1]["reason"], "time");
+    assert_eq!(
+        points[1]["moved"],
+        json!([{"factor": "tasks_overdue", "points": -10, "delta": -10}])
+    );
+    assert_eq!(points[1]["at"], "2026-11-19T10:00:00.000Z");
+    // The latest `limit`, oldest first; a limit out of range names the bounds.
+    let h = ok(&f.app, &format!("{A}/contacts/c1/score-history?limit=1")).await;
+    assert_eq!(h["points"][0]["score"], 10, "{h}");
+    let (s, _, body) = call(
+        &f.app,
+        get(
+            &format!("{A}/contacts/c1/score-history?limit=501"),
+            Some(ADMIN),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("between 1 and 500"));
+    // Another business's key does not read it; an unknown contact is a 404.
+    let (s, _, _) = call(
+        &f.app,
+        get(&format!("{A}/contacts/c1/score-history"), Some(OTHER)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = call(
+        &f.app,
+        get(&format!("{A}/contacts/nobody/score-history"), Some(ADMIN)),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

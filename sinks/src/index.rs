@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use model::profile::ContactProfile;
+use model::sink::ScoreChange;
 
 use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
 use crate::rows::StoredEvent;
@@ -272,6 +273,19 @@ impl ProfileReader for ProfileIndex {
             .unwrap_or_default();
         v.sort_by_key(|a| std::cmp::Reverse((a.occurred_at, a.seq)));
         Ok(v)
+    }
+
+    /// The index holds current profiles only: the history is kept by the store behind it
+    /// (`EmbeddedStore` reads it from its segments).
+    async fn score_history(
+        &self,
+        _business_id: &str,
+        _contact_id: &str,
+        _limit: usize,
+    ) -> Result<Vec<ScoreChange>, ReadError> {
+        Err(ReadError::Unavailable(
+            "the in-memory index keeps no score history; read it through the store".into(),
+        ))
     }
 
     async fn timeline(

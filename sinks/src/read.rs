@@ -1,10 +1,12 @@
 //! What the API needs from a store, independent of which store serves it: current profiles,
-//! and the recent activity (accepted events) behind the contact page and the live timeline.
+//! the recent activity (accepted events) behind the contact page and the live timeline, and a
+//! contact's lead-score history.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use model::profile::ContactProfile;
+use model::sink::ScoreChange;
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,9 @@ pub struct Since {
     pub items: Vec<Arc<Activity>>,
     pub cursor: String,
 }
+
+/// Most lead-score changes a history read returns (the latest ones).
+pub const SCORE_HISTORY_MAX: usize = 500;
 
 /// How many of a contact's latest events the contact page is built from.
 pub const CONTACT_RECENT: usize = 200;
@@ -113,6 +118,16 @@ pub trait ProfileReader: Send + Sync {
         business_id: &str,
         limit: usize,
     ) -> Result<Option<Vec<Arc<Activity>>>, ReadError>;
+
+    /// The contact's lead-score changes, oldest first: the latest `limit` of them (at most
+    /// [`SCORE_HISTORY_MAX`]), each with the factors behind its new score. Empty for a contact
+    /// without any.
+    async fn score_history(
+        &self,
+        business_id: &str,
+        contact_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ScoreChange>, ReadError>;
 
     /// Events of the business stored after `cursor`, oldest first, at most `limit`. Without a
     /// cursor: nothing, and the cursor of "now". A cursor the store did not issue is

@@ -1,12 +1,13 @@
 //! The rows both stores keep alike: an accepted event as stored (envelope columns plus the
-//! `data` object as JSON text) and a stored signal. The embedded store writes them as Arrow
+//! `data` object as JSON text), a stored signal and a lead-score change. The embedded store writes them as Arrow
 //! segments, ClickHouse as table rows; each store's own rows live in its module.
 
 use chrono::DateTime;
 use clickhouse::Row;
 use model::event::Event;
+use model::profile::Factor;
 use model::signal::Signal;
-use model::sink::AcceptedEvent;
+use model::sink::{AcceptedEvent, ScoreChange};
 use serde::{Deserialize, Serialize};
 
 /// An accepted event as stored: envelope columns plus the `data` object as JSON text.
@@ -118,5 +119,86 @@ impl SignalRow {
             self.caused_by.clone(),
             &self.detail,
         )
+    }
+}
+
+/// One change of a contact's lead score: a row of ClickHouse's `lead_score_history` table,
+/// and of the embedded store's score segments.
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub business_id: String,
+    pub contact_id: String,
+    pub partition: i32,
+    pub old_score: Option<i64>,
+    pub new_score: i64,
+    pub factor_names: Vec<String>,
+    pub factor_counts: Vec<i64>,
+    pub factor_points: Vec<i64>,
+    pub rule_version: String,
+    pub caused_by: Vec<String>,
+    pub reason: String,
+    pub evaluated_at_ms: i64,
+    pub version: u64,
+}
+
+/// Factors as the parallel arrays both stores keep them in.
+pub(crate) fn split(factors: &[Factor]) -> (Vec<String>, Vec<i64>, Vec<i64>) {
+    (
+        factors.iter().map(|f| f.factor.clone()).collect(),
+        factors.iter().map(|f| f.count).collect(),
+        factors.iter().map(|f| f.points).collect(),
+    )
+}
+
+impl From<&ScoreChange> for HistoryRow {
+    fn from(c: &ScoreChange) -> Self {
+        let (factor_names, factor_counts, factor_points) = split(&c.factors);
+        Self {
+            business_id: c.business_id.clone(),
+            contact_id: c.contact_id.clone(),
+            partition: c.partition,
+            old_score: c.old_score,
+            new_score: c.new_score,
+            factor_names,
+            factor_counts,
+            factor_points,
+            rule_version: c.rule_version.clone(),
+            caused_by: c.caused_by.clone(),
+            reason: c.reason.to_owned(),
+            evaluated_at_ms: c.evaluated_at,
+            version: c.evaluated_at.max(0) as u64,
+        }
+    }
+}
+
+impl HistoryRow {
+    /// The change this row stored.
+    pub fn to_change(&self) -> ScoreChange {
+        ScoreChange {
+            business_id: self.business_id.clone(),
+            contact_id: self.contact_id.clone(),
+            partition: self.partition,
+            old_score: self.old_score,
+            new_score: self.new_score,
+            factors: self
+                .factor_names
+                .iter()
+                .zip(&self.factor_counts)
+                .zip(&self.factor_points)
+                .map(|((factor, &count), &points)| Factor {
+                    factor: factor.clone(),
+                    count,
+                    points,
+                })
+                .collect(),
+            rule_version: self.rule_version.clone(),
+            caused_by: self.caused_by.clone(),
+            reason: if self.reason == "events" {
+                "events"
+            } else {
+                "time"
+            },
+            evaluated_at: self.evaluated_at_ms,
+        }
     }
 }

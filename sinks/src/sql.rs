@@ -1,7 +1,7 @@
 //! DataFusion SQL over the embedded store, for `keyflow sql` and for tests.
 //!
-//! Tables: `events` (every accepted event), `profile_versions` (every profile written) and the
-//! view `profiles` (the latest version of each contact; deleted and merged contacts included,
+//! Tables: `events` (every accepted event), `profile_versions` (every profile written),
+//! `lead_score_history` (every lead-score change, ClickHouse's columns) and the view `profiles` (the latest version of each contact; deleted and merged contacts included,
 //! flagged by `deleted` and `merged_into`).
 
 use std::sync::Arc;
@@ -29,7 +29,14 @@ pub fn session(store: &EmbeddedStore) -> Result<SessionContext, SqlError> {
     let ctx = SessionContext::new();
     let mut events = Vec::new();
     let mut versions = Vec::new();
+    let mut scores = Vec::new();
     for p in store.partitions()? {
+        scores.push(
+            rows::scores_batch(&store.scores(p)?).map_err(|source| StoreError::Rows {
+                what: "scores",
+                source,
+            })?,
+        );
         events.push(
             rows::events_batch(&store.events(p)?).map_err(|source| StoreError::Rows {
                 what: "events",
@@ -53,6 +60,8 @@ pub fn session(store: &EmbeddedStore) -> Result<SessionContext, SqlError> {
         };
     register("events", rows::event_fields(), events)?;
     register("profile_versions", rows::profile_fields(), versions)?;
+    // Named as ClickHouse's table, with the same columns.
+    register("lead_score_history", rows::score_fields(), scores)?;
     Ok(ctx)
 }
 

@@ -155,6 +155,30 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
 
+/// Checks `contacts/{contact}/score-history` under `business_url` against the contact page:
+/// a chain of changes (each starting where the one before ended, the first from nothing)
+/// ending at the current score; a bad limit is a 400 naming it. How
+/// many changes there are depends on how the stream was batched, so that is not checked.
+pub async fn assert_score_history(business_url: &str, contact: &str) {
+    let (code, page) = get_json(&format!("{business_url}/contacts/{contact}")).await;
+    assert_eq!(code, 200, "{page}");
+    let url = format!("{business_url}/contacts/{contact}/score-history");
+    let (code, h) = get_json(&url).await;
+    assert_eq!(code, 200, "{h}");
+    let points = h["points"].as_array().unwrap();
+    assert!(!points.is_empty(), "{h}");
+    assert_eq!(points[0]["previous"], serde_json::Value::Null, "{h}");
+    for pair in points.windows(2) {
+        assert_eq!(pair[1]["previous"], pair[0]["score"], "{h}");
+    }
+    let last = points.last().unwrap();
+    assert_eq!(last["score"], page["meta"]["leadScore"], "{h}");
+    assert_eq!(h["leadScore"], page["meta"]["leadScore"], "{h}");
+    let (code, err) = get_json(&format!("{url}?limit=0")).await;
+    assert_eq!(code, 400, "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
+}
+
 /// A ClickHouse config on a database of this test's own (created by the migrations).
 pub fn clickhouse() -> sinks::clickhouse::ClickHouseConfig {
     let url = std::env::var("KEYFLOW_TEST_CLICKHOUSE_URL")

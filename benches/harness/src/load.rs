@@ -108,7 +108,7 @@ pub async fn api_phase(
     let stopped = stop.clone();
     let server = tokio::spawn(api::serve(
         listener,
-        api::AppState::new(index, status, cfg, Default::default()),
+        api::AppState::new(Arc::new(store.clone()), status, cfg, Default::default()),
         async move { stopped.cancelled().await },
     ));
     // The server runs in this process: its peak RSS under load, sampled every 200 ms.

@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use model::profile::ContactProfile;
 
-use super::rows::{EventRow, ProfileRow};
-use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
+use model::sink::ScoreChange;
+
+use super::rows::{EventRow, HistoryRow, ProfileRow};
+use crate::read::{
+    Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT, SCORE_HISTORY_MAX,
+};
 
 type Top = Option<Vec<Arc<ContactProfile>>>;
 /// Highlights per (business, count), with when they were read.
@@ -146,6 +150,29 @@ impl ProfileReader for ClickHouseReader {
             .await
             .map_err(unavailable)?;
         Ok(rows.into_iter().map(activity).collect())
+    }
+
+    async fn score_history(
+        &self,
+        business_id: &str,
+        contact_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ScoreChange>, ReadError> {
+        let mut rows = self
+            .client
+            .query(
+                "SELECT ?fields FROM lead_score_history FINAL \
+                 WHERE business_id = ? AND contact_id = ? \
+                 ORDER BY evaluated_at_ms DESC LIMIT ?",
+            )
+            .bind(business_id)
+            .bind(contact_id)
+            .bind(limit.min(SCORE_HISTORY_MAX) as u64)
+            .fetch_all::<HistoryRow>()
+            .await
+            .map_err(unavailable)?;
+        rows.reverse();
+        Ok(rows.iter().map(HistoryRow::to_change).collect())
     }
 
     async fn timeline(

@@ -4,10 +4,11 @@ use clickhouse::Row;
 use model::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
 use model::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
 use model::signal::{Signal, SEGMENT_UPDATED};
-use model::sink::{AcceptedEvent, ScoreChange};
+use model::sink::AcceptedEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::rows::StoredEvent;
+pub use crate::rows::HistoryRow;
+use crate::rows::{split, StoredEvent};
 
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
 pub struct EventRow {
@@ -159,14 +160,6 @@ pub struct ProfileBase {
     pub status_source: String,
 }
 
-fn split(factors: &[Factor]) -> (Vec<String>, Vec<i64>, Vec<i64>) {
-    (
-        factors.iter().map(|f| f.factor.clone()).collect(),
-        factors.iter().map(|f| f.count).collect(),
-        factors.iter().map(|f| f.points).collect(),
-    )
-}
-
 impl From<&ContactProfile> for ProfileRow {
     fn from(p: &ContactProfile) -> Self {
         let (factor_names, factor_counts, factor_points) = split(&p.factors);
@@ -290,44 +283,6 @@ impl From<ProfileRow> for ContactProfile {
                 })
                 .collect(),
             evaluated_at: r.evaluated_at_ms,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct HistoryRow {
-    pub business_id: String,
-    pub contact_id: String,
-    pub partition: i32,
-    pub old_score: Option<i64>,
-    pub new_score: i64,
-    pub factor_names: Vec<String>,
-    pub factor_counts: Vec<i64>,
-    pub factor_points: Vec<i64>,
-    pub rule_version: String,
-    pub caused_by: Vec<String>,
-    pub reason: String,
-    pub evaluated_at_ms: i64,
-    pub version: u64,
-}
-
-impl From<&ScoreChange> for HistoryRow {
-    fn from(c: &ScoreChange) -> Self {
-        let (factor_names, factor_counts, factor_points) = split(&c.factors);
-        Self {
-            business_id: c.business_id.clone(),
-            contact_id: c.contact_id.clone(),
-            partition: c.partition,
-            old_score: c.old_score,
-            new_score: c.new_score,
-            factor_names,
-            factor_counts,
-            factor_points,
-            rule_version: c.rule_version.clone(),
-            caused_by: c.caused_by.clone(),
-            reason: c.reason.to_owned(),
-            evaluated_at_ms: c.evaluated_at,
-            version: c.evaluated_at.max(0) as u64,
         }
     }
 }

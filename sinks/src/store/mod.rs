@@ -1,10 +1,12 @@
-//! The embedded store: events, profile versions and the latest batch of signals as Arrow IPC
-//! segments under the data directory, plus the in-memory read model the API serves from.
+//! The embedded store: events, profile versions, lead-score changes and the latest batch of
+//! signals as Arrow IPC segments under the data directory, plus the in-memory read model the
+//! API serves from.
 //!
 //! It is the default sink: a micro-batch is durable once `write` returns (see [`segments`] for
 //! the commit protocol), and a partition's state is rebuilt from its events on `recover`.
 //! Small segments are merged as they accumulate so a long-running store keeps few files.
 
+mod read;
 pub mod rows;
 pub mod segments;
 
@@ -20,8 +22,7 @@ use model::signal::Signal;
 use model::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
 use crate::index::ProfileIndex;
-use crate::rows::SignalRow;
-use crate::rows::StoredEvent;
+use crate::rows::{HistoryRow, SignalRow, StoredEvent};
 use segments::{Kind, Segment, SegmentError, Segments};
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,7 @@ impl EmbeddedStore {
             events: out.events.iter().map(StoredEvent::from).collect(),
             profiles: out.profiles.clone(),
             signals: out.signals.iter().map(|s| SignalRow::new(s, seq)).collect(),
+            scores: out.changes.iter().map(HistoryRow::from).collect(),
             erased: out
                 .events
                 .iter()
@@ -218,6 +220,10 @@ impl EmbeddedStore {
                 .filter(|s| s.seq < seq)
                 .collect()
         };
+        if !out.scores.is_empty() {
+            let batch = rows::scores_batch(&out.scores).map_err(rows_err("scores"))?;
+            segs.write(Kind::Scores, p, seq, &batch.schema(), &[batch])?;
+        }
         let batch = rows::events_batch(&out.events).map_err(rows_err("events"))?;
         segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
         // Committed: only this batch's signals can still be unpublished.
@@ -230,6 +236,7 @@ impl EmbeddedStore {
         }
         self.merge_small(Kind::Events, p)?;
         self.merge_small(Kind::Profiles, p)?;
+        self.merge_small(Kind::Scores, p)?;
         Ok(())
     }
 
@@ -335,7 +342,7 @@ impl EmbeddedStore {
             batches.extend(Segments::read_file(&s.path)?);
         }
         let batches = match kind {
-            Kind::Events | Kind::Signals => batches,
+            Kind::Events | Kind::Signals | Kind::Scores => batches,
             // Keep only the newest version of each contact within the run.
             Kind::Profiles => rows::latest_profile_rows(&batches)
                 .map_err(StoreError::Dedupe)?
@@ -346,6 +353,7 @@ impl EmbeddedStore {
             Kind::Events => rows::schema(&rows::event_fields()),
             Kind::Profiles => rows::schema(&rows::profile_fields()),
             Kind::Signals => rows::schema(&rows::signal_fields()),
+            Kind::Scores => rows::schema(&rows::score_fields()),
         };
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         segs.replace(kind, p, &run, &schema, &batches)?;
@@ -357,6 +365,27 @@ impl EmbeddedStore {
             "segments merged"
         );
         Ok(())
+    }
+
+    /// Every lead-score change of partition `p`, in the order they were stored.
+    pub fn scores(&self, p: i32) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut out = Vec::new();
+        for b in self.inner.segments.read(Kind::Scores, p)? {
+            out.extend(rows::scores_from(&b).map_err(rows_err("scores"))?);
+        }
+        Ok(out)
+    }
+
+    /// The lead-score changes of one contact of partition `p`, in the order they were stored.
+    pub fn score_rows(
+        &self,
+        p: i32,
+        business_id: &str,
+        contact_id: &str,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut rows = self.scores(p)?;
+        rows.retain(|r| r.business_id == business_id && r.contact_id == contact_id);
+        Ok(rows)
     }
 
     /// One contact's stored events of partition `p`, in processing order.
@@ -413,6 +442,7 @@ struct Prepared {
     events: Vec<StoredEvent>,
     profiles: Vec<ContactProfile>,
     signals: Vec<SignalRow>,
+    scores: Vec<HistoryRow>,
     /// (business, contact) of the batch's erasure events.
     erased: Vec<(String, String)>,
 }
@@ -521,6 +551,71 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    fn change(contact: &str, old: Option<i64>, new: i64, at: i64) -> model::sink::ScoreChange {
+        model::sink::ScoreChange {
+            business_id: "b".into(),
+            contact_id: contact.into(),
+            partition: 2,
+            old_score: old,
+            new_score: new,
+            factors: vec![model::profile::Factor {
+                factor: "bookings_completed".into(),
+                count: new / 10,
+                points: new,
+            }],
+            rule_version: "v1".into(),
+            caused_by: vec![format!("e{at}")],
+            reason: "events",
+            evaluated_at: at,
+        }
+    }
+
+    #[tokio::test]
+    async fn score_changes_are_kept_through_merges_and_reopens_and_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let writes = 2 * (store.merge_threshold(2) as i64 + 1);
+        for i in 0..writes {
+            let mut out = one_event(i);
+            out.changes = vec![
+                change("c", (i > 0).then_some(i - 1), i, 1_000 + i),
+                change("other", None, 50, 1_000 + i),
+            ];
+            store.write(&out).await.unwrap();
+        }
+        let segments = store.inner.segments.list(Kind::Scores, 2).unwrap();
+        assert!(
+            segments.iter().any(|s| s.first < s.seq),
+            "merged: {segments:?}"
+        );
+        let want: Vec<_> = (0..writes)
+            .map(|i| change("c", (i > 0).then_some(i - 1), i, 1_000 + i))
+            .collect();
+        let got: Vec<_> = store
+            .score_rows(2, "b", "c")
+            .unwrap()
+            .iter()
+            .map(HistoryRow::to_change)
+            .collect();
+        assert_eq!(got, want, "every change of c, in order, after merges");
+
+        // A scores segment past the last commit (a crash before the events segment) is not
+        // history, and the reopen deletes it.
+        let batch = rows::scores_batch(&[HistoryRow::from(&change("c", None, 99, 9_999))]).unwrap();
+        let next = store.inner.segments.committed(2).unwrap().unwrap() + 1;
+        store
+            .inner
+            .segments
+            .write(Kind::Scores, 2, next, &batch.schema(), &[batch])
+            .unwrap();
+        assert_eq!(store.score_rows(2, "b", "c").unwrap().len() as i64, writes);
+        drop(store);
+        let reopened = EmbeddedStore::open(dir.path()).unwrap();
+        let kept = reopened.score_rows(2, "b", "c").unwrap();
+        assert_eq!(kept.len() as i64, writes);
+        assert_eq!(kept.last().unwrap().new_score, writes - 1);
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use datafusion::arrow::error::ArrowError;
 use model::profile::ContactProfile;
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 
-use crate::rows::{SignalRow, StoredEvent};
+use crate::rows::{HistoryRow, SignalRow, StoredEvent};
 
 /// The Arrow fields of a row type, traced from its serde shape: every field in declaration
 /// order, strings as Utf8, lists as List with items named `item`, and every instant (a
@@ -158,6 +158,19 @@ pub fn profile_fields() -> Vec<FieldRef> {
 pub fn signal_fields() -> Vec<FieldRef> {
     static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
     FIELDS.get_or_init(fields_of::<SignalRow>).clone()
+}
+
+pub fn score_fields() -> Vec<FieldRef> {
+    static FIELDS: OnceLock<Vec<FieldRef>> = OnceLock::new();
+    FIELDS.get_or_init(fields_of::<HistoryRow>).clone()
+}
+
+pub fn scores_batch(scores: &[HistoryRow]) -> Result<RecordBatch, serde_arrow::Error> {
+    serde_arrow::to_record_batch(&score_fields(), &scores)
+}
+
+pub fn scores_from(batch: &RecordBatch) -> Result<Vec<HistoryRow>, serde_arrow::Error> {
+    serde_arrow::from_record_batch(batch)
 }
 
 pub fn schema(fields: &[FieldRef]) -> SchemaRef {

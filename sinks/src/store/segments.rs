@@ -1,10 +1,11 @@
 //! Arrow IPC segment files of one store, and the commit protocol that makes a micro-batch appear
 //! whole or not at all.
 //!
-//! Layout: `<root>/{events,profiles,signals}/p<partition>/<seq>.arrow`, up to three per
-//! micro-batch. A batch writes its profiles and signals segments first and its events segment
-//! last: the events segment is the commit marker. A profiles or signals segment whose seq is
-//! above the highest events seq belongs to a batch that never committed and is deleted on open.
+//! Layout: `<root>/{events,profiles,signals,scores}/p<partition>/<seq>.arrow`, up to four per
+//! micro-batch. A batch writes its profiles, signals and scores (lead-score changes) segments
+//! first and its events segment last: the events segment is the commit marker. Any other
+//! segment whose seq is above the highest events seq belongs to a batch that never committed
+//! and is deleted on open.
 //! Every file is written to `*.tmp`, synced, then renamed, so readers never see half a file.
 //!
 //! A file that replaces several (a merge, an erasure) is named by the range of seqs it holds,
@@ -51,6 +52,8 @@ pub enum Kind {
     Profiles,
     /// A batch's signals, kept until a newer batch with signals commits.
     Signals,
+    /// A batch's lead-score changes, all kept: the contact's score history.
+    Scores,
 }
 
 impl Kind {
@@ -59,6 +62,7 @@ impl Kind {
             Kind::Events => "events",
             Kind::Profiles => "profiles",
             Kind::Signals => "signals",
+            Kind::Scores => "scores",
         }
     }
 }
@@ -172,11 +176,11 @@ impl Segments {
         Ok(self.list(Kind::Events, partition)?.last().map(|s| s.seq))
     }
 
-    /// Deletes temporary files, superseded segments, and profiles and signals segments of
-    /// batches that never committed.
+    /// Deletes temporary files, superseded segments, and profiles, signals and scores segments
+    /// of batches that never committed.
     pub fn clean(&self, partition: i32) -> Result<(), SegmentError> {
         let committed = self.committed(partition)?;
-        for kind in [Kind::Events, Kind::Profiles, Kind::Signals] {
+        for kind in [Kind::Events, Kind::Profiles, Kind::Signals, Kind::Scores] {
             let (live, superseded) = self.scan(kind, partition)?;
             if !superseded.is_empty() {
                 tracing::info!(
