@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use api::limits::HttpLimits;
 use pipeline::profile::ContactProfile;
-use pipeline::sink::{AcceptedEvent, PartitionOutput, ResultSink};
+use pipeline::sink::{AcceptedEvent, PartitionOutput, ResultSink, ScoreChange};
 use sinks::clickhouse::migrate::migrate;
 use sinks::clickhouse::{ClickHouseConfig, ClickHouseReader, ClickHouseSink};
 use suite::fixture::{self, Server, Store};
@@ -23,11 +23,17 @@ struct ClickHouse {
 }
 
 impl Store for ClickHouse {
-    async fn add(&self, profiles: Vec<ContactProfile>, events: Vec<AcceptedEvent>) {
+    async fn add(
+        &self,
+        profiles: Vec<ContactProfile>,
+        events: Vec<AcceptedEvent>,
+        changes: Vec<ScoreChange>,
+    ) {
         let out = PartitionOutput {
             partition: 0,
             events,
             profiles,
+            changes,
             ..Default::default()
         };
         self.sink.write(&out).await.expect("the batch is written");

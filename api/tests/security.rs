@@ -1,5 +1,5 @@
-//! The security suite (`security/suite/`) over the embedded store's in-memory index, the reader
-//! a single-process KeyFlow serves from; `tests/security.rs` runs the same suite over ClickHouse.
+//! The security suite (`security/suite/`) over the embedded store, the reader a single-process
+//! KeyFlow serves from; `tests/security.rs` runs the same suite over ClickHouse.
 //! Also here: the limits follow their configuration, requests past `max_in_flight` and
 //! connections past `max_connections` are shed, and what axum refuses on its own or a panicking
 //! handler still answers in the API's JSON error shape.
@@ -14,27 +14,56 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use model::profile::ContactProfile;
-use model::sink::AcceptedEvent;
-use sinks::index::ProfileIndex;
+use model::sink::{AcceptedEvent, PartitionOutput, ResultSink, ScoreChange};
 use sinks::rows::StoredEvent;
+use sinks::store::EmbeddedStore;
 use suite::fixture::{self, Server, Store, ACME};
 use suite::http::{send, Conn, Req};
 use tower::ServiceExt;
 
-struct Embedded(Arc<ProfileIndex>);
+/// An embedded store in a directory of the test's own, read as `keyflow run` reads it.
+struct Embedded {
+    store: EmbeddedStore,
+    _dir: tempfile::TempDir,
+}
 
 impl Store for Embedded {
-    async fn add(&self, profiles: Vec<ContactProfile>, events: Vec<AcceptedEvent>) {
-        self.0.upsert(profiles);
+    async fn add(
+        &self,
+        profiles: Vec<ContactProfile>,
+        events: Vec<AcceptedEvent>,
+        changes: Vec<ScoreChange>,
+    ) {
+        let index = self.store.index();
+        index.upsert(profiles);
         let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
-        self.0.record(&stored);
+        index.record(&stored);
+        if changes.is_empty() {
+            return;
+        }
+        let out = PartitionOutput {
+            partition: 0,
+            changes,
+            ..Default::default()
+        };
+        self.store
+            .write(&out)
+            .await
+            .expect("the score changes are written");
     }
 }
 
 async fn setup_with(limits: HttpLimits) -> (Server, Embedded) {
-    let store = Embedded(Arc::new(ProfileIndex::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let store = Embedded {
+        store: EmbeddedStore::open(dir.path()).unwrap(),
+        _dir: dir,
+    };
     fixture::load(&store).await;
-    (fixture::serve(store.0.clone(), limits).await, store)
+    (
+        fixture::serve(Arc::new(store.store.clone()), limits).await,
+        store,
+    )
 }
 
 async fn setup() -> (Server, Embedded) {

@@ -15,7 +15,7 @@ use model::event::Event;
 use model::profile::{
     Activity, Balance, ContactProfile, Factor, Membership, NextAction, ServiceStat,
 };
-use model::sink::AcceptedEvent;
+use model::sink::{AcceptedEvent, ScoreChange};
 use model::status::ProcessorStatus;
 use serde_json::json;
 use sinks::read::ProfileReader;
@@ -283,11 +283,13 @@ pub fn initial_events() -> Vec<AcceptedEvent> {
 
 /// Where the suite's data lives: the embedded index or ClickHouse.
 pub trait Store: Sync {
-    /// Makes `profiles` and `events` readable, as the processor's write of a batch would.
+    /// Makes `profiles`, `events` and score `changes` readable, as the processor's write of a
+    /// batch would.
     fn add(
         &self,
         profiles: Vec<ContactProfile>,
         events: Vec<AcceptedEvent>,
+        changes: Vec<ScoreChange>,
     ) -> impl Future<Output = ()> + Send;
 }
 
@@ -295,7 +297,29 @@ pub trait Store: Sync {
 pub async fn load(store: &impl Store) {
     let mut profiles = acme_profiles();
     profiles.extend(rival_profiles());
-    store.add(profiles, initial_events()).await;
+    let changes = profiles.iter().map(first_score).collect();
+    store.add(profiles, initial_events(), changes).await;
+}
+
+/// The change that gave `p` its score; rival's carry a marker among their causes, so a history
+/// read across businesses (contact `shared-1` is in both) shows as a leak.
+fn first_score(p: &ContactProfile) -> ScoreChange {
+    ScoreChange {
+        business_id: p.business_id.clone(),
+        contact_id: p.contact_id.clone(),
+        partition: p.partition,
+        old_score: None,
+        new_score: p.lead_score,
+        factors: p.factors.clone(),
+        rule_version: p.rule_version.clone(),
+        caused_by: vec![if p.business_id == "rival" {
+            format!("RIVAL_{}", p.contact_id)
+        } else {
+            format!("{}-created", p.contact_id)
+        }],
+        reason: "events",
+        evaluated_at: p.evaluated_at,
+    }
 }
 
 /// The API served on a free port until dropped.

@@ -459,6 +459,7 @@ pub async fn timeline_stream_stays_home(server: &Server, store: &impl Store) {
                     json!({"note_id": "ac-live-2", "body": "Acme live shared"}),
                 ),
             ],
+            Vec::new(),
         )
         .await;
     for (c, text) in [&mut own, &mut foreign].into_iter().zip(texts.iter_mut()) {
