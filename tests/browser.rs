@@ -6,7 +6,8 @@
 //! typing `/leadScore>70` filters the results to what the API answers, the contact drawer shows
 //! the score's factors and its score over time (a new point after a produced booking moves it),
 //! the timeline receives a newly produced event live and filters by type,
-//! `/` focuses the search, and at 390 px wide the page has no horizontal scroll. Saves
+//! `/` focuses the search, a contact's completion chosen with the arrow keys and Enter opens it
+//! in the drawer, and at 390 px wide the page has no horizontal scroll. Saves
 //! screenshots under the test's target tmp dir (`cockpit.png` at 1500 × 1100,
 //! `cockpit-search.png`, `cockpit-contact.png`, `cockpit-390.png`); `docs/cockpit-*.png` are
 //! copies of them.
@@ -17,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::webdriver::{Session, ENTER};
+use common::webdriver::{Session, ARROW_DOWN, ENTER};
 use common::*;
 use keyflow::demo::generator::{self, DemoSpec};
 use pipeline::clock::{Clock, SystemClock};
@@ -396,6 +397,49 @@ async fn cockpit_page_works_in_headless_chromium() {
     .await;
     let search_shot = shot.with_file_name("cockpit-search.png");
     std::fs::write(&search_shot, c.screenshot().await.unwrap()).unwrap();
+
+    // From the keyboard: the first letters of a contact's name, the down arrow to its
+    // completion, and Enter opens that contact in the drawer.
+    let named = everyone["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|c| c["name"].as_str())
+        .expect("the demo's contacts have names");
+    let prefix: String = named.chars().take(3).collect();
+    c.execute(
+        "const i = document.getElementById('search'); i.value = ''; i.focus(); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    input.send_keys(&prefix).await.unwrap();
+    let id = eventually(10, "a contact completion first", || async {
+        let li = c.find("#suggest li").await.ok()?;
+        let id = li.attr("data-contact").await.ok()??;
+        let value = li.attr("data-value").await.ok()??.to_lowercase();
+        let current = value.starts_with(&prefix.to_lowercase());
+        (li.attr("data-kind").await.ok()?.as_deref() == Some("contact")
+            && current
+            && !id.is_empty())
+        .then_some(id)
+    })
+    .await;
+    let (code, shown) = get_json(&format!("{base}/v1/businesses/{BUSINESS}/contacts/{id}")).await;
+    assert_eq!(code, 200, "{shown}");
+    let name = shown["name"].as_str().unwrap().to_owned();
+    assert!(
+        name.to_lowercase().contains(&prefix.to_lowercase()),
+        "{name} completes {prefix}"
+    );
+    input.send_keys(ARROW_DOWN).await.unwrap();
+    input.send_keys(ENTER).await.unwrap();
+    eventually(15, "the drawer opened from the keyboard", || async {
+        let h = c.find("[data-testid=drawer-contact] h2").await.ok()?;
+        (h.text().await.ok()? == name).then_some(())
+    })
+    .await;
+    click(&c, "#drawer-close").await;
 
     // The contact drawer with the score's factor breakdown.
     click(&c, "[data-testid=spotlight-card]").await;

@@ -403,7 +403,8 @@ async function runSearch(q) {
     const r = await api(`${base()}/crm/search?q=${encodeURIComponent(q)}&limit=25`);
     $("results-meta").textContent = `${r.total} match${r.total === 1 ? "" : "es"} for ${q}`;
     $("results-list").replaceChildren(...r.items.map((c) =>
-      el("li", { "data-testid": "search-result", "data-score": String(c.meta.leadScore), onclick: () => openContact(c.contactId) },
+      el("li", { "data-testid": "search-result", "data-score": String(c.meta.leadScore), tabindex: "0",
+        onclick: () => openContact(c.contactId), onkeydown: (ev) => { if (ev.key === "Enter") openContact(c.contactId); } },
         avatar(c.name, c.photoUrl, c.contactId),
         el("div", {}, el("div", { class: "name", text: c.name || c.contactId }),
           el("div", { class: "muted", text: `${c.status} · ${money(c.meta.outstandingBalance)} unpaid · ${c.segments.map((s) => s.segment).join(", ")}` })),
@@ -424,7 +425,8 @@ async function updateSuggest() {
     if ($("search").value !== q) return;
     const ul = $("suggest");
     ul.replaceChildren(...r.items.map((s) =>
-      el("li", { role: "option", "data-value": s.value, onmousedown: (ev) => { ev.preventDefault(); pick(s.value); } },
+      el("li", { role: "option", "data-value": s.value, "data-kind": s.kind, "data-contact": s.contactId || "",
+        onmousedown: (ev) => { ev.preventDefault(); choose(s.value, s.contactId); } },
         el("span", { class: "kind", text: s.kind }), el("code", { text: s.value }), el("span", { class: "muted", text: s.label }))));
     ul.hidden = r.items.length === 0;
     suggestIndex = -1;
@@ -435,6 +437,11 @@ function pick(value) {
   $("search").value = value;
   $("search").focus();
   if (/[<>=]$|:$/.test(value)) updateSuggest(); else hideSuggest();
+}
+
+// A contact completion opens that contact; any other completes the query.
+function choose(value, contactId) {
+  if (contactId) { hideSuggest(); openContact(contactId); } else pick(value);
 }
 
 function wireSearch() {
@@ -451,7 +458,10 @@ function wireSearch() {
       items.forEach((li, i) => li.classList.toggle("active", i === suggestIndex));
     } else if (ev.key === "Enter") {
       ev.preventDefault();
-      if (suggestIndex >= 0 && !$("suggest").hidden) pick(items[suggestIndex].dataset.value);
+      if (suggestIndex >= 0 && !$("suggest").hidden) {
+        const li = items[suggestIndex];
+        choose(li.dataset.value, li.dataset.contact);
+      }
       else if (input.value.trim()) runSearch(input.value.trim());
     } else if (ev.key === "Escape") hideSuggest();
   });

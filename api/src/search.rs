@@ -172,6 +172,9 @@ pub struct Suggestion {
     pub kind: String,
     pub value: String,
     pub label: String,
+    /// The contact a `contact` completion names, which Enter on it opens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
 }
 
 /// Completions of the last token of `q` (all commands when it is empty), at most `limit`:
@@ -194,6 +197,7 @@ pub fn suggest(
         kind: kind.into(),
         value: format!("{head}{token}"),
         label,
+        contact_id: None,
     };
     let lower = last.to_lowercase();
     let mut out = Vec::new();
@@ -265,6 +269,7 @@ pub fn suggest(
                 kind: "contact".into(),
                 value: format!("{head}{word}"),
                 label: format!("{name} · score {}", p.lead_score),
+                contact_id: Some(p.contact_id.clone()),
             });
         }
     }
@@ -391,6 +396,15 @@ mod tests {
         assert_eq!(values("#ta"), ["#tag:vip"]);
         assert_eq!(values("an"), ["Anton", "Ana"]);
         assert_eq!(values("berg"), ["Berg"]);
+        // A contact completion names its contact (Enter on it opens the drawer); others none.
+        let ids: Vec<Option<String>> = suggest("an", &profiles, &segments, 8)
+            .into_iter()
+            .map(|s| s.contact_id)
+            .collect();
+        assert_eq!(ids, [Some("c2".to_owned()), Some("c1".to_owned())]);
+        assert!(suggest("#", &profiles, &segments, 8)
+            .iter()
+            .all(|s| s.contact_id.is_none() && s.kind != "contact"));
         assert_eq!(
             suggest("", &profiles, &segments, 50).len(),
             METRICS.len() + 3

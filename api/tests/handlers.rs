@@ -529,6 +529,8 @@ async fn search_filters_and_malformed_queries_point_at_the_token() {
     assert_eq!(sug["items"][0]["value"], "/leadScore>");
     let sug = ok(&f.app, &format!("{A}/crm/search/suggest?q=car")).await;
     assert_eq!(sug["items"][0]["value"], "Carla");
+    assert_eq!(sug["items"][0]["kind"], "contact");
+    assert_eq!(sug["items"][0]["contactId"], "c3");
 }
 
 #[tokio::test]

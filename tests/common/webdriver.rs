@@ -14,6 +14,9 @@ const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// The Enter key, as WebDriver's `send_keys` spells it.
 pub const ENTER: &str = "\u{E007}";
 
+/// The down arrow key, as WebDriver's `send_keys` spells it.
+pub const ARROW_DOWN: &str = "\u{E015}";
+
 /// A WebDriver error: the command, the HTTP status and the driver's `error`/`message`.
 #[derive(Debug)]
 pub struct WebDriverError(pub String);
