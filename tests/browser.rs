@@ -439,7 +439,20 @@ async fn cockpit_page_works_in_headless_chromium() {
         (h.text().await.ok()? == name).then_some(())
     })
     .await;
-    click(&c, "#drawer-close").await;
+    // Escape closes it (the page's key handler), and the drawer slides out before the next
+    // click lands on the page under it.
+    c.execute(
+        "document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'})); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    eventually(5, "the drawer closed by Escape", || async {
+        let class = c.find("#drawer").await.ok()?.attr("class").await.ok()??;
+        (!class.split_whitespace().any(|k| k == "open")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
 
     // The contact drawer with the score's factor breakdown.
     click(&c, "[data-testid=spotlight-card]").await;
