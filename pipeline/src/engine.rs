@@ -9,7 +9,7 @@ mod outputs;
 mod plans;
 mod timers;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
@@ -19,7 +19,6 @@ use crate::clock::Ms;
 use crate::config::{BusinessRules, ScoringConfig};
 use crate::profile::{ContactProfile, Factor, Membership, NextAction, ServiceStat};
 use crate::state::{ContactKey, ContactState, PartitionState};
-pub use inputs::options as tracing_options;
 use inputs::Inputs;
 pub use model::rules::{InteractionRules, Rules};
 use model::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
@@ -242,7 +241,7 @@ impl Engine {
             }
             let rules = rules.clone();
             let plans = self.plans.clone();
-            pending.push(async move { Results::read(&plans.run(&inputs, &rules, now).await?) });
+            pending.push(async move { Results::read(&plans.run(&mut inputs, &rules, now).await?) });
         }
         let results = if pending.len() == 1 {
             vec![pending.pop().expect("one run").await?]
@@ -275,7 +274,11 @@ impl Engine {
 
 /// Runs every metric file over `inputs` with plans of their own (the golden tests' entry).
 #[cfg(test)]
-async fn run_metrics(inputs: &Inputs, rules: &BusinessRules, now: Ms) -> Result<Rows, EngineError> {
+async fn run_metrics(
+    inputs: &mut Inputs,
+    rules: &BusinessRules,
+    now: Ms,
+) -> Result<Rows, EngineError> {
     Plans::default().run(inputs, rules, now).await
 }
 
@@ -317,15 +320,15 @@ fn params(rules: &BusinessRules, now: Ms) -> Result<RecordBatch, EngineError> {
 
 /// Every file's rows, by contact number.
 struct Results {
-    scores: HashMap<u32, LeadScoreRow>,
-    balance: HashMap<u32, Balance>,
-    reliability: HashMap<u32, Reliability>,
-    affinity: HashMap<u32, Affinity>,
-    gaps: HashMap<u32, Gaps>,
-    activity: HashMap<u32, Activity>,
-    services: HashMap<u32, Vec<ServiceStat>>,
-    segments: HashMap<u32, Vec<Membership>>,
-    actions: HashMap<u32, Vec<NextAction>>,
+    scores: ByContact<Option<LeadScoreRow>>,
+    balance: ByContact<Option<Balance>>,
+    reliability: ByContact<Option<Reliability>>,
+    affinity: ByContact<Option<Affinity>>,
+    gaps: ByContact<Option<Gaps>>,
+    activity: ByContact<Option<Activity>>,
+    services: ByContact<Vec<ServiceStat>>,
+    segments: ByContact<Vec<Membership>>,
+    actions: ByContact<Vec<NextAction>>,
 }
 
 fn read<T: serde::de::DeserializeOwned>(
@@ -341,7 +344,7 @@ fn read<T: serde::de::DeserializeOwned>(
 
 fn section<T: Section + serde::de::DeserializeOwned>(
     results: &Rows,
-) -> Result<HashMap<u32, T>, EngineError> {
+) -> Result<ByContact<Option<T>>, EngineError> {
     Ok(by_contact(read(results, T::FILE)?))
 }
 
@@ -371,8 +374,8 @@ impl Results {
         rules: &BusinessRules,
         now: Ms,
     ) -> ContactProfile {
-        let s = self.scores.remove(&cid).unwrap_or_default();
-        let activity = self.activity.remove(&cid).unwrap_or_default();
+        let s = self.scores.take(cid).unwrap_or_default();
+        let activity = self.activity.take(cid).unwrap_or_default();
         let counts = [
             (s.bookings_completed, s.bookings_points),
             (s.invoices_paid, s.paid_points),
@@ -414,15 +417,15 @@ impl Results {
                 .collect(),
             rule_version: rules.scoring.rule_version.clone(),
             last_interaction_at: c.last_interaction_at,
-            balance: self.balance.remove(&cid).unwrap_or_default(),
-            reliability: self.reliability.remove(&cid).unwrap_or_default(),
-            affinity: self.affinity.remove(&cid).unwrap_or_default(),
-            gaps: self.gaps.remove(&cid).unwrap_or_default(),
+            balance: self.balance.take(cid).unwrap_or_default(),
+            reliability: self.reliability.take(cid).unwrap_or_default(),
+            affinity: self.affinity.take(cid).unwrap_or_default(),
+            gaps: self.gaps.take(cid).unwrap_or_default(),
             activity,
             promotion_suggested_at: promotion,
-            segments: self.segments.remove(&cid).unwrap_or_default(),
-            next_actions: self.actions.remove(&cid).unwrap_or_default(),
-            services: self.services.remove(&cid).unwrap_or_default(),
+            segments: self.segments.take(cid),
+            next_actions: self.actions.take(cid),
+            services: self.services.take(cid),
             evaluated_at: now,
         }
     }

@@ -4,6 +4,7 @@
 //! fixture (see the comments at the top of each); `KEYFLOW_BLESS=1` rewrites them, and the diff
 //! must then be reviewed, not taken on trust.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::DateTime;
@@ -75,7 +76,7 @@ async fn render() -> HashMap<&'static str, String> {
                 state.tags_of(key),
             );
         }
-        let results = run_metrics(&inputs, &rules, now)
+        let results = run_metrics(&mut inputs, &rules, now)
             .await
             .expect("metrics run");
         for (name, _) in METRICS {

@@ -6,17 +6,22 @@
 //! and the column, never with default values. Every file also returns `cid`, the contact's
 //! number in the run, read as a column of its own.
 
-use std::collections::HashMap;
-
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, UInt32Type};
 use model::profile::{Membership, NextAction, ServiceStat};
 use model::sections::{Activity, Affinity, Balance, Gaps, Reliability, Section};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use serde_arrow::schema::SchemaLike;
+use serde_arrow::schema::{SchemaLike, TracingOptions};
 
 use super::EngineError;
+
+/// How row types are traced into Arrow fields: plain (not large) strings and lists.
+pub(crate) fn options() -> TracingOptions {
+    TracingOptions::default()
+        .strings_as_large_utf8(false)
+        .sequence_as_large_list(false)
+}
 
 /// The Arrow fields a file returns for a row type: `cid`, then the type's fields as traced from
 /// its serde shape.
@@ -28,7 +33,7 @@ pub(crate) fn fields<T: DeserializeOwned>() -> Result<Vec<FieldRef>, serde_arrow
         DataType::UInt32,
         false,
     ))];
-    out.extend(Vec::<FieldRef>::from_type::<T>(super::inputs::options())?);
+    out.extend(Vec::<FieldRef>::from_type::<T>(options())?);
     Ok(out)
 }
 
@@ -148,16 +153,46 @@ pub fn rows<T: DeserializeOwned>(
     Ok(out)
 }
 
-/// One row per contact, by contact number.
-pub fn by_contact<T>(rows: Vec<(u32, T)>) -> HashMap<u32, T> {
-    rows.into_iter().collect()
+/// Rows by contact number. The numbers of a run are dense (0 up to its contact count), so the
+/// rows sit in a vector at their number: no hashing per row and per lookup.
+#[derive(Debug)]
+pub struct ByContact<T>(Vec<T>);
+
+impl<T: Default> ByContact<T> {
+    /// Takes contact `cid`'s rows out (each contact is read once per run); a contact the file
+    /// returned nothing for gets the default.
+    pub fn take(&mut self, cid: u32) -> T {
+        self.0
+            .get_mut(cid as usize)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+}
+
+/// A slot for each contact number up to the largest in `rows`.
+fn slots<T: Default, R>(rows: &[(u32, R)]) -> Vec<T> {
+    let len = rows
+        .iter()
+        .map(|(cid, _)| *cid as usize + 1)
+        .max()
+        .unwrap_or(0);
+    std::iter::repeat_with(T::default).take(len).collect()
+}
+
+/// One row per contact, by contact number (a later row of the same contact replaces an earlier).
+pub fn by_contact<T>(rows: Vec<(u32, T)>) -> ByContact<Option<T>> {
+    let mut out = slots::<Option<T>, T>(&rows);
+    for (cid, r) in rows {
+        out[cid as usize] = Some(r);
+    }
+    ByContact(out)
 }
 
 /// Many rows per contact, in query order.
-pub fn grouped<T>(rows: Vec<(u32, T)>) -> HashMap<u32, Vec<T>> {
-    let mut out: HashMap<u32, Vec<T>> = HashMap::new();
+pub fn grouped<T>(rows: Vec<(u32, T)>) -> ByContact<Vec<T>> {
+    let mut out = slots::<Vec<T>, T>(&rows);
     for (cid, r) in rows {
-        out.entry(cid).or_default().push(r);
+        out[cid as usize].push(r);
     }
-    out
+    ByContact(out)
 }

@@ -110,12 +110,7 @@ fn session() -> Result<(SessionContext, HashMap<&'static str, Slot>), EngineErro
     ctx.register_udf(super::calendar::local_minute());
     let mut slots = HashMap::new();
     // Empty tables carry the schemas every run's tables will have.
-    let inputs = Inputs::default()
-        .tables()
-        .map_err(|source| EngineError::Shape {
-            query: "inputs",
-            source,
-        })?;
+    let inputs = Inputs::default().tables()?;
     for (name, batch) in inputs {
         slots.insert(name, register(&ctx, name, batch.schema())?);
     }
@@ -127,7 +122,7 @@ fn session() -> Result<(SessionContext, HashMap<&'static str, Slot>), EngineErro
 }
 
 impl Planned {
-    /// Plans every file. The input schemas are fixed (traced from the row types), and the
+    /// Plans every file. The input schemas are fixed (the input builders' columns), and the
     /// parameter names are the same for every business, so one set serves every run.
     async fn new() -> Result<Self, EngineError> {
         let (ctx, mut slots) = session()?;
@@ -149,7 +144,7 @@ impl Planned {
     /// Fills the slots, executes every file in order, and empties them again.
     async fn run(
         &self,
-        inputs: &Inputs,
+        inputs: &mut Inputs,
         rules: &BusinessRules,
         now: Ms,
     ) -> Result<Rows, EngineError> {
@@ -162,14 +157,11 @@ impl Planned {
 
     async fn execute(
         &self,
-        inputs: &Inputs,
+        inputs: &mut Inputs,
         rules: &BusinessRules,
         now: Ms,
     ) -> Result<Rows, EngineError> {
-        let tables = inputs.tables().map_err(|source| EngineError::Shape {
-            query: "inputs",
-            source,
-        })?;
+        let tables = inputs.tables()?;
         for (name, batch) in tables {
             self.fill(name, vec![batch])?;
         }
@@ -293,7 +285,7 @@ impl Plans {
     /// file's rows by name.
     pub async fn run(
         &self,
-        inputs: &Inputs,
+        inputs: &mut Inputs,
         rules: &BusinessRules,
         now: Ms,
     ) -> Result<Rows, EngineError> {
@@ -367,7 +359,7 @@ mod tests {
         let planned = Planned::new().await.unwrap();
         let schema = planned_schema(&planned, "lead_score");
         let fields =
-            Vec::<FieldRef>::from_type::<LeadScoreWithVisits>(super::super::inputs::options())
+            Vec::<FieldRef>::from_type::<LeadScoreWithVisits>(super::super::outputs::options())
                 .unwrap();
         let err = check_section("lead_score", &fields, &schema, &[]).unwrap_err();
         assert!(
