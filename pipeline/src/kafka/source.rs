@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset};
+use tokio_util::sync::CancellationToken;
 
 /// A change of the partitions this processor owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,10 +98,25 @@ pub fn subscribe(
     Ok((Arc::new(consumer), context))
 }
 
+/// Ends a group check between two broker round trips once the processor is stopping: each
+/// round trip waits up to 5 s on a busy broker, and a check of every partition, one after
+/// another, held a SIGTERM'd processor for up to 30 s.
+fn unless_stopped(stop: &CancellationToken) -> Result<(), KafkaError> {
+    if stop.is_cancelled() {
+        Err(KafkaError::Canceled)
+    } else {
+        Ok(())
+    }
+}
+
 /// Messages between the committed offsets and the ends of the assigned partitions, per
 /// partition number (summed over the topics); empty when nothing is assigned.
-pub async fn lag(consumer: &Arc<Source>) -> Result<BTreeMap<i32, i64>, KafkaError> {
+pub async fn lag(
+    consumer: &Arc<Source>,
+    stop: &CancellationToken,
+) -> Result<BTreeMap<i32, i64>, KafkaError> {
     let consumer = consumer.clone();
+    let stop = stop.clone();
     tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(5);
         let assigned = consumer.assignment()?;
@@ -108,8 +124,10 @@ pub async fn lag(consumer: &Arc<Source>) -> Result<BTreeMap<i32, i64>, KafkaErro
         if assigned.count() == 0 {
             return Ok(by_partition);
         }
+        unless_stopped(&stop)?;
         let committed = consumer.committed_offsets(assigned, timeout)?;
         for e in committed.elements() {
+            unless_stopped(&stop)?;
             let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
             let at = match e.offset() {
                 Offset::Offset(o) => o,
@@ -127,12 +145,15 @@ pub async fn lag(consumer: &Arc<Source>) -> Result<BTreeMap<i32, i64>, KafkaErro
 /// and the partition's high watermark. Covers every partition, not only the assigned ones.
 pub async fn group_positions(
     consumer: &Arc<Source>,
+    stop: &CancellationToken,
 ) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaError> {
     let consumer = consumer.clone();
+    let stop = stop.clone();
     tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(5);
         let mut tpl = rdkafka::TopicPartitionList::new();
         for e in consumer.subscription()?.elements() {
+            unless_stopped(&stop)?;
             let metadata = consumer.fetch_metadata(Some(e.topic()), timeout)?;
             for t in metadata.topics() {
                 for p in t.partitions() {
@@ -140,9 +161,11 @@ pub async fn group_positions(
                 }
             }
         }
+        unless_stopped(&stop)?;
         let committed = consumer.committed_offsets(tpl, timeout)?;
         let mut out = BTreeMap::new();
         for e in committed.elements() {
+            unless_stopped(&stop)?;
             let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), timeout)?;
             let at = match e.offset() {
                 Offset::Offset(o) => o,

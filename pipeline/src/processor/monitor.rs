@@ -38,13 +38,18 @@ impl Monitor {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(pause) => {}
             }
-            self.refresh_lag().await;
-            self.rejoin_if_stalled(&mut stalls).await;
+            // Each check gives up between broker round trips once `shutdown` is cancelled: the
+            // processor awaits this task before it closes the consumer.
+            self.refresh_lag(&shutdown).await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            self.rejoin_if_stalled(&mut stalls, &shutdown).await;
         }
     }
 
-    async fn refresh_lag(&self) {
-        match source::lag(&self.consumer).await {
+    async fn refresh_lag(&self, shutdown: &CancellationToken) {
+        match source::lag(&self.consumer, shutdown).await {
             Ok(by_partition) => {
                 self.status.set_lag(by_partition);
                 let lag = self.status.lag.load(std::sync::atomic::Ordering::Relaxed);
@@ -61,8 +66,8 @@ impl Monitor {
 
     /// Rejoins the group when partitions this processor does not own have stalled (see
     /// [`StallWatch`]): the rejoin makes the coordinator rebalance every member.
-    async fn rejoin_if_stalled(&self, stalls: &mut StallWatch) {
-        let positions = match source::group_positions(&self.consumer).await {
+    async fn rejoin_if_stalled(&self, stalls: &mut StallWatch, shutdown: &CancellationToken) {
+        let positions = match source::group_positions(&self.consumer, shutdown).await {
             Ok(p) => p,
             Err(err) => {
                 tracing::debug!(cause = %err, "group positions not available");
