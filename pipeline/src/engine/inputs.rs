@@ -3,7 +3,7 @@
 //!
 //! Each table appends straight into Arrow builders: a contact's strings are copied once, into
 //! the column (no row structs, no serialisation). Each column's name, type and nullability are
-//! written once, where its array is finished, and the planned schemas are those of the empty
+//! written once, in its table's `table!` list, and the planned schemas are those of the empty
 //! tables.
 
 use std::sync::Arc;
@@ -18,149 +18,75 @@ use crate::state::{ContactKey, ContactState};
 /// One column, finished: its name, its values, and whether it may hold nulls.
 type Column = (&'static str, ArrayRef, bool);
 
-fn column(name: &'static str, array: ArrayRef, nullable: bool) -> Column {
-    (name, array, nullable)
+/// A table's builders, one per column, and `finish`, which takes the columns in that order: each
+/// column's name, builder (so its Arrow type) and nullability are written once, here.
+macro_rules! table {
+    ($name:ident { $($column:ident: $builder:ty, $nullable:literal;)* }) => {
+        #[derive(Default)]
+        struct $name {
+            $($column: $builder,)*
+        }
+
+        impl $name {
+            fn finish(&mut self) -> Vec<Column> {
+                vec![$((stringify!($column), Arc::new(self.$column.finish()) as ArrayRef, $nullable),)*]
+            }
+        }
+    };
 }
 
-#[derive(Default)]
-struct Contacts {
-    cid: UInt32Builder,
-    contact_id: StringBuilder,
-    status: StringBuilder,
-    created_at: Int64Builder,
-    last_interaction_at: Int64Builder,
-    visible: BooleanBuilder,
-}
+table!(Contacts {
+    cid: UInt32Builder, false;
+    contact_id: StringBuilder, false;
+    status: StringBuilder, false;
+    created_at: Int64Builder, true;
+    last_interaction_at: Int64Builder, true;
+    visible: BooleanBuilder, false;
+});
 
-impl Contacts {
-    fn finish(&mut self) -> Vec<Column> {
-        vec![
-            column("cid", Arc::new(self.cid.finish()), false),
-            column("contact_id", Arc::new(self.contact_id.finish()), false),
-            column("status", Arc::new(self.status.finish()), false),
-            column("created_at", Arc::new(self.created_at.finish()), true),
-            column(
-                "last_interaction_at",
-                Arc::new(self.last_interaction_at.finish()),
-                true,
-            ),
-            column("visible", Arc::new(self.visible.finish()), false),
-        ]
-    }
-}
+table!(Tags {
+    cid: UInt32Builder, false;
+    tag: StringBuilder, false;
+});
 
-#[derive(Default)]
-struct Tags {
-    cid: UInt32Builder,
-    tag: StringBuilder,
-}
+table!(Bookings {
+    cid: UInt32Builder, false;
+    booking_id: StringBuilder, false;
+    service_id: StringBuilder, true;
+    service_name: StringBuilder, true;
+    price_cents: Int64Builder, true;
+    starts_at: Int64Builder, true;
+    created_at: Int64Builder, true;
+    confirmed_at: Int64Builder, true;
+    cancelled_at: Int64Builder, true;
+    completed_at: Int64Builder, true;
+});
 
-impl Tags {
-    fn finish(&mut self) -> Vec<Column> {
-        vec![
-            column("cid", Arc::new(self.cid.finish()), false),
-            column("tag", Arc::new(self.tag.finish()), false),
-        ]
-    }
-}
+table!(Invoices {
+    cid: UInt32Builder, false;
+    invoice_id: StringBuilder, false;
+    amount_cents: Int64Builder, false;
+    due_at: Int64Builder, true;
+    booking_id: StringBuilder, true;
+    service_id: StringBuilder, true;
+    sent_at: Int64Builder, true;
+    paid_at: Int64Builder, true;
+    overdue_at: Int64Builder, true;
+});
 
-#[derive(Default)]
-struct Bookings {
-    cid: UInt32Builder,
-    booking_id: StringBuilder,
-    service_id: StringBuilder,
-    service_name: StringBuilder,
-    price_cents: Int64Builder,
-    starts_at: Int64Builder,
-    created_at: Int64Builder,
-    confirmed_at: Int64Builder,
-    cancelled_at: Int64Builder,
-    completed_at: Int64Builder,
-}
+table!(Tasks {
+    cid: UInt32Builder, false;
+    task_id: StringBuilder, false;
+    title: StringBuilder, true;
+    created_at: Int64Builder, true;
+    due_at: Int64Builder, true;
+    completed_at: Int64Builder, true;
+});
 
-impl Bookings {
-    fn finish(&mut self) -> Vec<Column> {
-        vec![
-            column("cid", Arc::new(self.cid.finish()), false),
-            column("booking_id", Arc::new(self.booking_id.finish()), false),
-            column("service_id", Arc::new(self.service_id.finish()), true),
-            column("service_name", Arc::new(self.service_name.finish()), true),
-            column("price_cents", Arc::new(self.price_cents.finish()), true),
-            column("starts_at", Arc::new(self.starts_at.finish()), true),
-            column("created_at", Arc::new(self.created_at.finish()), true),
-            column("confirmed_at", Arc::new(self.confirmed_at.finish()), true),
-            column("cancelled_at", Arc::new(self.cancelled_at.finish()), true),
-            column("completed_at", Arc::new(self.completed_at.finish()), true),
-        ]
-    }
-}
-
-#[derive(Default)]
-struct Invoices {
-    cid: UInt32Builder,
-    invoice_id: StringBuilder,
-    amount_cents: Int64Builder,
-    due_at: Int64Builder,
-    booking_id: StringBuilder,
-    service_id: StringBuilder,
-    sent_at: Int64Builder,
-    paid_at: Int64Builder,
-    overdue_at: Int64Builder,
-}
-
-impl Invoices {
-    fn finish(&mut self) -> Vec<Column> {
-        vec![
-            column("cid", Arc::new(self.cid.finish()), false),
-            column("invoice_id", Arc::new(self.invoice_id.finish()), false),
-            column("amount_cents", Arc::new(self.amount_cents.finish()), false),
-            column("due_at", Arc::new(self.due_at.finish()), true),
-            column("booking_id", Arc::new(self.booking_id.finish()), true),
-            column("service_id", Arc::new(self.service_id.finish()), true),
-            column("sent_at", Arc::new(self.sent_at.finish()), true),
-            column("paid_at", Arc::new(self.paid_at.finish()), true),
-            column("overdue_at", Arc::new(self.overdue_at.finish()), true),
-        ]
-    }
-}
-
-#[derive(Default)]
-struct Tasks {
-    cid: UInt32Builder,
-    task_id: StringBuilder,
-    title: StringBuilder,
-    created_at: Int64Builder,
-    due_at: Int64Builder,
-    completed_at: Int64Builder,
-}
-
-impl Tasks {
-    fn finish(&mut self) -> Vec<Column> {
-        vec![
-            column("cid", Arc::new(self.cid.finish()), false),
-            column("task_id", Arc::new(self.task_id.finish()), false),
-            column("title", Arc::new(self.title.finish()), true),
-            column("created_at", Arc::new(self.created_at.finish()), true),
-            column("due_at", Arc::new(self.due_at.finish()), true),
-            column("completed_at", Arc::new(self.completed_at.finish()), true),
-        ]
-    }
-}
-
-#[derive(Default)]
-struct Interactions {
-    cid: UInt32Builder,
-    at: Int64Builder,
-}
-
-impl Interactions {
-    fn finish(&mut self) -> Vec<Column> {
-        vec![
-            column("cid", Arc::new(self.cid.finish()), false),
-            column("at", Arc::new(self.at.finish()), false),
-        ]
-    }
-}
+table!(Interactions {
+    cid: UInt32Builder, false;
+    at: Int64Builder, false;
+});
 
 /// Every input table of one evaluation, as it is being built.
 #[derive(Default)]
