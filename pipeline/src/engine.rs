@@ -320,12 +320,12 @@ fn params(rules: &BusinessRules, now: Ms) -> Result<RecordBatch, EngineError> {
 
 /// Every file's rows, by contact number.
 struct Results {
-    scores: ByContact<Option<LeadScoreRow>>,
-    balance: ByContact<Option<Balance>>,
-    reliability: ByContact<Option<Reliability>>,
-    affinity: ByContact<Option<Affinity>>,
-    gaps: ByContact<Option<Gaps>>,
-    activity: ByContact<Option<Activity>>,
+    scores: ByContact<LeadScoreRow>,
+    balance: ByContact<Balance>,
+    reliability: ByContact<Reliability>,
+    affinity: ByContact<Affinity>,
+    gaps: ByContact<Gaps>,
+    activity: ByContact<Activity>,
     services: ByContact<Vec<ServiceStat>>,
     segments: ByContact<Vec<Membership>>,
     actions: ByContact<Vec<NextAction>>,
@@ -342,9 +342,9 @@ fn read<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn section<T: Section + serde::de::DeserializeOwned>(
+fn section<T: Section + Default + serde::de::DeserializeOwned>(
     results: &Rows,
-) -> Result<ByContact<Option<T>>, EngineError> {
+) -> Result<ByContact<T>, EngineError> {
     Ok(by_contact(read(results, T::FILE)?))
 }
 
@@ -374,8 +374,8 @@ impl Results {
         rules: &BusinessRules,
         now: Ms,
     ) -> ContactProfile {
-        let s = self.scores.take(cid).unwrap_or_default();
-        let activity = self.activity.take(cid).unwrap_or_default();
+        let s = self.scores.take(cid);
+        let activity = self.activity.take(cid);
         let counts = [
             (s.bookings_completed, s.bookings_points),
             (s.invoices_paid, s.paid_points),
@@ -417,10 +417,10 @@ impl Results {
                 .collect(),
             rule_version: rules.scoring.rule_version.clone(),
             last_interaction_at: c.last_interaction_at,
-            balance: self.balance.take(cid).unwrap_or_default(),
-            reliability: self.reliability.take(cid).unwrap_or_default(),
-            affinity: self.affinity.take(cid).unwrap_or_default(),
-            gaps: self.gaps.take(cid).unwrap_or_default(),
+            balance: self.balance.take(cid),
+            reliability: self.reliability.take(cid),
+            affinity: self.affinity.take(cid),
+            gaps: self.gaps.take(cid),
             activity,
             promotion_suggested_at: promotion,
             segments: self.segments.take(cid),

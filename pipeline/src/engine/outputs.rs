@@ -180,10 +180,10 @@ fn slots<T: Default, R>(rows: &[(u32, R)]) -> Vec<T> {
 }
 
 /// One row per contact, by contact number (a later row of the same contact replaces an earlier).
-pub fn by_contact<T>(rows: Vec<(u32, T)>) -> ByContact<Option<T>> {
-    let mut out = slots::<Option<T>, T>(&rows);
+pub fn by_contact<T: Default>(rows: Vec<(u32, T)>) -> ByContact<T> {
+    let mut out = slots::<T, T>(&rows);
     for (cid, r) in rows {
-        out[cid as usize] = Some(r);
+        out[cid as usize] = r;
     }
     ByContact(out)
 }
