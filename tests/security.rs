@@ -32,7 +32,7 @@ impl Store for ClickHouse {
         let out = PartitionOutput {
             partition: 0,
             events,
-            profiles,
+            profiles: profiles.into_iter().map(Into::into).collect(),
             changes,
             ..Default::default()
         };

@@ -109,7 +109,7 @@ fn fixture() -> Fixture {
         profile("acme", "c3", "Carla Dias", 12, &["bronze", "tag:vip"]),
         profile("other", "o1", "Olga Other", 99, &["gold"]),
     ]);
-    index.record(&[
+    index.record([
         event(1, "acme", "c1", "contact.created", json!({"name": "Ana Lima"})),
         event(2, "acme", "c1", "booking.created", json!({"booking_id": "b1", "service_id": "s1", "service_name": "Cut", "starts_at": "2026-11-12T10:00:00Z", "price_cents": 4000})),
         event(3, "acme", "c1", "invoice.sent", json!({"invoice_id": "inv-1", "amount_cents": 12000, "currency": "EUR", "due_at": "2026-11-15T00:00:00Z"})),
@@ -564,7 +564,7 @@ async fn timeline_lists_newest_first_and_the_stream_sends_new_events() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = res.into_body();
-    f.index.record(&[
+    f.index.record([
         event(8, "other", "o1", "note.created", json!({"note_id": "x", "body": "not for acme"})),
         event(9, "acme", "c3", "booking.created", json!({"booking_id": "b9", "service_id": "s1", "service_name": "Colour", "starts_at": "2026-11-21T09:00:00Z"})),
     ]);

@@ -37,7 +37,7 @@ impl Store for Embedded {
         let index = self.store.index();
         index.upsert(profiles);
         let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
-        index.record(&stored);
+        index.record(stored);
         if changes.is_empty() {
             return;
         }

@@ -2,7 +2,7 @@
 //! that explain the lead score, the segments it belongs to and its Next Action items. Sinks
 //! store it; the API serves it.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 
 use educe::Educe;
 use serde::{Deserialize, Serialize};
@@ -114,9 +114,7 @@ impl ContactProfile {
     /// Hash of everything but the evaluation instant: equal fingerprints mean nothing to write.
     /// Derived from the struct (its `Hash`), so a new field is covered without listing it here.
     pub fn fingerprint(&self) -> u64 {
-        let mut h = DefaultHasher::new();
-        self.hash(&mut h);
-        h.finish()
+        crate::hash::fingerprint(self)
     }
 
     /// Shown in results: not deleted and not merged into another contact.

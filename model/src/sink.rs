@@ -1,6 +1,8 @@
 //! The contract between the processor and the stores it writes to: one durable write per
 //! partition and micro-batch, and the recovery read that rebuilds a partition's state.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::clock::Ms;
@@ -23,8 +25,9 @@ pub struct PartitionOutput {
     pub partition: i32,
     /// Newly accepted events (duplicates already removed), in processing order.
     pub events: Vec<AcceptedEvent>,
-    /// Profiles whose content changed.
-    pub profiles: Vec<ContactProfile>,
+    /// Profiles whose content changed, shared: the embedded store's read model keeps these very
+    /// values, so a write copies none.
+    pub profiles: Vec<Arc<ContactProfile>>,
     /// Lead scores that changed, with what caused them.
     pub changes: Vec<ScoreChange>,
     /// Segment, Next Action, promotion and feed signals: written with the batch, published once

@@ -3,7 +3,9 @@
 //! drives it with consumed messages; the load harness drives it with events in memory, so both
 //! measure and run the same code.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use model::hash::Map;
 
 use crate::clock::Ms;
 use crate::engine::{Engine, EngineError};
@@ -18,7 +20,7 @@ use crate::state::{Applied, ContactKey, Forward, PartitionState};
 pub struct Batch {
     pub outputs: BTreeMap<i32, PartitionOutput>,
     /// Ids of this batch's events per contact (what caused a score change).
-    caused: HashMap<ContactKey, Vec<String>>,
+    caused: Map<ContactKey, Vec<String>>,
     pub accepted: u64,
     pub duplicates: u64,
     /// Messages for other partitions' re-key topic, with the partition that sends them: sent
@@ -126,7 +128,7 @@ impl Batch {
                 out.changes.push(score_change(&pr, c.last_score, ids, now));
             }
             out.signals.extend(signals::diff(c, &pr, ids));
-            out.profiles.push(pr);
+            out.profiles.push(std::sync::Arc::new(pr));
         }
         self.caused = caused;
         Ok(())

@@ -4,7 +4,7 @@
 //! Facts are kept by id with one timestamp per life-cycle step, so applying the same set of
 //! events in any order gives the same state. Profile fields are last-writer-wins by `occurred_at`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use crate::signal::{
 };
 
 use crate::clock::Ms;
+use model::hash::{Map, Set};
 use model::rules::InteractionRules;
 
 mod rekey;
@@ -205,9 +206,9 @@ pub struct ContactState {
     pub events_applied: u64,
     /// When the LEAD → CLIENT promotion was suggested (signalled once, never again).
     pub promotion_suggested_at: Option<Ms>,
-    pub bookings: HashMap<String, Booking>,
-    pub invoices: HashMap<String, Invoice>,
-    pub tasks: HashMap<String, Task>,
+    pub bookings: Map<String, Booking>,
+    pub invoices: Map<String, Invoice>,
+    pub tasks: Map<String, Task>,
     pub notes: Vec<Note>,
     /// The instant at which a metric of this contact next changes with no new event.
     pub next_timer: Option<Ms>,
@@ -522,17 +523,17 @@ impl Hasher for DigestHasher {
 /// All contacts of one partition, the event ids already counted, and the time-driven timers.
 #[derive(Debug, Default)]
 pub struct PartitionState {
-    pub contacts: HashMap<ContactKey, ContactState>,
+    pub contacts: Map<ContactKey, ContactState>,
     /// Digests ([`id_digest`]) of the event ids already counted.
     seen: HashSet<u128, BuildHasherDefault<DigestHasher>>,
     timers: BTreeSet<(Ms, ContactKey)>,
-    dirty: HashSet<ContactKey>,
+    dirty: Set<ContactKey>,
     /// Which events count as interactions.
     interactions: Arc<InteractionRules>,
     /// Every contact merged away (the candidates for a forward when a merge re-roots them).
-    merged: HashSet<ContactKey>,
+    merged: Set<ContactKey>,
     /// The survivor each merged-away contact's history was last forwarded to.
-    forwarded: HashMap<ContactKey, Arc<str>>,
+    forwarded: Map<ContactKey, Arc<str>>,
     /// What applying events asked to send to other partitions ([`PartitionState::take_forwards`]).
     outbox: Vec<Forward>,
 }

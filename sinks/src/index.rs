@@ -3,11 +3,12 @@
 //! per business) behind the contact page and the live timeline.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use model::hash::Map;
 use model::profile::ContactProfile;
 use model::sink::ScoreChange;
 
@@ -27,7 +28,7 @@ fn rank_key(p: &ContactProfile) -> RankKey {
 
 #[derive(Debug, Default)]
 struct Business {
-    contacts: HashMap<String, Arc<ContactProfile>>,
+    contacts: Map<String, Arc<ContactProfile>>,
     ranking: BTreeSet<RankKey>,
 }
 
@@ -36,8 +37,8 @@ struct Business {
 struct Recent {
     /// Seq of the last event recorded (0: none yet).
     last_seq: u64,
-    by_business: HashMap<String, VecDeque<Arc<Activity>>>,
-    by_contact: HashMap<(String, String), VecDeque<Arc<Activity>>>,
+    by_business: Map<String, VecDeque<Arc<Activity>>>,
+    by_contact: Map<(String, String), VecDeque<Arc<Activity>>>,
 }
 
 fn push_bounded(q: &mut VecDeque<Arc<Activity>>, a: &Arc<Activity>, bound: usize) {
@@ -49,7 +50,7 @@ fn push_bounded(q: &mut VecDeque<Arc<Activity>>, a: &Arc<Activity>, bound: usize
 
 #[derive(Debug, Default)]
 pub struct ProfileIndex {
-    businesses: RwLock<HashMap<String, Business>>,
+    businesses: RwLock<Map<String, Business>>,
     recent: RwLock<Recent>,
     /// Bumped by every change of the profiles (see [`ProfileReader::generation`]).
     generation: AtomicU64,
@@ -57,10 +58,12 @@ pub struct ProfileIndex {
 
 impl ProfileIndex {
     /// Applies newer versions; an older `evaluated_at` than the one held is ignored.
-    pub fn upsert<I: IntoIterator<Item = ContactProfile>>(&self, profiles: I) {
+    /// Takes owned or shared profiles alike (a shared one is kept as is, not copied).
+    pub fn upsert<P: Into<Arc<ContactProfile>>, I: IntoIterator<Item = P>>(&self, profiles: I) {
         let mut all = self.businesses.write().expect("index lock");
         self.generation.fetch_add(1, Ordering::Release);
         for p in profiles {
+            let p: Arc<ContactProfile> = p.into();
             let b = all.entry(p.business_id.clone()).or_default();
             if let Some(old) = b.contacts.get(&p.contact_id) {
                 if old.evaluated_at > p.evaluated_at {
@@ -73,7 +76,7 @@ impl ProfileIndex {
             if p.visible() {
                 b.ranking.insert(rank_key(&p));
             }
-            b.contacts.insert(p.contact_id.clone(), Arc::new(p));
+            b.contacts.insert(p.contact_id.clone(), p);
         }
     }
 
@@ -97,40 +100,38 @@ impl ProfileIndex {
         }
     }
 
-    /// Records accepted events (in processing order) as the latest activity.
-    pub fn record<'a, I: IntoIterator<Item = &'a StoredEvent>>(&self, events: I) {
-        let mut r = self.recent.write().expect("activity lock");
+    /// Records accepted events (in processing order) as the latest activity. It takes them
+    /// (once stored they are not needed again): their strings move, nothing is copied.
+    pub fn record<I: IntoIterator<Item = StoredEvent>>(&self, events: I) {
+        let mut guard = self.recent.write().expect("activity lock");
+        let r = &mut *guard;
         for e in events {
             r.last_seq += 1;
             let a = Arc::new(Activity {
                 seq: r.last_seq,
                 partition: e.partition,
-                event_id: e.event_id.clone(),
-                kind: e.kind.clone(),
-                business_id: e.business_id.clone(),
-                contact_id: e.contact_id.clone(),
+                event_id: e.event_id,
+                kind: e.kind,
+                business_id: e.business_id,
+                contact_id: e.contact_id,
                 occurred_at: e.occurred_at,
-                source: e.source.clone(),
-                data: e.data.clone(),
+                source: e.source,
+                data: e.data,
             });
-            push_bounded(
-                r.by_business.entry(e.business_id.clone()).or_default(),
-                &a,
-                BUSINESS_RECENT,
-            );
-            push_bounded(
-                r.by_contact
-                    .entry((e.business_id.clone(), e.contact_id.clone()))
-                    .or_default(),
-                &a,
-                CONTACT_RECENT,
-            );
+            // Keys are copied only for a business or contact seen for the first time.
+            let business = match r.by_business.get_mut(a.business_id.as_str()) {
+                Some(q) => q,
+                None => r.by_business.entry(a.business_id.clone()).or_default(),
+            };
+            push_bounded(business, &a, BUSINESS_RECENT);
+            let key = (a.business_id.clone(), a.contact_id.clone());
+            push_bounded(r.by_contact.entry(key).or_default(), &a, CONTACT_RECENT);
         }
     }
 
     /// Replaces the activity of `partition` with `events` (its stored events, in order):
     /// recovery after a reassignment must not record them twice.
-    pub fn reload_partition(&self, partition: i32, events: &[StoredEvent]) {
+    pub fn reload_partition(&self, partition: i32, events: Vec<StoredEvent>) {
         self.forget_activity(|a| a.partition == partition);
         self.record(events);
     }

@@ -100,7 +100,7 @@ pub struct Inputs {
 }
 
 /// Sorts a map's entries by id, so that rows never depend on hash order.
-fn by_id<V>(map: &std::collections::HashMap<String, V>) -> Vec<(&String, &V)> {
+fn by_id<V>(map: &model::hash::Map<String, V>) -> Vec<(&String, &V)> {
     let mut entries: Vec<_> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
     entries

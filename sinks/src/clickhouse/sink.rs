@@ -236,7 +236,11 @@ impl ClickHouseSink {
             .filter_map(SegmentChangeRow::of)
             .collect();
         self.insert("segment_changes", &segments).await?;
-        let profiles: Vec<ProfileRow> = out.profiles.iter().map(ProfileRow::from).collect();
+        let profiles: Vec<ProfileRow> = out
+            .profiles
+            .iter()
+            .map(|p| ProfileRow::from(&**p))
+            .collect();
         self.insert("contact_profiles", &profiles).await?;
         let history: Vec<HistoryRow> = out.changes.iter().map(HistoryRow::from).collect();
         self.insert("lead_score_history", &history).await

@@ -88,7 +88,7 @@ impl EmbeddedStore {
         let store = Self::handle(segments, next_seq, false);
         for p in store.inner.segments.partitions()? {
             store.inner.index.upsert(store.latest_profiles(p)?);
-            store.inner.index.reload_partition(p, &store.events(p)?);
+            store.inner.index.reload_partition(p, store.events(p)?);
         }
         tracing::info!(dir = %store.dir().display(), contacts = store.inner.index.len(), "embedded store opened");
         Ok(store)
@@ -229,7 +229,7 @@ impl EmbeddedStore {
         // Committed: only this batch's signals can still be unpublished.
         segs.remove(&older_signals)?;
         self.inner.index.upsert(out.profiles);
-        self.inner.index.record(&out.events);
+        self.inner.index.record(out.events);
         if !out.erased.is_empty() {
             self.erase(p, &out.erased)?;
             self.inner.index.redact(&out.erased);
@@ -405,11 +405,11 @@ impl EmbeddedStore {
     fn recover_blocking(&self, p: i32) -> Result<Recovered, StoreError> {
         self.inner.segments.clean(p)?;
         let stored = self.events(p)?;
-        self.inner.index.reload_partition(p, &stored);
         let events = stored
             .iter()
             .map(read_back)
             .collect::<Result<Vec<_>, _>>()?;
+        self.inner.index.reload_partition(p, stored);
         let profiles = self.latest_profiles(p)?;
         self.inner.index.upsert(profiles.iter().cloned());
         Ok(Recovered {
@@ -440,7 +440,7 @@ struct Prepared {
     partition: i32,
     seq: u64,
     events: Vec<StoredEvent>,
-    profiles: Vec<ContactProfile>,
+    profiles: Vec<Arc<ContactProfile>>,
     signals: Vec<SignalRow>,
     scores: Vec<HistoryRow>,
     /// (business, contact) of the batch's erasure events.
@@ -689,6 +689,7 @@ mod tests {
                     evaluated_at: 1_700_000_000_000 + i,
                     ..Default::default()
                 })
+                .map(Arc::new)
                 .collect();
             store.write(&out).await.unwrap();
         }

@@ -181,8 +181,11 @@ pub fn events_batch(events: &[StoredEvent]) -> Result<RecordBatch, serde_arrow::
     serde_arrow::to_record_batch(&event_fields(), &events)
 }
 
-pub fn profiles_batch(profiles: &[ContactProfile]) -> Result<RecordBatch, serde_arrow::Error> {
-    profile_layout().batch(profiles)
+pub fn profiles_batch<P: std::borrow::Borrow<ContactProfile>>(
+    profiles: &[P],
+) -> Result<RecordBatch, serde_arrow::Error> {
+    let rows: Vec<&ContactProfile> = profiles.iter().map(|p| p.borrow()).collect();
+    profile_layout().batch(&rows)
 }
 
 pub fn signals_batch(signals: &[SignalRow]) -> Result<RecordBatch, serde_arrow::Error> {
@@ -424,7 +427,7 @@ mod tests {
     fn the_latest_version_of_each_contact_is_kept_in_evaluation_order() {
         let batches = [
             profiles_batch(&[version("c1", 1, 10), version("c2", 2, 20)]).unwrap(),
-            profiles_batch(&[]).unwrap(),
+            profiles_batch::<ContactProfile>(&[]).unwrap(),
             profiles_batch(&[version("c3", 3, 15), version("c1", 5, 30)]).unwrap(),
         ];
         let latest = latest_profile_rows(&batches).unwrap().unwrap();
