@@ -98,7 +98,8 @@ impl SignalRow {
             at_ms: s.at,
             rule_version: s.rule_version.clone(),
             caused_by: s.caused_by.clone(),
-            detail: s.detail.to_string(),
+            // The same text as `Display`, without its formatter adapter.
+            detail: serde_json::to_string(&s.detail).unwrap_or_else(|_| "{}".into()),
             batch,
         }
     }
