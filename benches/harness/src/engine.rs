@@ -60,6 +60,27 @@ pub struct EngineResult {
     pub rss_end_mb: f64,
     /// (RSS at the end - RSS with the generated input in memory) / accepted events.
     pub bytes_per_retained_event: f64,
+    /// The memory phase's breakdown of what the process holds at the end.
+    #[serde(default)]
+    pub retained: Option<Retained>,
+}
+
+/// What the engine run's process holds once the run is over, by owner: each dropped in turn
+/// and the RSS read again. The memory phase runs the child with `MIMALLOC_PURGE_DELAY=0`, so a
+/// free gives its pages back at once (by default mimalloc keeps them for later allocations,
+/// and a drop shows in the RSS only some drops later).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Retained {
+    /// The generated messages (the bench's, not the engine's).
+    pub input_mb: f64,
+    /// Every partition's windowed state (`PartitionState`).
+    pub engine_state_mb: f64,
+    /// The read model's recent activity (`ProfileIndex::record`).
+    pub activity_mb: f64,
+    /// The read model's current profiles and ranking (the rest of the store handle).
+    pub profiles_mb: f64,
+    /// What stays: the runtime, the planned metric files, the allocator's own.
+    pub rest_mb: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +148,7 @@ pub async fn run_engine(
     seed: u64,
     batch_size: usize,
     store_dir: &Path,
+    retained: bool,
 ) -> anyhow::Result<EngineResult> {
     let spec = DemoSpec {
         seed,
@@ -229,8 +251,36 @@ pub async fn run_engine(
     let seconds = started.elapsed().as_secs_f64();
     let rss_end = rss_bytes();
     let events = messages.len() as u64;
+    let contacts = partitions.values().map(PartitionState::len).sum();
+    let retained = retained.then(|| {
+        // RSS after `drop`, minus RSS before it.
+        let mut last = rss_bytes();
+        let mut freed = |drop: &mut dyn FnMut()| {
+            drop();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let now = rss_bytes();
+            mb(std::mem::replace(&mut last, now).saturating_sub(now))
+        };
+        let parts = store.partitions().unwrap_or_default();
+        let mut messages = Some(messages);
+        let mut partitions = Some(partitions);
+        let mut store = Some(store);
+        Retained {
+            input_mb: freed(&mut || drop(messages.take())),
+            engine_state_mb: freed(&mut || drop(partitions.take())),
+            activity_mb: freed(&mut || {
+                if let Some(s) = &store {
+                    for &p in &parts {
+                        s.index().reload_partition(p, Vec::new());
+                    }
+                }
+            }),
+            profiles_mb: freed(&mut || drop(store.take())),
+            rest_mb: mb(rss_bytes()),
+        }
+    });
     Ok(EngineResult {
-        contacts: partitions.values().map(PartitionState::len).sum(),
+        contacts,
         window_scale: scale,
         events,
         accepted,
@@ -249,6 +299,7 @@ pub async fn run_engine(
         rss_end_mb: mb(rss_end),
         bytes_per_retained_event: rss_end.saturating_sub(rss_generated) as f64
             / accepted.max(1) as f64,
+        retained,
     })
 }
 
@@ -309,7 +360,9 @@ mod tests {
     async fn every_batch_is_stored_though_writes_overlap_the_next() {
         let dir = tempfile::tempdir().expect("temp dir");
         let store_dir = dir.path().join("store");
-        let r = run_engine(400, 1, 7, 500, &store_dir).await.expect("run");
+        let r = run_engine(400, 1, 7, 500, &store_dir, false)
+            .await
+            .expect("run");
         assert!(r.batches > 5, "several batches, so writes overlapped");
         let store = EmbeddedStore::open(&store_dir).expect("reopen");
         let (mut events, mut profiles) = (0, 0);

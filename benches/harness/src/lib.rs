@@ -66,8 +66,8 @@ pub struct BenchArgs {
     /// `processing.batch_max_events`; default: its default).
     #[arg(long, default_value_t = pipeline::config::ProcessingConfig::default().batch_max_events)]
     pub batch_events: usize,
-    /// Phases to run (comma-separated): engine,growth,rebuild,api,kafka,analyst.
-    #[arg(long, default_value = "engine,growth,rebuild,api,kafka,analyst")]
+    /// Phases to run (comma-separated): engine,memory,growth,rebuild,api,kafka,analyst.
+    #[arg(long, default_value = "engine,memory,growth,rebuild,api,kafka,analyst")]
     pub phases: String,
     /// Where results go (results.md, results.json, results.svg).
     #[arg(long, default_value = "benches/results")]
@@ -98,6 +98,9 @@ pub enum ChildCommand {
         batch_events: usize,
         #[arg(long)]
         store: PathBuf,
+        /// Then measure what each owner holds (see `engine::Retained`).
+        #[arg(long)]
+        retained: bool,
     },
     /// State rebuilt from an embedded store.
     Rebuild {
@@ -130,8 +133,9 @@ pub async fn run_child(cmd: ChildCommand) -> anyhow::Result<()> {
             seed,
             batch_events,
             store,
+            retained,
         } => serde_json::to_string(
-            &engine::run_engine(contacts, scale, seed, batch_events, &store).await?,
+            &engine::run_engine(contacts, scale, seed, batch_events, &store, retained).await?,
         )?,
         ChildCommand::Rebuild { store } => {
             serde_json::to_string(&engine::run_rebuild(&store).await?)?
@@ -165,6 +169,9 @@ pub struct Results {
     pub args: Option<BenchArgs>,
     pub machine: String,
     pub engine: Option<engine::EngineResult>,
+    /// The memory phase: an engine run whose end is broken down by owner.
+    #[serde(default)]
+    pub memory: Option<engine::EngineResult>,
     pub growth: Vec<engine::EngineResult>,
     pub rebuild: Option<engine::RebuildResult>,
     pub api: Vec<load::LoadResult>,
@@ -197,11 +204,20 @@ pub fn rss_bytes() -> u64 {
 /// Runs a `keyflow-bench child` with `args`, echoing its progress lines as they come; returns
 /// what it printed last as JSON.
 pub fn child<T: serde::de::DeserializeOwned>(args: &[String]) -> anyhow::Result<T> {
+    child_with_env(args, &[])
+}
+
+/// [`child`], with `env` set in the child's environment.
+pub fn child_with_env<T: serde::de::DeserializeOwned>(
+    args: &[String],
+    env: &[(&str, &str)],
+) -> anyhow::Result<T> {
     use std::io::BufRead;
     let exe = std::env::current_exe()?;
     let mut proc = std::process::Command::new(exe)
         .arg("child")
         .args(args)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
         .spawn()
@@ -291,6 +307,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             e.events, e.seconds, e.events_per_s, e.rss_end_mb
         ));
         r.engine = Some(e);
+    }
+    if args.wants("memory") {
+        p("memory: the engine phase again, then what each owner holds at its end");
+        let dir = work.join("memory-store");
+        let mut child_args = engine::child_args(&args, args.contacts, 1, &dir);
+        child_args.push("--retained".into());
+        let e: engine::EngineResult =
+            child_with_env(&child_args, &[("MIMALLOC_PURGE_DELAY", "0")])?;
+        std::fs::remove_dir_all(&dir).ok();
+        r.memory = Some(e);
     }
     write_report(&args.out, &r)?;
     if args.wants("growth") {

@@ -106,6 +106,12 @@ pub fn markdown(r: &Results) -> String {
     if let Some(e) = &r.engine {
         let _ = writeln!(md, "- Engine ({} contacts): generated in {:.1} s; {} batches; decode + state {:.1} s, evaluation {:.1} s, waiting for the previous write {:.1} s; store writes busy {:.1} s, each beside the next batch; {} profiles written; RSS {:.0} MB with the input in memory, {:.0} MB at the end.", n(e.contacts as f64), e.generate_seconds, e.batches, e.decode_seconds, e.evaluate_seconds, e.write_wait_seconds, e.write_seconds, n(e.profiles_written as f64), e.rss_generated_mb, e.rss_end_mb);
     }
+    if let Some(m) = &r.memory {
+        if let Some(k) = &m.retained {
+            let per = |mb: f64| n(mb * 1024.0 * 1024.0 / m.accepted.max(1) as f64);
+            let _ = writeln!(md, "- Memory at the end of an engine run ({} contacts, {} accepted events; each owner dropped in turn, the RSS read after each, mimalloc purging at once): engine state {:.0} MB ({} bytes per event), read model's recent activity {:.0} MB ({} bytes per event), read model's profiles {:.0} MB ({} bytes per event); the generated input {:.0} MB; what stays (runtime, plans, allocator) {:.0} MB.", n(m.contacts as f64), n(m.accepted as f64), k.engine_state_mb, per(k.engine_state_mb), k.activity_mb, per(k.activity_mb), k.profiles_mb, per(k.profiles_mb), k.input_mb, k.rest_mb);
+        }
+    }
     for g in &r.growth {
         let _ = writeln!(md, "- Window x{}: {} contacts, {} events, {} events/s (evaluation {:.1} s of {:.1} s), RSS +{:.0} MB = {} bytes per retained event.", g.window_scale, n(g.contacts as f64), n(g.events as f64), n(g.events_per_s), g.evaluate_seconds, g.seconds, g.rss_end_mb - g.rss_generated_mb, n(g.bytes_per_retained_event));
     }
