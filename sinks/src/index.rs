@@ -41,6 +41,17 @@ struct Recent {
     by_contact: Map<(String, String), VecDeque<Arc<Activity>>>,
 }
 
+/// `s` in an allocation of its length: a serialised text (an event's `data`) comes with its
+/// writer's spare capacity, up to twice its length, which the activity would keep for as long
+/// as it keeps the event.
+fn exact(s: String) -> String {
+    if s.capacity() > s.len() {
+        s.as_str().to_owned()
+    } else {
+        s
+    }
+}
+
 fn push_bounded(q: &mut VecDeque<Arc<Activity>>, a: &Arc<Activity>, bound: usize) {
     q.push_back(a.clone());
     while q.len() > bound {
@@ -116,7 +127,7 @@ impl ProfileIndex {
                 contact_id: e.contact_id,
                 occurred_at: e.occurred_at,
                 source: e.source,
-                data: e.data,
+                data: exact(e.data),
             });
             // Keys are copied only for a business or contact seen for the first time.
             let business = match r.by_business.get_mut(a.business_id.as_str()) {
