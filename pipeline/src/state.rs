@@ -523,7 +523,9 @@ impl Hasher for DigestHasher {
 /// All contacts of one partition, the event ids already counted, and the time-driven timers.
 #[derive(Debug, Default)]
 pub struct PartitionState {
-    pub contacts: Map<ContactKey, ContactState>,
+    /// Boxed: a table slot is then a key and a pointer, not a whole state (~750 bytes), and
+    /// the table's empty slots (up to half of them after it doubles) cost little.
+    pub contacts: Map<ContactKey, Box<ContactState>>,
     /// Digests ([`id_digest`]) of the event ids already counted.
     seen: HashSet<u128, BuildHasherDefault<DigestHasher>>,
     timers: BTreeSet<(Ms, ContactKey)>,
@@ -853,7 +855,7 @@ impl PartitionState {
         let mut keys: Vec<ContactKey> = self
             .dirty
             .drain()
-            .filter(|k| contacts.get(k).is_none_or(rekey::owns))
+            .filter(|k| contacts.get(k).is_none_or(|c| rekey::owns(c)))
             .collect();
         keys.sort();
         keys
