@@ -229,15 +229,23 @@ impl Engine {
         let runs = (keys.len() / self.min_per_run).clamp(1, self.parallelism);
         let chunk = keys.len().div_ceil(runs).max(1);
         let mut pending = Vec::with_capacity(runs);
+        // Each contact's tags, computed once: the inputs read them, then the profile keeps them.
+        let mut tags: Vec<Vec<String>> = Vec::with_capacity(keys.len());
         for part in keys.chunks(chunk) {
             let mut inputs = Inputs::default();
             for (cid, (p, key)) in part.iter().enumerate() {
                 let state = states.get_mut(p).expect("filtered to existing");
-                let tags = state.tags_of(key);
+                tags.push(state.tags_of(key));
                 let c = state.contacts.get_mut(key).expect("filtered to existing");
                 c.prune_interactions(keep_from);
                 let (status, _) = c.shown_status(promote_after(rules), now);
-                inputs.add(cid as u32, key, c, status, tags);
+                inputs.add(
+                    cid as u32,
+                    key,
+                    c,
+                    status,
+                    tags.last().expect("just pushed"),
+                );
             }
             let rules = rules.clone();
             let plans = self.plans.clone();
@@ -257,13 +265,16 @@ impl Engine {
             results
         };
         let mut out = Vec::with_capacity(keys.len());
+        let offsets = timers::offsets(rules);
+        let mut tags = tags.into_iter();
         for (part, mut r) in keys.chunks(chunk).zip(results) {
             for (cid, (p, key)) in part.iter().enumerate() {
                 let state = states.get_mut(p).expect("filtered to existing");
                 let c = &state.contacts[key];
+                let tags = tags.next().expect("one per key");
                 let mut profile = r.profile(cid as u32, key, c, *p, rules, now);
-                profile.tags = state.tags_of(key);
-                let next = next_change(c, &profile, now, rules);
+                profile.tags = tags;
+                let next = next_change(c, &profile, now, rules, &offsets);
                 state.schedule(key, next);
                 out.push(profile);
             }
@@ -398,7 +409,8 @@ impl Results {
             phone: c.phone.value.clone(),
             status: status.to_owned(),
             status_source: status_source.to_owned(),
-            tags: c.tags.value.clone(),
+            // Set by the caller: its own and its merged contacts' (`PartitionState::tags_of`).
+            tags: Vec::new(),
             photo_url: c.photo_url.value.clone(),
             created_at: c.created_at,
             deleted: c.deleted_at.is_some(),

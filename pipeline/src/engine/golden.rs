@@ -73,7 +73,7 @@ async fn render() -> HashMap<&'static str, String> {
                 key,
                 &state.contacts[key],
                 state.contacts[key].status(),
-                state.tags_of(key),
+                &state.tags_of(key),
             );
         }
         let results = run_metrics(&mut inputs, &rules, now)

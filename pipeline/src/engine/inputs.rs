@@ -114,7 +114,7 @@ impl Inputs {
         key: &ContactKey,
         c: &ContactState,
         status: &str,
-        mut tags: Vec<String>,
+        tags: &[String],
     ) {
         let t = &mut self.contacts;
         t.cid.append_value(cid);
@@ -124,9 +124,12 @@ impl Inputs {
         t.last_interaction_at.append_option(c.last_interaction_at);
         t.visible.append_value(c.visible());
 
-        tags.sort_unstable();
-        tags.dedup();
-        for tag in &tags {
+        // `PartitionState::tags_of` gives them sorted and unique, as the table wants them.
+        debug_assert!(
+            tags.windows(2).all(|w| w[0] < w[1]),
+            "tags not sorted: {tags:?}"
+        );
+        for tag in tags {
             self.tags.cid.append_value(cid);
             self.tags.tag.append_value(tag);
         }

@@ -13,7 +13,8 @@ pub use crate::clock::{DAY_MS, HOUR_MS};
 
 /// Offsets at which a comparison against a fact instant flips: at the instant, 1 ms after it
 /// (strict `<`), at the end of every window, and the hour thresholds of the booking rules.
-fn offsets(rules: &BusinessRules) -> Vec<Ms> {
+/// Computed once per evaluation run, for all its contacts (they share `rules`).
+pub fn offsets(rules: &BusinessRules) -> Vec<Ms> {
     let m = &rules.metrics;
     let mut o = vec![0, 1, rules.scoring.window_days * DAY_MS];
     o.extend(m.windows_days().into_iter().map(|d| d * DAY_MS));
@@ -24,14 +25,15 @@ fn offsets(rules: &BusinessRules) -> Vec<Ms> {
     o
 }
 
-/// The first instant after `now` at which one of `c`'s results changes by time alone.
+/// The first instant after `now` at which one of `c`'s results changes by time alone;
+/// `offsets` are [`offsets`] of `rules`.
 pub fn next_change(
     c: &ContactState,
     profile: &ContactProfile,
     now: Ms,
     rules: &BusinessRules,
+    offsets: &[Ms],
 ) -> Option<Ms> {
-    let offsets = offsets(rules);
     let mut next: Option<Ms> = None;
     let mut consider = |t: Ms| {
         if t > now {
@@ -40,7 +42,7 @@ pub fn next_change(
     };
     let mut fact = |t: Option<Ms>| {
         if let Some(t) = t {
-            for o in &offsets {
+            for o in offsets {
                 consider(t.saturating_add(*o));
             }
         }
