@@ -485,6 +485,57 @@ mod tests {
         }
     }
 
+    /// `data_json` lists the variants by hand: each must give the same object as the tagged
+    /// serialisation's `data`, and read back as the same payload.
+    #[test]
+    fn data_json_is_the_tagged_data_of_every_type() {
+        let samples = [
+            (
+                "contact.created",
+                r#"{"name":"Ana","email":"a@x.io","tags":["vip"],"status":"LEAD"}"#,
+            ),
+            (
+                "contact.updated",
+                r#"{"status":"CLIENT","from_status":"LEAD"}"#,
+            ),
+            ("contact.merged", r#"{"merged_contact_id":"c2"}"#),
+            ("contact.deleted", "{}"),
+            ("contact.erased", "{}"),
+            (
+                "note.created",
+                r#"{"note_id":"n1","body":"Prefers mornings"}"#,
+            ),
+            (
+                "task.created",
+                r#"{"task_id":"t1","title":"Call","due_at":"2026-11-21T10:00:00Z"}"#,
+            ),
+            ("task.completed", r#"{"task_id":"t1"}"#),
+            (
+                "booking.created",
+                r#"{"booking_id":"b1","service_id":"s1","service_name":"Cut","starts_at":"2026-11-21T10:00:00Z","price_cents":4000}"#,
+            ),
+            ("booking.confirmed", r#"{"booking_id":"b1"}"#),
+            ("booking.cancelled", r#"{"booking_id":"b1"}"#),
+            ("booking.completed", r#"{"booking_id":"b1"}"#),
+            (
+                "invoice.sent",
+                r#"{"invoice_id":"i1","amount_cents":12000,"currency":"EUR","due_at":"2026-11-25T00:00:00Z","booking_id":"b1"}"#,
+            ),
+            ("invoice.paid", r#"{"invoice_id":"i1"}"#),
+            ("invoice.overdue", r#"{"invoice_id":"i1"}"#),
+        ];
+        assert_eq!(samples.len(), EVENT_TYPES.len(), "a sample per type");
+        for (kind, data) in samples {
+            let p = Payload::from_parts(kind, data).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(p.type_name(), kind);
+            let text = p.data_json();
+            let tagged = serde_json::to_value(&p).unwrap();
+            let direct: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(direct, tagged["data"], "{kind}: {text}");
+            assert_eq!(Payload::from_parts(kind, &text).as_ref(), Ok(&p), "{kind}");
+        }
+    }
+
     #[test]
     fn committed_schema_matches_types() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/event.schema.json");

@@ -124,11 +124,18 @@ impl Inputs {
         t.last_interaction_at.append_option(c.last_interaction_at);
         t.visible.append_value(c.visible());
 
-        // `PartitionState::tags_of` gives them sorted and unique, as the table wants them.
-        debug_assert!(
-            tags.windows(2).all(|w| w[0] < w[1]),
-            "tags not sorted: {tags:?}"
-        );
+        // One row per distinct tag, in order. `PartitionState::tags_of` gives them so (tags are
+        // normalised at ingest); anything else is sorted on a copy first.
+        let sorted;
+        let tags = if tags.windows(2).all(|w| w[0] < w[1]) {
+            tags
+        } else {
+            let mut copy = tags.to_vec();
+            copy.sort_unstable();
+            copy.dedup();
+            sorted = copy;
+            &sorted
+        };
         for tag in tags {
             self.tags.cid.append_value(cid);
             self.tags.tag.append_value(tag);
