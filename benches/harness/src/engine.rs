@@ -72,15 +72,28 @@ pub struct EngineResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Retained {
     /// The generated messages (the bench's, not the engine's).
-    pub input_mb: f64,
-    /// Every partition's windowed state (`PartitionState`).
-    pub engine_state_mb: f64,
+    pub input: Held,
+    /// The engine state's facts: each contact's bookings, invoices, tasks and notes.
+    #[serde(default)]
+    pub engine_facts: Option<Held>,
+    /// The rest of every partition's windowed state (`PartitionState`).
+    pub engine_state: Held,
     /// The read model's recent activity (`ProfileIndex::record`).
-    pub activity_mb: f64,
+    pub activity: Held,
     /// The read model's current profiles and ranking (the rest of the store handle).
-    pub profiles_mb: f64,
+    pub profiles: Held,
     /// What stays: the runtime, the planned metric files, the allocator's own.
     pub rest_mb: f64,
+}
+
+/// What one owner's drop gave back.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Held {
+    /// Resident pages given back to the system.
+    pub rss_mb: f64,
+    /// Heap bytes freed, as asked for (the harness's allocator counts them, [`crate::alloc`]):
+    /// what the owner's data takes before the allocator's rounding and fragmentation.
+    pub heap_mb: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +171,9 @@ pub async fn run_engine(
         bad_ratio: 0.002,
         activity_scale: scale,
     };
+    if retained {
+        crate::alloc::count();
+    }
     let now = bench_now();
     let t = Instant::now();
     let messages = generate(&spec, now);
@@ -253,29 +269,53 @@ pub async fn run_engine(
     let events = messages.len() as u64;
     let contacts = partitions.values().map(PartitionState::len).sum();
     let retained = retained.then(|| {
-        // RSS after `drop`, minus RSS before it.
-        let mut last = rss_bytes();
+        // RSS and heap bytes before `drop`, minus the same after it.
+        let mut last = (rss_bytes(), crate::alloc::live());
         let mut freed = |drop: &mut dyn FnMut()| {
             drop();
             std::thread::sleep(std::time::Duration::from_millis(200));
-            let now = rss_bytes();
-            mb(std::mem::replace(&mut last, now).saturating_sub(now))
+            let now = (rss_bytes(), crate::alloc::live());
+            let (rss, heap) = std::mem::replace(&mut last, now);
+            Held {
+                rss_mb: mb(rss.saturating_sub(now.0)),
+                heap_mb: (heap - now.1) as f64 / 1024.0 / 1024.0,
+            }
         };
+        use std::mem::size_of;
+        println!(
+            "sizes in bytes: ContactState {}, Booking {}, Invoice {}, Task {}, Activity {}, ContactProfile {}",
+            size_of::<pipeline::state::ContactState>(),
+            size_of::<pipeline::state::Booking>(),
+            size_of::<pipeline::state::Invoice>(),
+            size_of::<pipeline::state::Task>(),
+            size_of::<sinks::read::Activity>(),
+            size_of::<pipeline::profile::ContactProfile>(),
+        );
         let parts = store.partitions().unwrap_or_default();
         let mut messages = Some(messages);
         let mut partitions = Some(partitions);
         let mut store = Some(store);
         Retained {
-            input_mb: freed(&mut || drop(messages.take())),
-            engine_state_mb: freed(&mut || drop(partitions.take())),
-            activity_mb: freed(&mut || {
+            input: freed(&mut || drop(messages.take())),
+            engine_facts: Some(freed(&mut || {
+                for state in partitions.iter_mut().flat_map(|p| p.values_mut()) {
+                    for c in state.contacts.values_mut() {
+                        c.bookings = Default::default();
+                        c.invoices = Default::default();
+                        c.tasks = Default::default();
+                        c.notes = Vec::new();
+                    }
+                }
+            })),
+            engine_state: freed(&mut || drop(partitions.take())),
+            activity: freed(&mut || {
                 if let Some(s) = &store {
                     for &p in &parts {
                         s.index().reload_partition(p, Vec::new());
                     }
                 }
             }),
-            profiles_mb: freed(&mut || drop(store.take())),
+            profiles: freed(&mut || drop(store.take())),
             rest_mb: mb(rss_bytes()),
         }
     });

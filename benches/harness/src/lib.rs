@@ -10,6 +10,7 @@
 //! Heavy phases run in child processes of the same binary (`keyflow-bench child ...`), so each
 //! one's memory is measured on its own and the load generator is not the server.
 
+pub mod alloc;
 pub mod analyst;
 pub mod engine;
 pub mod kafka;

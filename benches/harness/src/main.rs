@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use keyflow_bench::{BenchArgs, ChildCommand};
 
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: keyflow_bench::alloc::Counting = keyflow_bench::alloc::Counting;
 
 #[derive(Parser, Debug)]
 #[command(

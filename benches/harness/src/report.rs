@@ -109,7 +109,16 @@ pub fn markdown(r: &Results) -> String {
     if let Some(m) = &r.memory {
         if let Some(k) = &m.retained {
             let per = |mb: f64| n(mb * 1024.0 * 1024.0 / m.accepted.max(1) as f64);
-            let _ = writeln!(md, "- Memory at the end of an engine run ({} contacts, {} accepted events; each owner dropped in turn, the RSS read after each, mimalloc purging at once): engine state {:.0} MB ({} bytes per event), read model's recent activity {:.0} MB ({} bytes per event), read model's profiles {:.0} MB ({} bytes per event); the generated input {:.0} MB; what stays (runtime, plans, allocator) {:.0} MB.", n(m.contacts as f64), n(m.accepted as f64), k.engine_state_mb, per(k.engine_state_mb), k.activity_mb, per(k.activity_mb), k.profiles_mb, per(k.profiles_mb), k.input_mb, k.rest_mb);
+            let held = |h: &super::engine::Held| {
+                format!(
+                    "{:.0} MB of pages ({} bytes per event), {:.0} MB of heap ({} bytes per event)",
+                    h.rss_mb,
+                    per(h.rss_mb),
+                    h.heap_mb,
+                    per(h.heap_mb)
+                )
+            };
+            let _ = writeln!(md, "- Memory at the end of an engine run ({} contacts, {} accepted events; each owner dropped in turn, the RSS and the heap bytes held read after each, mimalloc purging at once): engine state's facts (bookings, invoices, tasks, notes) {}; the rest of the engine state {}; read model's recent activity {}; read model's profiles {}; the generated input {}; what stays (runtime, plans, allocator) {:.0} MB.", n(m.contacts as f64), n(m.accepted as f64), k.engine_facts.as_ref().map_or("not measured".into(), held), held(&k.engine_state), held(&k.activity), held(&k.profiles), held(&k.input), k.rest_mb);
         }
     }
     for g in &r.growth {
