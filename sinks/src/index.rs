@@ -15,6 +15,9 @@ use model::sink::ScoreChange;
 use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
 use crate::rows::StoredEvent;
 
+mod packed;
+use packed::{Packed, Record};
+
 /// Highlights order: score descending, balance ascending, contact id ascending.
 type RankKey = (Reverse<i64>, i64, String);
 
@@ -37,8 +40,10 @@ struct Business {
 struct Recent {
     /// Seq of the last event recorded (0: none yet).
     last_seq: u64,
+    /// What the timeline reads; shared with its readers.
     by_business: Map<String, VecDeque<Arc<Activity>>>,
-    by_contact: Map<(String, String), VecDeque<Arc<Activity>>>,
+    /// Business, then contact: that contact's latest events, packed (one allocation each).
+    by_contact: Map<String, Map<String, Packed>>,
 }
 
 /// `s` in an allocation of its length: a serialised text (an event's `data`) comes with its
@@ -93,7 +98,7 @@ impl ProfileIndex {
 
     /// Forgets the contacts and activity of `partition` (another processor owns it now).
     pub fn drop_partition(&self, partition: i32) {
-        self.forget_activity(|a| a.partition == partition);
+        self.forget_partition(partition);
         let mut all = self.businesses.write().expect("index lock");
         self.generation.fetch_add(1, Ordering::Release);
         for b in all.values_mut() {
@@ -112,10 +117,12 @@ impl ProfileIndex {
     }
 
     /// Records accepted events (in processing order) as the latest activity. It takes them
-    /// (once stored they are not needed again): their strings move, nothing is copied.
+    /// (once stored they are not needed again): their strings move into the timeline's
+    /// entries, and each contact's new events are packed after its earlier ones in one copy.
     pub fn record<I: IntoIterator<Item = StoredEvent>>(&self, events: I) {
         let mut guard = self.recent.write().expect("activity lock");
         let r = &mut *guard;
+        let mut batch = Vec::new();
         for e in events {
             r.last_seq += 1;
             let a = Arc::new(Activity {
@@ -135,52 +142,78 @@ impl ProfileIndex {
                 None => r.by_business.entry(a.business_id.clone()).or_default(),
             };
             push_bounded(business, &a, BUSINESS_RECENT);
-            let key = (a.business_id.clone(), a.contact_id.clone());
-            push_bounded(r.by_contact.entry(key).or_default(), &a, CONTACT_RECENT);
+            batch.push(a);
+        }
+        let mut by_contact: Map<(&str, &str), Vec<Record<'_>>> = Map::default();
+        for a in &batch {
+            by_contact
+                .entry((&a.business_id, &a.contact_id))
+                .or_default()
+                .push(Record::of(a));
+        }
+        for ((business_id, contact_id), records) in by_contact {
+            let contacts = match r.by_contact.get_mut(business_id) {
+                Some(m) => m,
+                None => r.by_contact.entry(business_id.to_owned()).or_default(),
+            };
+            let packed = match contacts.get_mut(contact_id) {
+                Some(p) => p,
+                None => contacts.entry(contact_id.to_owned()).or_default(),
+            };
+            packed.extend(&records, CONTACT_RECENT);
         }
     }
 
     /// Replaces the activity of `partition` with `events` (its stored events, in order):
     /// recovery after a reassignment must not record them twice.
     pub fn reload_partition(&self, partition: i32, events: Vec<StoredEvent>) {
-        self.forget_activity(|a| a.partition == partition);
+        self.forget_partition(partition);
         self.record(events);
     }
 
     /// Rewrites the kept activity of erased contacts with their events' redacted data.
     pub fn redact(&self, erased: &[(String, String)]) {
+        let redacted = |kind: &str, data: &str| {
+            model::event::Payload::from_parts(kind, data)
+                .map(|p| p.redacted().data_json())
+                .unwrap_or_else(|_| "{}".into())
+        };
         let mut guard = self.recent.write().expect("activity lock");
         let r = &mut *guard;
-        let redact = |a: &Arc<Activity>| -> Arc<Activity> {
-            if !erased
-                .iter()
-                .any(|(b, c)| *b == a.business_id && *c == a.contact_id)
-            {
-                return a.clone();
-            }
-            let data = model::event::Payload::from_parts(&a.kind, &a.data)
-                .map(|p| p.redacted().data_json())
-                .unwrap_or_else(|_| "{}".into());
-            Arc::new(Activity {
-                data,
-                ..(**a).clone()
-            })
-        };
-        for q in r.by_business.values_mut().chain(r.by_contact.values_mut()) {
+        for q in r.by_business.values_mut() {
             for a in q.iter_mut() {
-                *a = redact(a);
+                if erased
+                    .iter()
+                    .any(|(b, c)| *b == a.business_id && *c == a.contact_id)
+                {
+                    *a = Arc::new(Activity {
+                        data: redacted(&a.kind, &a.data),
+                        ..(**a).clone()
+                    });
+                }
+            }
+        }
+        for (b, c) in erased {
+            if let Some(p) = r.by_contact.get_mut(b).and_then(|m| m.get_mut(c)) {
+                p.map_data(|rec| redacted(rec.kind, rec.data));
             }
         }
     }
 
-    fn forget_activity(&self, gone: impl Fn(&Activity) -> bool) {
+    fn forget_partition(&self, partition: i32) {
         let mut guard = self.recent.write().expect("activity lock");
         let r = &mut *guard;
-        for q in r.by_business.values_mut().chain(r.by_contact.values_mut()) {
-            q.retain(|a| !gone(a));
+        for q in r.by_business.values_mut() {
+            q.retain(|a| a.partition != partition);
         }
         r.by_business.retain(|_, q| !q.is_empty());
-        r.by_contact.retain(|_, q| !q.is_empty());
+        for contacts in r.by_contact.values_mut() {
+            for p in contacts.values_mut() {
+                p.retain(|rec| rec.partition != partition);
+            }
+            contacts.retain(|_, p| !p.is_empty());
+        }
+        r.by_contact.retain(|_, m| !m.is_empty());
     }
 
     pub fn get(&self, business_id: &str, contact_id: &str) -> Option<Arc<ContactProfile>> {
@@ -277,11 +310,15 @@ impl ProfileReader for ProfileIndex {
         contact_id: &str,
     ) -> Result<Vec<Arc<Activity>>, ReadError> {
         let r = self.recent.read().expect("activity lock");
-        let key = (business_id.to_owned(), contact_id.to_owned());
-        let mut v: Vec<_> = r
+        let mut v: Vec<Arc<Activity>> = r
             .by_contact
-            .get(&key)
-            .map(|q| q.iter().cloned().collect())
+            .get(business_id)
+            .and_then(|m| m.get(contact_id))
+            .map(|p| {
+                p.iter()
+                    .map(|rec| Arc::new(rec.to_activity(business_id, contact_id)))
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort_by_key(|a| std::cmp::Reverse((a.occurred_at, a.seq)));
         Ok(v)
