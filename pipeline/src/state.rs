@@ -21,7 +21,9 @@ use crate::clock::Ms;
 use model::hash::{Map, Set};
 use model::rules::InteractionRules;
 
+mod facts;
 mod rekey;
+pub use facts::Facts;
 pub use rekey::{Forward, Place};
 
 /// One contact of one business.
@@ -206,9 +208,9 @@ pub struct ContactState {
     pub events_applied: u64,
     /// When the LEAD → CLIENT promotion was suggested (signalled once, never again).
     pub promotion_suggested_at: Option<Ms>,
-    pub bookings: Map<String, Booking>,
-    pub invoices: Map<String, Invoice>,
-    pub tasks: Map<String, Task>,
+    pub bookings: Facts<Booking>,
+    pub invoices: Facts<Invoice>,
+    pub tasks: Facts<Task>,
     pub notes: Vec<Note>,
     /// The instant at which a metric of this contact next changes with no new event.
     pub next_timer: Option<Ms>,
@@ -436,14 +438,14 @@ impl ContactState {
     /// are read through the alias list at evaluation ([`PartitionState::tags_of`]), so a merge
     /// gives the same survivor whether the merged contact's events came before or after it.
     fn absorb(&mut self, other: &ContactState) {
-        for (id, b) in &other.bookings {
-            self.bookings.entry(id.clone()).or_default().fold(b);
+        for (id, b) in other.bookings.iter() {
+            self.bookings.entry(id).fold(b);
         }
-        for (id, i) in &other.invoices {
-            self.invoices.entry(id.clone()).or_default().fold(i);
+        for (id, i) in other.invoices.iter() {
+            self.invoices.entry(id).fold(i);
         }
-        for (id, t) in &other.tasks {
-            self.tasks.entry(id.clone()).or_default().fold(t);
+        for (id, t) in other.tasks.iter() {
+            self.tasks.entry(id).fold(t);
         }
         if let Some(at) = other.last_interaction_at {
             self.last_interaction_at = Some(self.last_interaction_at.map_or(at, |l| l.max(at)));
@@ -695,7 +697,7 @@ impl PartitionState {
                 }
             }
             Payload::TaskCreated(t) => {
-                let task = c.tasks.entry(t.task_id.clone()).or_default();
+                let task = c.tasks.entry(&t.task_id);
                 if newer(&mut task.version, at, &ev.event_id) {
                     task.title = Some(t.title.clone());
                     task.due_at = Some(t.due_at.timestamp_millis());
@@ -703,11 +705,11 @@ impl PartitionState {
                 task.created_at = earliest(task.created_at, Some(at));
             }
             Payload::TaskCompleted(t) => {
-                let task = c.tasks.entry(t.task_id.clone()).or_default();
+                let task = c.tasks.entry(&t.task_id);
                 task.completed_at = earliest(task.completed_at, Some(at));
             }
             Payload::BookingCreated(b) => {
-                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                let booking = c.bookings.entry(&b.booking_id);
                 if newer(&mut booking.version, at, &ev.event_id) {
                     booking.service_id = Some(b.service_id.clone());
                     booking.service_name = Some(b.service_name.clone());
@@ -717,19 +719,19 @@ impl PartitionState {
                 booking.created_at = earliest(booking.created_at, Some(at));
             }
             Payload::BookingConfirmed(b) => {
-                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                let booking = c.bookings.entry(&b.booking_id);
                 booking.confirmed_at = earliest(booking.confirmed_at, Some(at));
             }
             Payload::BookingCancelled(b) => {
-                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                let booking = c.bookings.entry(&b.booking_id);
                 booking.cancelled_at = earliest(booking.cancelled_at, Some(at));
             }
             Payload::BookingCompleted(b) => {
-                let booking = c.bookings.entry(b.booking_id.clone()).or_default();
+                let booking = c.bookings.entry(&b.booking_id);
                 booking.completed_at = earliest(booking.completed_at, Some(at));
             }
             Payload::InvoiceSent(i) => {
-                let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
+                let inv = c.invoices.entry(&i.invoice_id);
                 if newer(&mut inv.version, at, &ev.event_id) {
                     inv.amount_cents = Some(i.amount_cents);
                     inv.currency = Some(i.currency.clone());
@@ -740,11 +742,11 @@ impl PartitionState {
                 inv.sent_at = earliest(inv.sent_at, Some(at));
             }
             Payload::InvoicePaid(i) => {
-                let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
+                let inv = c.invoices.entry(&i.invoice_id);
                 inv.paid_at = earliest(inv.paid_at, Some(at));
             }
             Payload::InvoiceOverdue(i) => {
-                let inv = c.invoices.entry(i.invoice_id.clone()).or_default();
+                let inv = c.invoices.entry(&i.invoice_id);
                 inv.overdue_at = earliest(inv.overdue_at, Some(at));
             }
         }

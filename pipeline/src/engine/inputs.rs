@@ -100,12 +100,6 @@ pub struct Inputs {
 }
 
 /// Sorts a map's entries by id, so that rows never depend on hash order.
-fn by_id<V>(map: &model::hash::Map<String, V>) -> Vec<(&String, &V)> {
-    let mut entries: Vec<_> = map.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    entries
-}
-
 impl Inputs {
     /// Adds contact number `cid` with the status and tags it is shown with.
     pub fn add(
@@ -142,7 +136,7 @@ impl Inputs {
         }
 
         let t = &mut self.bookings;
-        for (id, b) in by_id(&c.bookings) {
+        for (id, b) in c.bookings.iter() {
             t.cid.append_value(cid);
             t.booking_id.append_value(id);
             t.service_id.append_option(b.service_id.as_deref());
@@ -156,7 +150,7 @@ impl Inputs {
         }
 
         let t = &mut self.invoices;
-        for (id, i) in by_id(&c.invoices) {
+        for (id, i) in c.invoices.iter() {
             t.cid.append_value(cid);
             t.invoice_id.append_value(id);
             t.amount_cents.append_value(i.amount_cents.unwrap_or(0));
@@ -169,7 +163,7 @@ impl Inputs {
         }
 
         let t = &mut self.tasks;
-        for (id, k) in by_id(&c.tasks) {
+        for (id, k) in c.tasks.iter() {
             t.cid.append_value(cid);
             t.task_id.append_value(id);
             t.title.append_option(k.title.as_deref());
