@@ -1,6 +1,7 @@
 //! The `keyflow` binary's wiring, as a library so integration tests start exactly what the CLI
 //! starts: configuration, `run`, `demo`.
 
+pub mod alloc;
 pub mod config;
 pub mod demo;
 pub mod import;

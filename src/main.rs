@@ -89,6 +89,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    keyflow::alloc::tune();
     keyflow::init_tracing();
     let cli = Cli::parse();
     let overrides = Overrides {

@@ -31,6 +31,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    keyflow::alloc::tune();
     keyflow::init_tracing();
     match Cli::parse().command {
         Command::Run(args) => keyflow_bench::run(args).await,
