@@ -17,7 +17,7 @@ use model::sink::{PartitionOutput, ResultSink, ScoreChange};
 use model::status::ProcessorStatus;
 use serde_json::{json, Value};
 use sinks::index::ProfileIndex;
-use sinks::rows::StoredEvent;
+use sinks::rows::{StoredEvent, StoredEventRef};
 use sinks::store::EmbeddedStore;
 use tower::ServiceExt;
 
@@ -117,7 +117,7 @@ fn fixture() -> Fixture {
         event(5, "acme", "c2", "task.created", json!({"task_id": "t1", "title": "Call back", "due_at": "2026-11-11T00:00:00Z"})),
         event(6, "acme", "c2", "invoice.paid", json!({"invoice_id": "inv-0"})),
         event(7, "other", "o1", "note.created", json!({"note_id": "secret", "body": "Other business secret"})),
-    ]);
+    ].iter().map(StoredEventRef::of));
     let status = Arc::new(ProcessorStatus::default());
     status.complete_up_to_ms.store(NOW, Ordering::Relaxed);
     status.lag.store(0, Ordering::Relaxed);
@@ -567,7 +567,7 @@ async fn timeline_lists_newest_first_and_the_stream_sends_new_events() {
     f.index.record([
         event(8, "other", "o1", "note.created", json!({"note_id": "x", "body": "not for acme"})),
         event(9, "acme", "c3", "booking.created", json!({"booking_id": "b9", "service_id": "s1", "service_name": "Colour", "starts_at": "2026-11-21T09:00:00Z"})),
-    ]);
+    ].iter().map(StoredEventRef::of));
     let mut text = String::new();
     while !text.contains("event: activity") {
         let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())

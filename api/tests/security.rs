@@ -15,7 +15,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use model::profile::ContactProfile;
 use model::sink::{AcceptedEvent, PartitionOutput, ResultSink, ScoreChange};
-use sinks::rows::StoredEvent;
+use sinks::rows::{StoredEvent, StoredEventRef};
 use sinks::store::EmbeddedStore;
 use suite::fixture::{self, Server, Store, ACME};
 use suite::http::{send, Conn, Req};
@@ -37,7 +37,7 @@ impl Store for Embedded {
         let index = self.store.index();
         index.upsert(profiles);
         let stored: Vec<StoredEvent> = events.iter().map(StoredEvent::from).collect();
-        index.record(stored);
+        index.record(stored.iter().map(StoredEventRef::of));
         if changes.is_empty() {
             return;
         }

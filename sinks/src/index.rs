@@ -13,7 +13,7 @@ use model::profile::ContactProfile;
 use model::sink::ScoreChange;
 
 use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
-use crate::rows::StoredEvent;
+use crate::rows::{StoredEvent, StoredEventRef};
 
 mod packed;
 use packed::{Packed, Record};
@@ -44,17 +44,6 @@ struct Recent {
     by_business: Map<String, VecDeque<Arc<Activity>>>,
     /// Business, then contact: that contact's latest events, packed (one allocation each).
     by_contact: Map<String, Map<String, Packed>>,
-}
-
-/// `s` in an allocation of its length: a serialised text (an event's `data`) comes with its
-/// writer's spare capacity, up to twice its length, which the activity would keep for as long
-/// as it keeps the event.
-fn exact(s: String) -> String {
-    if s.capacity() > s.len() {
-        s.as_str().to_owned()
-    } else {
-        s
-    }
 }
 
 fn push_bounded(q: &mut VecDeque<Arc<Activity>>, a: &Arc<Activity>, bound: usize) {
@@ -116,40 +105,58 @@ impl ProfileIndex {
         }
     }
 
-    /// Records accepted events (in processing order) as the latest activity. It takes them
-    /// (once stored they are not needed again): their strings move into the timeline's
-    /// entries, and each contact's new events are packed after its earlier ones in one copy.
-    pub fn record<I: IntoIterator<Item = StoredEvent>>(&self, events: I) {
+    /// Records accepted events (in processing order) as the latest activity. Only the newest
+    /// [`BUSINESS_RECENT`] of each business become timeline entries (the older ones would be
+    /// pushed out by the same call), and each contact's new events are packed after its
+    /// earlier ones in one copy.
+    pub fn record<'a, I: IntoIterator<Item = StoredEventRef<'a>>>(&self, events: I) {
+        let events: Vec<StoredEventRef<'a>> = events.into_iter().collect();
         let mut guard = self.recent.write().expect("activity lock");
         let r = &mut *guard;
-        let mut batch = Vec::new();
-        for e in events {
-            r.last_seq += 1;
-            let a = Arc::new(Activity {
-                seq: r.last_seq,
-                partition: e.partition,
-                event_id: e.event_id,
-                kind: e.kind,
-                business_id: e.business_id,
-                contact_id: e.contact_id,
-                occurred_at: e.occurred_at,
-                source: e.source,
-                data: exact(e.data),
-            });
-            // Keys are copied only for a business or contact seen for the first time.
-            let business = match r.by_business.get_mut(a.business_id.as_str()) {
-                Some(q) => q,
-                None => r.by_business.entry(a.business_id.clone()).or_default(),
-            };
-            push_bounded(business, &a, BUSINESS_RECENT);
-            batch.push(a);
+        let first = r.last_seq + 1;
+        r.last_seq += events.len() as u64;
+        let mut newest: Map<&str, usize> = Map::default();
+        let mut timeline = vec![false; events.len()];
+        for (i, e) in events.iter().enumerate().rev() {
+            let n = newest.entry(e.business_id).or_default();
+            if *n < BUSINESS_RECENT {
+                *n += 1;
+                timeline[i] = true;
+            }
         }
         let mut by_contact: Map<(&str, &str), Vec<Record<'_>>> = Map::default();
-        for a in &batch {
+        for ((i, e), seq) in events.iter().enumerate().zip(first..) {
+            if timeline[i] {
+                let a = Arc::new(Activity {
+                    seq,
+                    partition: e.partition,
+                    event_id: e.event_id.to_owned(),
+                    kind: e.kind.to_owned(),
+                    business_id: e.business_id.to_owned(),
+                    contact_id: e.contact_id.to_owned(),
+                    occurred_at: e.occurred_at,
+                    source: e.source.to_owned(),
+                    data: e.data.to_owned(),
+                });
+                // The key is copied only for a business seen for the first time.
+                let business = match r.by_business.get_mut(e.business_id) {
+                    Some(q) => q,
+                    None => r.by_business.entry(e.business_id.to_owned()).or_default(),
+                };
+                push_bounded(business, &a, BUSINESS_RECENT);
+            }
             by_contact
-                .entry((&a.business_id, &a.contact_id))
+                .entry((e.business_id, e.contact_id))
                 .or_default()
-                .push(Record::of(a));
+                .push(Record {
+                    seq,
+                    occurred_at: e.occurred_at,
+                    partition: e.partition,
+                    event_id: e.event_id,
+                    kind: e.kind,
+                    source: e.source,
+                    data: e.data,
+                });
         }
         for ((business_id, contact_id), records) in by_contact {
             let contacts = match r.by_contact.get_mut(business_id) {
@@ -166,9 +173,9 @@ impl ProfileIndex {
 
     /// Replaces the activity of `partition` with `events` (its stored events, in order):
     /// recovery after a reassignment must not record them twice.
-    pub fn reload_partition(&self, partition: i32, events: Vec<StoredEvent>) {
+    pub fn reload_partition(&self, partition: i32, events: &[StoredEvent]) {
         self.forget_partition(partition);
-        self.record(events);
+        self.record(events.iter().map(StoredEventRef::of));
     }
 
     /// Rewrites the kept activity of erased contacts with their events' redacted data.
@@ -413,6 +420,54 @@ mod tests {
             evaluated_at: at,
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn one_call_keeps_the_newest_events_of_each_business_and_contact() {
+        let n = BUSINESS_RECENT + 300;
+        let stored: Vec<StoredEvent> = (0..n)
+            .map(|i| StoredEvent {
+                partition: 0,
+                topic: "crm.contacts".into(),
+                offset: i as i64,
+                event_id: format!("e{i}"),
+                kind: "note.created".into(),
+                business_id: "b".into(),
+                contact_id: "c".into(),
+                occurred_at: i as i64,
+                source: "manual".into(),
+                data: format!("{{\"note_id\":\"n{i}\",\"body\":\"x\"}}"),
+            })
+            .collect();
+        let idx = ProfileIndex::default();
+        idx.upsert([profile("c", 1, 0, 1)]);
+        idx.record(stored.iter().map(StoredEventRef::of));
+        let timeline = idx.timeline("b", BUSINESS_RECENT).await.unwrap().unwrap();
+        assert_eq!(timeline.len(), BUSINESS_RECENT);
+        assert_eq!(timeline[0].seq, n as u64);
+        assert_eq!(timeline[0].data, stored[n - 1].data);
+        let oldest = timeline.last().unwrap();
+        assert_eq!(oldest.seq, (n - BUSINESS_RECENT + 1) as u64);
+        assert_eq!(oldest.event_id, stored[n - BUSINESS_RECENT].event_id);
+        let contact = idx.contact_events("b", "c").await.unwrap();
+        assert_eq!(contact.len(), CONTACT_RECENT);
+        assert_eq!(
+            (contact[0].seq, &contact[0].event_id),
+            (n as u64, &stored[n - 1].event_id)
+        );
+        // The next call goes on from the last seq, and the oldest events make way.
+        idx.record(stored[..1].iter().map(StoredEventRef::of));
+        let contact = idx.contact_events("b", "c").await.unwrap();
+        let seqs: Vec<u64> = contact.iter().map(|a| a.seq).collect();
+        assert_eq!(seqs.len(), CONTACT_RECENT);
+        assert!(seqs.contains(&(n as u64 + 1)));
+        assert!(!seqs.contains(&((n - CONTACT_RECENT + 1) as u64)));
+        let since = idx
+            .timeline_since("b", Some(&n.to_string()), 10)
+            .await
+            .unwrap();
+        assert_eq!(since.items.len(), 1);
+        assert_eq!(since.items[0].event_id, "e0");
     }
 
     #[test]

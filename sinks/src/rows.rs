@@ -44,6 +44,58 @@ impl From<&AcceptedEvent> for StoredEvent {
     }
 }
 
+/// A [`StoredEvent`] borrowed from the accepted event it stores and its data text: the same
+/// columns in the same order (a test holds the two batches equal), so a write builds its
+/// segment and records the activity without copying each text of each event first.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StoredEventRef<'a> {
+    pub partition: i32,
+    pub topic: &'a str,
+    pub offset: i64,
+    pub event_id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub business_id: &'a str,
+    pub contact_id: &'a str,
+    pub occurred_at: i64,
+    pub source: &'a str,
+    pub data: &'a str,
+}
+
+impl<'a> StoredEventRef<'a> {
+    /// `a` as stored, `data` being its payload's text ([`model::event::Payload::data_json`]).
+    pub fn new(a: &'a AcceptedEvent, data: &'a str) -> Self {
+        let e = &a.event;
+        Self {
+            partition: a.partition,
+            topic: &a.topic,
+            offset: a.offset,
+            event_id: &e.event_id,
+            kind: e.payload.type_name(),
+            business_id: &e.business_id,
+            contact_id: &e.contact_id,
+            occurred_at: e.occurred_at.timestamp_millis(),
+            source: &e.source,
+            data,
+        }
+    }
+
+    pub fn of(e: &'a StoredEvent) -> Self {
+        Self {
+            partition: e.partition,
+            topic: &e.topic,
+            offset: e.offset,
+            event_id: &e.event_id,
+            kind: &e.kind,
+            business_id: &e.business_id,
+            contact_id: &e.contact_id,
+            occurred_at: e.occurred_at,
+            source: &e.source,
+            data: &e.data,
+        }
+    }
+}
+
 impl StoredEvent {
     /// The event back, as the processor first accepted it.
     pub fn to_event(&self) -> Result<Event, String> {
@@ -82,6 +134,47 @@ pub struct SignalRow {
     pub detail: String,
     /// The partition's write that stored it (increasing; see `Recovered::unpublished`).
     pub batch: u64,
+}
+
+/// A [`SignalRow`] borrowed from its signal: the same columns in the same order (the store's
+/// signal columns are traced from `SignalRow`, and a test holds the two batches equal), so the
+/// store builds its segment without copying each text of each signal first.
+#[derive(Debug, Serialize)]
+pub struct SignalRowRef<'a> {
+    pub signal_id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub business_id: &'a str,
+    pub contact_id: &'a str,
+    pub partition: i32,
+    pub subject: &'a str,
+    pub change: &'a str,
+    pub reason: &'a str,
+    pub at_ms: i64,
+    pub rule_version: &'a str,
+    pub caused_by: &'a [String],
+    pub detail: String,
+    pub batch: u64,
+}
+
+impl<'a> SignalRowRef<'a> {
+    pub fn new(s: &'a Signal, batch: u64) -> Self {
+        Self {
+            signal_id: &s.signal_id,
+            kind: s.kind,
+            business_id: &s.business_id,
+            contact_id: &s.contact_id,
+            partition: s.partition,
+            subject: &s.subject,
+            change: s.change,
+            reason: &s.reason,
+            at_ms: s.at,
+            rule_version: &s.rule_version,
+            caused_by: &s.caused_by,
+            detail: serde_json::to_string(&s.detail).unwrap_or_else(|_| "{}".into()),
+            batch,
+        }
+    }
 }
 
 impl SignalRow {

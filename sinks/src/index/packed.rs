@@ -66,6 +66,7 @@ impl Record<'_> {
     }
 
     /// The record of `a` (its ids are the contact's key, not stored).
+    #[cfg(test)]
     pub fn of(a: &Activity) -> Record<'_> {
         Record {
             seq: a.seq,

@@ -22,7 +22,7 @@ use model::signal::Signal;
 use model::sink::{PartitionOutput, Recovered, ResultSink, SinkError};
 
 use crate::index::ProfileIndex;
-use crate::rows::{HistoryRow, SignalRow, StoredEvent};
+use crate::rows::{HistoryRow, SignalRowRef, StoredEvent, StoredEventRef};
 use segments::{Kind, Segment, SegmentError, Segments};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,11 @@ pub enum StoreError {
     Rows {
         what: &'static str,
         source: serde_arrow::Error,
+    },
+    #[error("reading the columns of {what}: {source}")]
+    Columns {
+        what: &'static str,
+        source: datafusion::arrow::error::ArrowError,
     },
     #[error("de-duplicating stored profiles: {0}")]
     Dedupe(#[source] datafusion::arrow::error::ArrowError),
@@ -88,7 +93,7 @@ impl EmbeddedStore {
         let store = Self::handle(segments, next_seq, false);
         for p in store.inner.segments.partitions()? {
             store.inner.index.upsert(store.latest_profiles(p)?);
-            store.inner.index.reload_partition(p, store.events(p)?);
+            store.inner.index.reload_partition(p, &store.events(p)?);
         }
         tracing::info!(dir = %store.dir().display(), contacts = store.inner.index.len(), "embedded store opened");
         Ok(store)
@@ -176,7 +181,7 @@ impl EmbeddedStore {
     }
 
     /// Takes what a write of `out` stores, on the caller's task (see [`Prepared`]).
-    fn prepare(&self, out: &PartitionOutput) -> Prepared {
+    fn prepare(&self, out: &PartitionOutput) -> Result<Prepared, StoreError> {
         let p = out.partition;
         let seq = {
             let mut seqs = self.inner.next_seq.lock().expect("seq lock");
@@ -185,12 +190,31 @@ impl EmbeddedStore {
             *next += 1;
             seq
         };
-        Prepared {
+        Ok(Prepared {
             partition: p,
             seq,
-            events: out.events.iter().map(StoredEvent::from).collect(),
+            events: {
+                let data: Vec<String> = out
+                    .events
+                    .iter()
+                    .map(|a| a.event.payload.data_json())
+                    .collect();
+                let rows: Vec<StoredEventRef<'_>> = (out.events.iter().zip(&data))
+                    .map(|(a, d)| StoredEventRef::new(a, d))
+                    .collect();
+                rows::events_batch(&rows).map_err(rows_err("events"))?
+            },
             profiles: out.profiles.clone(),
-            signals: out.signals.iter().map(|s| SignalRow::new(s, seq)).collect(),
+            signals: (!out.signals.is_empty())
+                .then(|| {
+                    let rows: Vec<SignalRowRef<'_>> = out
+                        .signals
+                        .iter()
+                        .map(|s| SignalRowRef::new(s, seq))
+                        .collect();
+                    rows::signals_batch(&rows).map_err(rows_err("signals"))
+                })
+                .transpose()?,
             scores: out.changes.iter().map(HistoryRow::from).collect(),
             erased: out
                 .events
@@ -200,7 +224,7 @@ impl EmbeddedStore {
                 .map(|e| (e.business_id.clone(), e.contact_id.clone()))
                 .chain(out.forgotten.iter().cloned())
                 .collect(),
-        }
+        })
     }
 
     fn write_blocking(&self, out: Prepared) -> Result<(), StoreError> {
@@ -210,26 +234,38 @@ impl EmbeddedStore {
             let batch = rows::profiles_batch(&out.profiles).map_err(rows_err("profiles"))?;
             segs.write(Kind::Profiles, p, seq, &batch.schema(), &[batch])?;
         }
-        let older_signals = if out.signals.is_empty() {
-            Vec::new()
-        } else {
-            let batch = rows::signals_batch(&out.signals).map_err(rows_err("signals"))?;
+        let older_signals = if let Some(batch) = out.signals {
             segs.write(Kind::Signals, p, seq, &batch.schema(), &[batch])?;
             segs.list(Kind::Signals, p)?
                 .into_iter()
                 .filter(|s| s.seq < seq)
                 .collect()
+        } else {
+            Vec::new()
         };
         if !out.scores.is_empty() {
             let batch = rows::scores_batch(&out.scores).map_err(rows_err("scores"))?;
             segs.write(Kind::Scores, p, seq, &batch.schema(), &[batch])?;
         }
-        let batch = rows::events_batch(&out.events).map_err(rows_err("events"))?;
-        segs.write(Kind::Events, p, seq, &batch.schema(), &[batch])?;
+        let events = &out.events;
+        segs.write(
+            Kind::Events,
+            p,
+            seq,
+            &events.schema(),
+            std::slice::from_ref(events),
+        )?;
         // Committed: only this batch's signals can still be unpublished.
         segs.remove(&older_signals)?;
         self.inner.index.upsert(out.profiles);
-        self.inner.index.record(out.events);
+        self.inner
+            .index
+            .record(
+                rows::event_refs(events).map_err(|source| StoreError::Columns {
+                    what: "events",
+                    source,
+                })?,
+            );
         if !out.erased.is_empty() {
             self.erase(p, &out.erased)?;
             self.inner.index.redact(&out.erased);
@@ -409,7 +445,7 @@ impl EmbeddedStore {
             .iter()
             .map(read_back)
             .collect::<Result<Vec<_>, _>>()?;
-        self.inner.index.reload_partition(p, stored);
+        self.inner.index.reload_partition(p, &stored);
         let profiles = self.latest_profiles(p)?;
         self.inner.index.upsert(profiles.iter().cloned());
         Ok(Recovered {
@@ -439,9 +475,11 @@ fn read_back(e: &StoredEvent) -> Result<model::event::Event, StoreError> {
 struct Prepared {
     partition: i32,
     seq: u64,
-    events: Vec<StoredEvent>,
+    /// The events' segment, built from the borrowed output; the activity is read from it.
+    events: RecordBatch,
     profiles: Vec<Arc<ContactProfile>>,
-    signals: Vec<SignalRow>,
+    /// The signals' segment, built from the borrowed output (none without signals).
+    signals: Option<RecordBatch>,
     scores: Vec<HistoryRow>,
     /// (business, contact) of the batch's erasure events.
     erased: Vec<(String, String)>,
@@ -457,7 +495,7 @@ impl ResultSink for EmbeddedStore {
             )));
         }
         let store = self.clone();
-        let prepared = self.prepare(output);
+        let prepared = self.prepare(output)?;
         tokio::task::spawn_blocking(move || store.write_blocking(prepared))
             .await
             .map_err(|e| SinkError::Permanent(format!("store writer panicked: {e}")))?
@@ -496,6 +534,7 @@ impl ResultSink for EmbeddedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::SignalRow;
     use model::signal::SEGMENT_UPDATED;
 
     fn signal(id: &str, change: &'static str) -> Signal {
@@ -513,6 +552,19 @@ mod tests {
             caused_by: vec!["e1".into()],
             detail: serde_json::json!({"segment": "vip"}),
         }
+    }
+
+    #[test]
+    fn a_signal_segment_built_from_borrowed_rows_is_the_same() {
+        let signals = [signal("s1", "entered"), signal("s2", "exited")];
+        let owned: Vec<SignalRow> = signals.iter().map(|s| SignalRow::new(s, 4)).collect();
+        let borrowed: Vec<SignalRowRef<'_>> =
+            signals.iter().map(|s| SignalRowRef::new(s, 4)).collect();
+        let a = rows::signals_batch(&owned).unwrap();
+        let b = rows::signals_batch(&borrowed).unwrap();
+        assert_eq!(a.num_rows(), 2);
+        assert_eq!(a, b);
+        assert_eq!(rows::signals_from(&b).unwrap(), owned);
     }
 
     fn output(signals: Vec<Signal>) -> PartitionOutput {

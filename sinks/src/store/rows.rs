@@ -10,13 +10,14 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit, TimestampMillisecondType,
+    DataType, Field, FieldRef, Fields, Int32Type, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMillisecondType,
 };
 use datafusion::arrow::error::ArrowError;
 use model::profile::ContactProfile;
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 
-use crate::rows::{HistoryRow, SignalRow, StoredEvent};
+use crate::rows::{HistoryRow, SignalRow, StoredEvent, StoredEventRef};
 
 /// The Arrow fields of a row type, traced from its serde shape: every field in declaration
 /// order, strings as Utf8, lists as List with items named `item`, and every instant (a
@@ -177,8 +178,55 @@ pub fn schema(fields: &[FieldRef]) -> SchemaRef {
     Arc::new(Schema::new(fields.to_vec()))
 }
 
-pub fn events_batch(events: &[StoredEvent]) -> Result<RecordBatch, serde_arrow::Error> {
+/// The event segment of `events`: [`StoredEvent`]s, or the [`crate::rows::StoredEventRef`]s
+/// a write borrows from its output (the columns are `StoredEvent`'s either way).
+pub fn events_batch<R: serde::Serialize>(events: &[R]) -> Result<RecordBatch, serde_arrow::Error> {
     serde_arrow::to_record_batch(&event_fields(), &events)
+}
+
+/// The rows of an event segment, borrowed from its columns (a write records the activity from
+/// the batch it stored, with no copy of each event's texts).
+pub fn event_refs(batch: &RecordBatch) -> Result<Vec<StoredEventRef<'_>>, ArrowError> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| ArrowError::SchemaError(format!("event rows without column {name}")))
+    };
+    let text = |name: &str| -> Result<&StringArray, ArrowError> {
+        column(name)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| ArrowError::SchemaError(format!("event column {name} is not Utf8")))
+    };
+    let partition = column("partition")?
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| ArrowError::SchemaError("event column partition is not Int32".into()))?;
+    let offset = column("offset")?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| ArrowError::SchemaError("event column offset is not Int64".into()))?;
+    let occurred_at = column("occurred_at")?
+        .as_primitive_opt::<TimestampMillisecondType>()
+        .ok_or_else(|| {
+            ArrowError::SchemaError(
+                "event column occurred_at is not a millisecond timestamp".into(),
+            )
+        })?;
+    let (topic, event_id, kind) = (text("topic")?, text("event_id")?, text("type")?);
+    let (business_id, contact_id) = (text("business_id")?, text("contact_id")?);
+    let (source, data) = (text("source")?, text("data")?);
+    Ok((0..batch.num_rows())
+        .map(|i| StoredEventRef {
+            partition: partition.value(i),
+            topic: topic.value(i),
+            offset: offset.value(i),
+            event_id: event_id.value(i),
+            kind: kind.value(i),
+            business_id: business_id.value(i),
+            contact_id: contact_id.value(i),
+            occurred_at: occurred_at.value(i),
+            source: source.value(i),
+            data: data.value(i),
+        })
+        .collect())
 }
 
 pub fn profiles_batch<P: std::borrow::Borrow<ContactProfile>>(
@@ -188,7 +236,11 @@ pub fn profiles_batch<P: std::borrow::Borrow<ContactProfile>>(
     profile_layout().batch(&rows)
 }
 
-pub fn signals_batch(signals: &[SignalRow]) -> Result<RecordBatch, serde_arrow::Error> {
+/// The signal segment of `signals`: [`SignalRow`]s, or the [`crate::rows::SignalRowRef`]s a
+/// write borrows from its output (the columns are `SignalRow`'s either way).
+pub fn signals_batch<R: serde::Serialize>(
+    signals: &[R],
+) -> Result<RecordBatch, serde_arrow::Error> {
     serde_arrow::to_record_batch(&signal_fields(), &signals)
 }
 
@@ -259,6 +311,48 @@ pub fn latest_profile_rows(batches: &[RecordBatch]) -> Result<Option<RecordBatch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_segment_from_borrowed_rows_is_the_same_and_reads_back_in_place() {
+        use model::event::{Event, NoteCreated, Payload, SCHEMA_VERSION};
+        use model::sink::AcceptedEvent;
+        let accepted: Vec<AcceptedEvent> = (0..3)
+            .map(|i| AcceptedEvent {
+                event: Event {
+                    schema_version: SCHEMA_VERSION,
+                    event_id: format!("e{i}"),
+                    business_id: "b".into(),
+                    contact_id: format!("c{}", i % 2),
+                    occurred_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + i)
+                        .unwrap(),
+                    source: "manual".into(),
+                    payload: Payload::NoteCreated(NoteCreated {
+                        note_id: format!("n{i}"),
+                        body: "Call back \"soon\"".into(),
+                    }),
+                },
+                topic: "crm.contacts".into(),
+                partition: 1,
+                offset: 40 + i,
+            })
+            .collect();
+        let owned: Vec<StoredEvent> = accepted.iter().map(StoredEvent::from).collect();
+        let data: Vec<String> = accepted
+            .iter()
+            .map(|a| a.event.payload.data_json())
+            .collect();
+        let borrowed: Vec<StoredEventRef<'_>> = (accepted.iter().zip(&data))
+            .map(|(a, d)| StoredEventRef::new(a, d))
+            .collect();
+        let of_owned: Vec<StoredEventRef<'_>> = owned.iter().map(StoredEventRef::of).collect();
+        assert_eq!(borrowed, of_owned);
+        let a = events_batch(&owned).unwrap();
+        let b = events_batch(&borrowed).unwrap();
+        assert_eq!(a.num_rows(), 3);
+        assert_eq!(a, b);
+        assert_eq!(event_refs(&b).unwrap(), borrowed);
+        assert_eq!(events_from(&b).unwrap(), owned);
+    }
 
     /// The traced columns are the ones the store has always written (segments written by an
     /// earlier version are merged with new ones, so the shapes must stay equal): the lists
@@ -559,7 +653,7 @@ mod tests {
 
     #[test]
     fn rows_without_the_key_columns_are_refused_by_name() {
-        let events = events_batch(&[]).unwrap();
+        let events = events_batch::<StoredEvent>(&[]).unwrap();
         let err = latest_profile_rows(&[events]).unwrap_err();
         assert!(err.to_string().contains("evaluated_at"), "{err}");
     }
