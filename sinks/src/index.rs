@@ -13,7 +13,7 @@ use model::profile::ContactProfile;
 use model::sink::ScoreChange;
 
 use crate::read::{Activity, ProfileReader, ReadError, Since, BUSINESS_RECENT, CONTACT_RECENT};
-use crate::rows::{StoredEvent, StoredEventRef};
+use crate::rows::StoredEventRef;
 
 mod packed;
 use packed::{Packed, Record};
@@ -173,9 +173,13 @@ impl ProfileIndex {
 
     /// Replaces the activity of `partition` with `events` (its stored events, in order):
     /// recovery after a reassignment must not record them twice.
-    pub fn reload_partition(&self, partition: i32, events: &[StoredEvent]) {
+    pub fn reload_partition<'a>(
+        &self,
+        partition: i32,
+        events: impl IntoIterator<Item = StoredEventRef<'a>>,
+    ) {
         self.forget_partition(partition);
-        self.record(events.iter().map(StoredEventRef::of));
+        self.record(events);
     }
 
     /// Rewrites the kept activity of erased contacts with their events' redacted data.
@@ -405,6 +409,7 @@ impl ProfileReader for ProfileIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::StoredEvent;
 
     fn profile(id: &str, score: i64, balance: i64, at: i64) -> ContactProfile {
         ContactProfile {

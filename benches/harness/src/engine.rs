@@ -311,7 +311,7 @@ pub async fn run_engine(
             activity: freed(&mut || {
                 if let Some(s) = &store {
                     for &p in &parts {
-                        s.index().reload_partition(p, &[]);
+                        s.index().reload_partition(p, std::iter::empty());
                     }
                 }
             }),

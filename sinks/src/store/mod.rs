@@ -93,7 +93,16 @@ impl EmbeddedStore {
         let store = Self::handle(segments, next_seq, false);
         for p in store.inner.segments.partitions()? {
             store.inner.index.upsert(store.latest_profiles(p)?);
-            store.inner.index.reload_partition(p, &store.events(p)?);
+            // The activity straight from the segments' columns: no event is copied into rows.
+            let batches = store.inner.segments.read(Kind::Events, p)?;
+            let mut events = Vec::new();
+            for b in &batches {
+                events.extend(rows::event_refs(b).map_err(|source| StoreError::Columns {
+                    what: "events",
+                    source,
+                })?);
+            }
+            store.inner.index.reload_partition(p, events);
         }
         tracing::info!(dir = %store.dir().display(), contacts = store.inner.index.len(), "embedded store opened");
         Ok(store)
@@ -445,7 +454,9 @@ impl EmbeddedStore {
             .iter()
             .map(read_back)
             .collect::<Result<Vec<_>, _>>()?;
-        self.inner.index.reload_partition(p, &stored);
+        self.inner
+            .index
+            .reload_partition(p, stored.iter().map(StoredEventRef::of));
         let profiles = self.latest_profiles(p)?;
         self.inner.index.upsert(profiles.iter().cloned());
         Ok(Recovered {
