@@ -10,21 +10,27 @@ use model::signal::Signal;
 use model::sink::{AcceptedEvent, ScoreChange};
 use serde::{Deserialize, Serialize};
 
-/// An accepted event as stored: envelope columns plus the `data` object as JSON text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
+/// An accepted event as stored: envelope columns plus the `data` object as JSON text. `S` is its
+/// texts' type: owned in a [`StoredEvent`] (what reads return), borrowed in a [`StoredEventRef`]
+/// (what a write builds its segment and records the activity from, without copying each text of
+/// each event first). One list of the columns for both.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StoredEventOf<S> {
     pub partition: i32,
-    pub topic: String,
+    pub topic: S,
     pub offset: i64,
-    pub event_id: String,
+    pub event_id: S,
     #[serde(rename = "type")]
-    pub kind: String,
-    pub business_id: String,
-    pub contact_id: String,
+    pub kind: S,
+    pub business_id: S,
+    pub contact_id: S,
     pub occurred_at: i64,
-    pub source: String,
-    pub data: String,
+    pub source: S,
+    pub data: S,
 }
+
+pub type StoredEvent = StoredEventOf<String>;
+pub type StoredEventRef<'a> = StoredEventOf<&'a str>;
 
 impl From<&AcceptedEvent> for StoredEvent {
     fn from(a: &AcceptedEvent) -> Self {
@@ -42,24 +48,6 @@ impl From<&AcceptedEvent> for StoredEvent {
             data: e.payload.data_json(),
         }
     }
-}
-
-/// A [`StoredEvent`] borrowed from the accepted event it stores and its data text: the same
-/// columns in the same order (a test holds the two batches equal), so a write builds its
-/// segment and records the activity without copying each text of each event first.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct StoredEventRef<'a> {
-    pub partition: i32,
-    pub topic: &'a str,
-    pub offset: i64,
-    pub event_id: &'a str,
-    #[serde(rename = "type")]
-    pub kind: &'a str,
-    pub business_id: &'a str,
-    pub contact_id: &'a str,
-    pub occurred_at: i64,
-    pub source: &'a str,
-    pub data: &'a str,
 }
 
 impl<'a> StoredEventRef<'a> {
