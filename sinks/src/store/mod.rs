@@ -479,10 +479,10 @@ fn read_back(e: &StoredEvent) -> Result<model::event::Event, StoreError> {
     })
 }
 
-/// One write's content in the form it is stored in: the events and signals as rows, the
-/// profiles (written, then moved into the read model). `write` builds it from the borrowed
-/// output before handing it to a blocking task; that task used to get a clone of the whole
-/// output (score changes included, which the store does not keep) and copy it into rows again.
+/// One write's content in the form it is stored in: the events and signals as Arrow batches
+/// built from rows that borrow the output, the score changes as rows, the profiles (written,
+/// then moved into the read model). `write` builds it from the borrowed output before handing
+/// it to a blocking task, which records the activity from the events batch's columns.
 struct Prepared {
     partition: i32,
     seq: u64,
