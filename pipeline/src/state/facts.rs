@@ -39,13 +39,6 @@ impl<T> Facts<T> {
         &mut self.items[at].1
     }
 
-    pub fn get(&self, id: &str) -> Option<&T> {
-        self.items
-            .binary_search_by(|(k, _)| (**k).cmp(id))
-            .ok()
-            .map(|at| &self.items[at].1)
-    }
-
     /// Every fact with its id, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
         self.items.iter().map(|(k, v)| (&**k, v))
@@ -80,8 +73,6 @@ mod tests {
         }
         let all: Vec<(&str, u32)> = f.iter().map(|(k, v)| (k, *v)).collect();
         assert_eq!(all, [("a", 2), ("b10", 1), ("b2", 2), ("c", 1)]);
-        assert_eq!(f.get("b2"), Some(&2));
-        assert_eq!(f.get("b3"), None);
         let mut g: Facts<u32> = Facts::default();
         for id in ["c", "b2", "a", "b10", "a", "b2"] {
             *g.entry(id) += 1;

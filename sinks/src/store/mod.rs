@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::error::ArrowError;
 use model::event::Payload;
 use model::profile::ContactProfile;
 use model::signal::Signal;
@@ -37,7 +38,7 @@ pub enum StoreError {
     #[error("reading the columns of {what}: {source}")]
     Columns {
         what: &'static str,
-        source: datafusion::arrow::error::ArrowError,
+        source: ArrowError,
     },
     #[error("de-duplicating stored profiles: {0}")]
     Dedupe(#[source] datafusion::arrow::error::ArrowError),
@@ -76,6 +77,10 @@ pub struct EmbeddedStore {
     inner: Arc<Inner>,
 }
 
+fn columns_err(what: &'static str) -> impl FnOnce(ArrowError) -> StoreError {
+    move |source| StoreError::Columns { what, source }
+}
+
 fn rows_err(what: &'static str) -> impl FnOnce(serde_arrow::Error) -> StoreError {
     move |source| StoreError::Rows { what, source }
 }
@@ -97,10 +102,7 @@ impl EmbeddedStore {
             let batches = store.inner.segments.read(Kind::Events, p)?;
             let mut events = Vec::new();
             for b in &batches {
-                events.extend(rows::event_refs(b).map_err(|source| StoreError::Columns {
-                    what: "events",
-                    source,
-                })?);
+                events.extend(rows::event_refs(b).map_err(columns_err("events"))?);
             }
             store.inner.index.reload_partition(p, events);
         }
@@ -269,12 +271,7 @@ impl EmbeddedStore {
         self.inner.index.upsert(out.profiles);
         self.inner
             .index
-            .record(
-                rows::event_refs(events).map_err(|source| StoreError::Columns {
-                    what: "events",
-                    source,
-                })?,
-            );
+            .record(rows::event_refs(events).map_err(columns_err("events"))?);
         if !out.erased.is_empty() {
             self.erase(p, &out.erased)?;
             self.inner.index.redact(&out.erased);
